@@ -1,0 +1,33 @@
+"""The zoo: reinforcement learning with vision-language-model rewards for autonomous driving.
+
+Public API (imports are lazy so ``import zoo`` stays fast)::
+
+    import zoo
+    env = zoo.make_env("highway-fast", obs="both")
+    zoo.list_scenarios()
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "make_env": "zoo.envs.make",
+    "EnvConfig": "zoo.envs.make",
+    "ZooError": "zoo.registry",
+    "list_scenarios": "zoo.api",
+    "list_agents": "zoo.api",
+    "load_agent": "zoo.agents.checkpoint",
+    "evaluate": "zoo.evaluation.rollout",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

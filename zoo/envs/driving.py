@@ -1,0 +1,142 @@
+"""A highway-env scenario as a gymnasium env with the zoo's observation layout.
+
+The observation is a dict (which TorchRL's ``GymWrapper`` turns into TensorDict keys, names from
+:mod:`zoo.keys`): the scenario's vector observation, optionally the BEV frame rendered by highway-env
+itself, the ego vehicle state and highway-env's engineered reward (kept so that replay-buffer data can
+be relabelled with any reward later).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from zoo import keys
+from zoo.envs.presets import ScenarioPreset
+
+OBS_MODES = ("kinematics", "bev", "both")
+ACTION_MODES = ("continuous", "discrete")
+
+
+def _wrap_to_pi(angle: float) -> float:
+    return (angle + np.pi) % (2 * np.pi) - np.pi
+
+
+def _scalar_box(low: float = -np.inf, high: float = np.inf) -> spaces.Box:
+    return spaces.Box(low, high, (1,), np.float32)
+
+
+class DrivingEnv(gym.Wrapper):
+    """Wrap a highway-env env: dict observations, (steer, throttle) actions, vehicle state.
+
+    Args:
+        preset: the scenario.
+        obs: ``"kinematics"`` (vector observation only), ``"bev"`` (BEV frame only) or ``"both"``.
+        action: ``"continuous"`` (steer, throttle in [-1, 1]; steer only on lateral-only scenarios)
+            or ``"discrete"`` (highway-env's meta-actions).
+        bev_size: side of the square BEV frame in pixels.
+        bev_range_m: metres of road across the BEV frame.
+        config: extra highway-env config overrides.
+    """
+
+    def __init__(
+        self,
+        preset: ScenarioPreset,
+        *,
+        obs: str = "kinematics",
+        action: str = "discrete",
+        bev_size: int = 96,
+        bev_range_m: float = 60.0,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        # SDL prints an error for every new process when this is unset; rendering works either way.
+        os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+        import highway_env  # noqa: F401  (registers the gymnasium ids)
+
+        self.preset = preset
+        self.render_bev = obs in ("bev", "both")
+        self.expose_vector = obs in ("kinematics", "both")
+        env_config = {
+            **preset.config,
+            "action": self._action_config(preset, action),
+            "screen_width": bev_size,
+            "screen_height": bev_size,
+            "scaling": bev_size / bev_range_m,
+            **(config or {}),
+        }
+        super().__init__(gym.make(preset.gym_id, config=env_config, render_mode="rgb_array"))
+        self.continuous = action == "continuous"
+        self.bev_size = bev_size
+        self._distance = 0.0
+
+        observation: dict[str, spaces.Space] = {}
+        if self.expose_vector:
+            size = int(np.prod(self.env.observation_space.shape))
+            observation[keys.OBSERVATION] = spaces.Box(-np.inf, np.inf, (size,), np.float32)
+        if self.render_bev:
+            observation[keys.PIXELS] = spaces.Box(0, 255, (3, bev_size, bev_size), np.uint8)
+        observation[keys.VEHICLE_STATE] = spaces.Dict({name: _scalar_box() for name in keys.VEHICLE_STATE_FIELDS})
+        observation[keys.ENV_REWARD] = _scalar_box()
+        self.observation_space = spaces.Dict(observation)
+        if self.continuous:
+            dims = 1 if preset.lateral_only else 2
+            self.action_space = spaces.Box(-1.0, 1.0, (dims,), np.float32)
+
+    @staticmethod
+    def _action_config(preset: ScenarioPreset, action: str) -> dict[str, Any]:
+        if action == "discrete":
+            return {"type": "DiscreteMetaAction", **({"lateral": True} if preset.lateral_only else {})}
+        return {"type": "ContinuousAction", "longitudinal": not preset.lateral_only, "lateral": True}
+
+    # -- gym API ----------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._distance = 0.0
+        return self._observation(obs, env_reward=0.0), info
+
+    def step(self, action):
+        if self.continuous:
+            # zoo order is (steer, throttle); highway-env's ContinuousAction is (acceleration, steering).
+            action = np.asarray(action, dtype=np.float32)[::-1].copy()
+        position = self.unwrapped.vehicle.position.copy()
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._distance += float(np.linalg.norm(self.unwrapped.vehicle.position - position))
+        return self._observation(obs, env_reward=float(reward)), float(reward), terminated, truncated, info
+
+    # -- observation ------------------------------------------------------------------------------
+    def _observation(self, obs: np.ndarray, env_reward: float) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.expose_vector:
+            out[keys.OBSERVATION] = np.asarray(obs, dtype=np.float32).reshape(-1)
+        if self.render_bev:
+            out[keys.PIXELS] = self.bev_frame()
+        out[keys.VEHICLE_STATE] = {
+            name: np.array([value], dtype=np.float32) for name, value in self.vehicle_state().items()
+        }
+        out[keys.ENV_REWARD] = np.array([env_reward], dtype=np.float32)
+        return out
+
+    def bev_frame(self) -> np.ndarray:
+        """The BEV frame as highway-env renders it, uint8 C x H x W."""
+        frame = self.env.render()
+        return np.ascontiguousarray(frame.transpose(2, 0, 1))
+
+    def vehicle_state(self) -> dict[str, float]:
+        """Ego vehicle state read from the simulator (units in :mod:`zoo.keys`)."""
+        vehicle = self.unwrapped.vehicle
+        lane = self.unwrapped.road.network.get_lane(vehicle.lane_index)
+        longitudinal, lateral = lane.local_coordinates(vehicle.position)
+        return {
+            "speed": float(vehicle.speed),
+            "lateral_offset": float(lateral),
+            "heading_error": float(_wrap_to_pi(vehicle.heading - lane.heading_at(longitudinal))),
+            "on_road": float(vehicle.on_road),
+            "crashed": float(vehicle.crashed),
+            "distance": self._distance,
+            "route_progress": self._distance / self.preset.route_length_m,
+        }

@@ -1,0 +1,55 @@
+"""Scenario presets: which highway-env environment, with which settings, and what its route is.
+
+``route_length_m`` defines route completion (RC) and success (SR) uniformly across scenarios: the ego
+car succeeds when its episode ends without a collision after covering the route length. Values are
+the distance a competent driver covers within the scenario's time limit (highway, racetrack) or from
+spawn to the scenario's exit (merge, roundabout, intersection), measured with highway-env's own
+controllers; see docs/envs.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from zoo.registry import Registry
+
+
+@dataclass(frozen=True)
+class ScenarioPreset:
+    """One driving scenario.
+
+    Attributes:
+        name: zoo name of the scenario.
+        gym_id: highway-env environment id.
+        route_length_m: distance that counts as route completion 1.0.
+        config: highway-env config overrides applied on top of the environment's defaults.
+        lateral_only: the scenario steers only (racetrack); continuous actions are then [steer].
+        action_modes: action modes the scenario supports (merge-v0's reward is defined for meta-actions only).
+    """
+
+    name: str
+    gym_id: str
+    route_length_m: float
+    config: dict[str, Any] = field(default_factory=dict)
+    lateral_only: bool = False
+    action_modes: tuple[str, ...] = ("continuous", "discrete")
+    description: str = ""
+
+
+SCENARIOS: Registry[ScenarioPreset] = Registry("scenario")
+
+for _preset in (
+    ScenarioPreset("highway", "highway-v0", 800.0, {"duration": 40},
+                   description="4-lane highway with dense traffic, 40 s"),
+    ScenarioPreset("highway-fast", "highway-fast-v0", 600.0, {"duration": 30},
+                   description="highway with fewer simulation steps per action (the SB3 reference setting), 30 s"),
+    ScenarioPreset("merge", "merge-v0", 330.0, {}, action_modes=("discrete",), description="highway with a merging on-ramp; ends past the merge"),
+    ScenarioPreset("roundabout", "roundabout-v0", 80.0, {"duration": 11},
+                   description="enter, cross and leave a roundabout, 11 s"),
+    ScenarioPreset("intersection", "intersection-v0", 75.0, {"duration": 13},
+                   description="turn at an unsignalised intersection, ends on arrival"),
+    ScenarioPreset("racetrack", "racetrack-v0", 400.0, {"duration": 60, "other_vehicles": 1}, lateral_only=True,
+                   description="follow a winding track with one other car, 60 s"),
+):
+    SCENARIOS.register(_preset.name, _preset)

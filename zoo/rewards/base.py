@@ -1,0 +1,72 @@
+"""The reward-module contract shared by every reward in the zoo.
+
+A reward module is a TorchRL :class:`~torchrl.envs.Transform`. It reads keys of a transition's
+next state (BEV frame, vehicle state, highway-env's reward …) and writes the learner's ``reward``
+plus each of its terms under ``("reward_terms", name)``. The same object works
+
+* on an environment: ``TransformedEnv(env, reward)`` scores each step as it happens;
+* on stored data: ``reward(tensordict)`` relabels a batch of transitions (replay buffer, dataset),
+  reading and writing under ``"next"``.
+
+So a recipe swaps one ``class_path`` to change the reward.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import torch
+from tensordict import TensorDictBase
+from torchrl.data import Composite, Unbounded
+from torchrl.envs import Transform
+
+from zoo import keys
+
+
+class RewardModule(Transform):
+    """Base class: subclasses name their ``terms`` and implement :meth:`compute`."""
+
+    #: names of the terms written under ``("reward_terms", name)``
+    terms: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        super().__init__(in_keys=[], out_keys=[keys.REWARD])
+
+    @abstractmethod
+    def compute(self, next_state: TensorDictBase) -> dict[str, torch.Tensor]:
+        """Return ``{"reward": r, term: value, ...}``; every value shaped like ``next_state[...,  1]``."""
+
+    def _write(self, next_state: TensorDictBase) -> TensorDictBase:
+        values = self.compute(next_state)
+        reward = values.pop(keys.REWARD)
+        next_state.set(keys.REWARD, reward.to(torch.float32))
+        for name in self.terms:
+            next_state.set((keys.REWARD_TERMS, name), values[name].to(torch.float32))
+        return next_state
+
+    # On an env: called with the freshly stepped next state.
+    def _step(self, tensordict: TensorDictBase, next_tensordict: TensorDictBase) -> TensorDictBase:
+        return self._write(next_tensordict)
+
+    # On stored transitions: relabel under "next".
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        self._write(tensordict.get("next") if "next" in tensordict.keys() else tensordict)
+        return tensordict
+
+    def _reset(self, tensordict: TensorDictBase, tensordict_reset: TensorDictBase) -> TensorDictBase:
+        for name in self.terms:
+            tensordict_reset.set((keys.REWARD_TERMS, name), torch.zeros(*tensordict_reset.batch_size, 1))
+        return tensordict_reset
+
+    def transform_observation_spec(self, observation_spec: Composite) -> Composite:
+        if self.terms:
+            shape = observation_spec.shape
+            observation_spec[keys.REWARD_TERMS] = Composite(
+                {name: Unbounded(shape=(*shape, 1), dtype=torch.float32, device=observation_spec.device)
+                 for name in self.terms},
+                shape=shape,
+            )
+        return observation_spec
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(terms={list(self.terms)})"
