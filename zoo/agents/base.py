@@ -1,0 +1,286 @@
+"""Plumbing shared by every agent: environment, collector, replay buffer, logging.
+
+Each algorithm file (``dqn.py``, ``sac.py`` …) subclasses :class:`OffPolicyAgent` or
+:class:`OnPolicyAgent`, builds its networks and TorchRL loss, and implements :meth:`Agent.update`
+— one gradient update on one batch — top to bottom. Everything else lives here.
+
+The training budget is ``total_frames`` environment steps (the RL convention); Lightning's
+``max_steps`` still caps optimizer steps if set. One Lightning "batch" is one gradient update.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
+from torch.utils.data import DataLoader, IterableDataset
+from torchrl.collectors import Collector
+from torchrl.data import LazyTensorStorage, ReplayBuffer
+from torchrl.envs import ExplorationType, set_exploration_type
+
+from zoo import keys
+from zoo.agents.networks import ENCODERS
+from zoo.envs.make import EnvConfig
+from zoo.registry import ZooError, check_choice
+from zoo.rewards.base import RewardModule
+
+MS_TO_KMH = 3.6
+
+
+class EpisodeTracker:
+    """Counts env steps, episodes and collisions; summarises episodes as they finish."""
+
+    def __init__(self, window: int = 20) -> None:
+        self.frames = 0
+        self.episodes = 0
+        self.collisions = 0
+        self.recent_returns: deque[float] = deque(maxlen=window)
+
+    def update(self, batch: TensorDictBase) -> dict[str, float]:
+        """Account for one collected batch; return metrics of the episodes it finished (may be empty)."""
+        self.frames += batch.numel()
+        nxt = batch.get("next")
+        metrics = {"train/speed_kmh": nxt.get(keys.SPEED).mean().item() * MS_TO_KMH}
+        done = nxt.get(keys.DONE).squeeze(-1)
+        if done.any():
+            returns = nxt.get(keys.EPISODE_RETURN)[done].squeeze(-1)
+            crashed = nxt.get(keys.CRASHED)[done].squeeze(-1)
+            self.episodes += int(done.sum())
+            self.collisions += int(crashed.sum())
+            self.recent_returns.extend(returns.tolist())
+            metrics.update({
+                "train/episode_return": returns.mean().item(),
+                "train/episode_length": nxt.get(keys.STEP_COUNT)[done].float().mean().item(),
+                "train/collision_rate": crashed.mean().item(),
+                "train/route_progress": nxt.get(keys.ROUTE_PROGRESS)[done].mean().item(),
+                "train/distance_m": nxt.get(keys.DISTANCE)[done].mean().item(),
+            })
+        return metrics
+
+    def progress(self) -> dict[str, float]:
+        recent = sum(self.recent_returns) / len(self.recent_returns) if self.recent_returns else float("nan")
+        return {"env_steps": float(self.frames), "episodes": float(self.episodes), "return": recent,
+                "collisions": float(self.collisions)}
+
+
+def _identity(batch: Any) -> Any:
+    return batch
+
+
+class _Stream(IterableDataset):
+    """Lets Lightning iterate over an agent's generator of batches."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def __iter__(self) -> Iterator[TensorDictBase]:
+        return self.agent.batches()
+
+
+class Agent(L.LightningModule):
+    """Base LightningModule for an RL algorithm on a driving scenario.
+
+    Args:
+        env: the training environment (scenario, observation, number of parallel envs …).
+        reward: a reward module; default highway-env's engineered reward.
+        network: encoder name, ``"mlp"`` (kinematics ``observation``) or ``"cnn"`` (BEV ``pixels``).
+        hidden_sizes: hidden layer sizes of the encoders and heads.
+        total_frames: training budget in environment steps.
+        frames_per_batch: environment steps collected between rounds of updates.
+        gamma: discount factor.
+        lr: learning rate.
+        max_grad_norm: gradient-norm clip (``None``: no clipping).
+        seed: seed of the training environments (evaluation uses disjoint seeds).
+    """
+
+    #: action modes the algorithm supports; the first is used when the recipe leaves it open
+    action_modes: tuple[str, ...] = ("continuous", "discrete")
+
+    def __init__(
+        self,
+        env: EnvConfig | None = None,
+        reward: RewardModule | None = None,
+        network: str = "mlp",
+        hidden_sizes: Sequence[int] = (256, 256),
+        total_frames: int = 100_000,
+        frames_per_batch: int = 64,
+        gamma: float = 0.99,
+        lr: float = 3e-4,
+        max_grad_norm: float | None = 10.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["reward"])
+        self.automatic_optimization = False
+        env = env or EnvConfig()
+        if env.action is None:
+            env.action = self.action_modes[0]
+        elif env.action not in self.action_modes:
+            raise ZooError(f"{type(self).__name__} needs action mode {' or '.join(self.action_modes)}, "
+                           f"but the env asks for {env.action!r}")
+        check_choice("network", network, ENCODERS.names())
+        encoder_key = ENCODERS.get(network).in_key
+        if encoder_key == keys.PIXELS and env.obs == "kinematics":
+            env.obs = "both"  # the CNN needs frames; keep the vector too for logging
+        self.env_config = env
+        self.reward = reward
+        self.network = network
+        self.hidden_sizes = tuple(hidden_sizes)
+        self.total_frames = total_frames
+        self.frames_per_batch = frames_per_batch
+        self.gamma = gamma
+        self.lr = lr
+        self.max_grad_norm = max_grad_norm
+        self.seed = seed
+        self.tracker = EpisodeTracker()
+
+        spec_env = env.make(num_envs=1)
+        self.obs_key = encoder_key
+        self.obs_shape = tuple(spec_env.observation_spec[encoder_key].shape)
+        self.action_spec = spec_env.full_action_spec[keys.ACTION]
+        spec_env.close()
+
+    # -- to implement per algorithm ---------------------------------------------------------------
+    @property
+    def policy(self) -> TensorDictModuleBase:
+        """The deterministic policy used for evaluation and deployment."""
+        raise NotImplementedError
+
+    def exploration_policy(self) -> TensorDictModuleBase:
+        """The policy the collector runs (stochastic / with exploration noise)."""
+        return self.policy
+
+    def update(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
+        """One gradient update on ``batch``; returns the losses to log."""
+        raise NotImplementedError
+
+    def batches(self) -> Iterator[TensorDictBase]:
+        """Yield training batches (collecting experience as needed)."""
+        raise NotImplementedError
+
+    # -- shared plumbing --------------------------------------------------------------------------
+    def encoder(self) -> torch.nn.Module:
+        """A fresh encoder for this agent's observation (one per network: no shared trunk)."""
+        return ENCODERS.get(self.network)(self.obs_shape, self.hidden_sizes)
+
+    def make_train_env(self):
+        return self.env_config.make(seed=self.seed, reward=self.reward)
+
+    def make_collector(self, **kwargs: Any) -> Collector:
+        env = self.make_train_env()
+        frames = self.frames_per_batch - self.frames_per_batch % env.batch_size.numel() if env.batch_size else None
+        return Collector(
+            env,
+            self.exploration_policy(),
+            frames_per_batch=frames or self.frames_per_batch,
+            total_frames=self.total_frames,
+            device=self.device,
+            **kwargs,
+        )
+
+    def collected(self, batch: TensorDictBase) -> TensorDictBase:
+        """Book-keep a freshly collected batch: counters, episode metrics to the logger."""
+        metrics = self.tracker.update(batch)
+        if self.logger is not None:
+            self.logger.log_metrics(metrics, step=self.tracker.frames)
+        return batch
+
+    def optimizer_step(self, optimizers: Any, loss: torch.Tensor) -> None:
+        """Backward, optional gradient clipping, step of one or several optimizers (manual optimization)."""
+        optimizers = optimizers if isinstance(optimizers, (list, tuple)) else [optimizers]
+        for optimizer in optimizers:
+            optimizer.zero_grad()
+        self.manual_backward(loss)
+        for optimizer in optimizers:
+            if self.max_grad_norm is not None:
+                self.clip_gradients(optimizer, gradient_clip_val=self.max_grad_norm, gradient_clip_algorithm="norm")
+            optimizer.step()
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_Stream(self), batch_size=None, collate_fn=_identity)
+
+    def training_step(self, batch: TensorDictBase, batch_idx: int) -> None:
+        losses = self.update(batch)
+        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, on_step=True, prog_bar=False)
+        self.log_dict(self.tracker.progress(), on_step=True, prog_bar=True, logger=False)
+
+    @torch.no_grad()
+    def act(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Deterministic action for evaluation or deployment."""
+        with set_exploration_type(ExplorationType.DETERMINISTIC):
+            return self.policy(tensordict)
+
+
+class OffPolicyAgent(Agent):
+    """Agents that learn from a replay buffer (DQN, SAC, TD3).
+
+    Args:
+        buffer_size: replay buffer capacity in transitions.
+        batch_size: transitions per gradient update.
+        learning_starts: environment steps of random actions before learning begins.
+        updates_per_batch: gradient updates after each collected batch (``frames_per_batch`` steps).
+        **kwargs: see :class:`Agent`.
+    """
+
+    def __init__(self, buffer_size: int = 100_000, batch_size: int = 256, learning_starts: int = 1_000,
+                 updates_per_batch: int = 64, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.buffer_size = buffer_size
+        self.batch_size = batch_size
+        self.learning_starts = learning_starts
+        self.updates_per_batch = updates_per_batch
+        self.buffer = ReplayBuffer(storage=LazyTensorStorage(buffer_size), batch_size=batch_size)
+
+    def after_collect(self, batch: TensorDictBase) -> None:
+        """Hook after each collected batch (exploration annealing …)."""
+
+    def batches(self) -> Iterator[TensorDictBase]:
+        collector = self.make_collector(init_random_frames=self.learning_starts)
+        try:
+            for batch in collector:
+                self.collected(batch)
+                self.buffer.extend(batch.reshape(-1).to("cpu"))
+                self.after_collect(batch)
+                if self.tracker.frames < self.learning_starts:
+                    continue
+                for _ in range(self.updates_per_batch):
+                    yield self.buffer.sample().to(self.device)
+        finally:
+            collector.shutdown()
+
+
+class OnPolicyAgent(Agent):
+    """Agents that learn from fresh rollouts (PPO).
+
+    Args:
+        epochs: passes over each rollout.
+        minibatch_size: transitions per gradient update.
+        **kwargs: see :class:`Agent`.
+    """
+
+    def __init__(self, epochs: int = 10, minibatch_size: int = 64, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.epochs = epochs
+        self.minibatch_size = minibatch_size
+
+    def prepare(self, rollout: TensorDictBase) -> TensorDictBase:
+        """Per-rollout computation before the epochs (advantages …)."""
+        return rollout
+
+    def batches(self) -> Iterator[TensorDictBase]:
+        collector = self.make_collector()
+        try:
+            for rollout in collector:
+                self.collected(rollout)
+                with torch.no_grad():
+                    flat = self.prepare(rollout.to(self.device)).reshape(-1)
+                for _ in range(self.epochs):
+                    for idx in torch.randperm(flat.numel(), device=flat.device).split(self.minibatch_size):
+                        yield flat[idx]
+        finally:
+            collector.shutdown()
