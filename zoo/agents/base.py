@@ -10,8 +10,10 @@ The training budget is ``total_frames`` environment steps (the RL convention); L
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import lightning as L
@@ -26,6 +28,7 @@ from torchrl.envs import ExplorationType, set_exploration_type
 from zoo import keys
 from zoo.agents.networks import ENCODERS
 from zoo.envs.make import EnvConfig
+from zoo.evaluation.rollout import EVAL_SEED_OFFSET
 from zoo.registry import ZooError, check_choice
 from zoo.rewards.base import RewardModule
 
@@ -115,14 +118,26 @@ class Agent(L.LightningModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["reward"])
-        self.automatic_optimization = False
-        env = env or EnvConfig()
+        self.automatic_optimization = False  # each algorithm steps its optimizers itself, CleanRL style
+        self.save_hyperparameters()
+        # Keep hyper-parameters plain data (checkpoints load with weights_only=True): when the agent
+        # is built in Python rather than from a recipe, store its components as recipe entries.
+        if isinstance(self.hparams.get("env"), EnvConfig):
+            self.hparams["env"] = asdict(self.hparams["env"])
+        if isinstance(self.hparams.get("reward"), RewardModule):
+            self.hparams["reward"] = self.hparams["reward"].config()
+        if "_class_path" not in self.hparams:  # what LightningCLI records, so both load the same way
+            self.hparams["_class_path"] = f"{type(self).__module__}.{type(self).__name__}"
+            self.hparams["_instantiator"] = "lightning.pytorch.cli.instantiate_module"
+        env = EnvConfig(**env) if isinstance(env, dict) else copy.deepcopy(env) if env else EnvConfig()
         if env.action is None:
             env.action = self.action_modes[0]
         elif env.action not in self.action_modes:
             raise ZooError(f"{type(self).__name__} needs action mode {' or '.join(self.action_modes)}, "
                            f"but the env asks for {env.action!r}")
+        if not 0 <= seed < EVAL_SEED_OFFSET:
+            raise ZooError(f"seed must be in [0, {EVAL_SEED_OFFSET}) so that evaluation seeds stay held out, "
+                           f"got {seed}")
         check_choice("network", network, ENCODERS.names())
         encoder_key = ENCODERS.get(network).in_key
         if encoder_key == keys.PIXELS and env.obs == "kinematics":

@@ -46,6 +46,7 @@ class SAC(OffPolicyAgent):
         self.loss = SACLoss(self.actor, self.critic, num_qvalue_nets=2, alpha_init=alpha_init,
                             target_entropy=target_entropy, action_spec=self.action_spec, loss_function="l2")
         self.loss.make_value_estimator(gamma=self.gamma)
+        self.loss.target_entropy  # noqa: B018  registers the lazily created buffer, so checkpoints load
         self.target_updater = SoftUpdate(self.loss, tau=tau)
 
     @property

@@ -13,7 +13,9 @@ So a recipe swaps one ``class_path`` to change the reward.
 
 from __future__ import annotations
 
+import inspect
 from abc import abstractmethod
+from typing import Any
 
 import torch
 from tensordict import TensorDictBase
@@ -24,7 +26,11 @@ from zoo import keys
 
 
 class RewardModule(Transform):
-    """Base class: subclasses name their ``terms`` and implement :meth:`compute`."""
+    """Base class: subclasses name their ``terms`` and implement :meth:`compute`.
+
+    Convention (as scikit-learn's ``get_params``): every ``__init__`` argument is kept as an attribute of
+    the same name, so :meth:`config` can write the module back as a recipe entry.
+    """
 
     #: names of the terms written under ``("reward_terms", name)``
     terms: tuple[str, ...] = ()
@@ -67,6 +73,14 @@ class RewardModule(Transform):
                 shape=shape,
             )
         return observation_spec
+
+    def config(self) -> dict[str, Any]:
+        """This module as a recipe entry: ``{"class_path": ..., "init_args": {...}}``."""
+        params = [p for p in inspect.signature(type(self).__init__).parameters.values()
+                  if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        cls = type(self)
+        return {"class_path": f"{cls.__module__}.{cls.__qualname__}",
+                "init_args": {p.name: getattr(self, p.name) for p in params}}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(terms={list(self.terms)})"

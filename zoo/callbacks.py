@@ -1,0 +1,82 @@
+"""Lightning callbacks of the zoo: env-step progress bar, recipe logging, evaluation after fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, RichProgressBar
+from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.loggers import MLFlowLogger
+from rich.console import Console
+
+
+class EnvStepProgressBar(RichProgressBar):
+    """Rich progress bar counting environment steps (not gradient updates) toward ``total_frames``;
+    env steps, episodes, recent return and collisions are shown beside it."""
+
+    @property
+    def total_train_batches(self) -> int | float:
+        return getattr(self.trainer.lightning_module, "total_frames", super().total_train_batches)
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return "env steps"
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if not self.is_disabled and self.train_progress_bar_id is None:
+            self._initialize_train_progress_bar_id()
+        self._update(self.train_progress_bar_id, pl_module.tracker.frames)
+        self._update_metrics(trainer, pl_module)
+        self.refresh()
+
+
+class MLflowRecipeCallback(SaveConfigCallback):
+    """Logs the resolved recipe (``recipe.yaml``) and flat hyper-parameters to the MLflow run, and says
+    where the run is and how to open the UI."""
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        logger = trainer.logger
+        if not isinstance(logger, MLFlowLogger):
+            return
+        recipe = self.parser.dump(self.config, skip_none=False)
+        logger.experiment.log_text(logger.run_id, recipe, "recipe.yaml")
+        from zoo.tracking import ui_command
+
+        Console(stderr=True).print(
+            f"[bold]MLflow[/bold] run [cyan]{logger.run_id}[/cyan] in experiment "
+            f"[cyan]{logger._experiment_name}[/cyan] at {logger._tracking_uri}\n"
+            f"  open the UI with: [green]{ui_command(logger._tracking_uri)}[/green]"
+        )
+
+
+class EvaluateAfterFit(Callback):
+    """Evaluate the trained policy on held-out seeds when fit ends; print, save and log the table.
+
+    Args:
+        episodes: evaluation episodes.
+        seed: evaluation seed (offset into the held-out range).
+        video: also save a GIF of the first episode.
+    """
+
+    def __init__(self, episodes: int = 20, seed: int = 0, video: bool = False) -> None:
+        self.episodes = episodes
+        self.seed = seed
+        self.video = video
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.interrupted or not trainer.is_global_zero:
+            return
+        from zoo.evaluation import evaluate
+        from zoo.evaluation.report import log_to_mlflow, print_table, write_result
+
+        out = Path(trainer.checkpoint_callback.dirpath).parent / "evaluation" if trainer.checkpoint_callback \
+            else Path(trainer.default_root_dir) / "evaluation"
+        video = out / "episode.gif" if self.video else None
+        result = evaluate(pl_module, episodes=self.episodes, seed=self.seed, video=video)
+        print_table(result, title=f"held-out evaluation: {result.scenario}, {self.episodes} episodes")
+        files = write_result(result, out)
+        if isinstance(trainer.logger, MLFlowLogger):
+            log_to_mlflow(result, trainer.logger.experiment, trainer.logger.run_id, files + ([video] if video else []),
+                          step=pl_module.tracker.frames)

@@ -1,0 +1,145 @@
+"""The ``zoo`` command.
+
+``zoo fit|validate --config recipes/<recipe>.yaml [--key value ...]`` is Lightning's CLI over the
+agents (recipes are LightningCLI YAML with OmegaConf ``${...}`` interpolation). The zoo adds its own
+subcommands (``zoo evaluate`` …). User errors print one line naming the bad value and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+
+from zoo.registry import ZooError
+from zoo.tracking import configure_mlflow
+
+configure_mlflow()
+
+LIGHTNING_COMMANDS = ("fit", "validate")
+
+
+def _lightning_cli(argv: list[str]) -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.cli import LightningCLI
+
+    from zoo.agents import Agent
+    from zoo.callbacks import EnvStepProgressBar, MLflowRecipeCallback
+
+    class ZooCLI(LightningCLI):
+        def before_fit(self) -> None:
+            # Checkpoints beside the run: runs/<experiment>/<run id>/checkpoints.
+            logger, ckpt = self.trainer.logger, self.trainer.checkpoint_callback
+            if ckpt is not None and ckpt.dirpath is None and logger is not None:
+                experiment = getattr(logger, "_experiment_name", logger.name)
+                ckpt.dirpath = str(Path(self.trainer.default_root_dir) / experiment / str(logger.version)
+                                   / "checkpoints")
+
+    ZooCLI(
+        Agent,
+        subclass_mode_model=True,
+        auto_configure_optimizers=False,
+        save_config_callback=MLflowRecipeCallback,
+        save_config_kwargs={"save_to_log_dir": False},
+        parser_kwargs={"parser_mode": "omegaconf", "default_env": False},
+        trainer_defaults={
+            "max_epochs": 1,
+            "default_root_dir": "runs",
+            "logger": {"class_path": "zoo.tracking.ZooMLFlowLogger"},
+            "callbacks": [EnvStepProgressBar(), ModelCheckpoint(save_last=True)],
+            "log_every_n_steps": 10,
+        },
+        args=argv,
+    )
+
+
+def _evaluate(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="zoo evaluate",
+        description="Evaluate a trained policy on held-out seeds: driving metrics (PAPER.md §7) as a table, "
+                    "JSON and CSV, logged to MLflow.")
+    parser.add_argument("--ckpt", required=True, help="Lightning checkpoint (.ckpt) or MLflow run (runs:/<id>)")
+    parser.add_argument("--scenario", default=None, help="scenario (default: the one trained on)")
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0, help="evaluation seed (held-out range)")
+    parser.add_argument("--video", default=None, help="save the first episode as GIF/MP4 at this path")
+    parser.add_argument("--out", default=None, help="folder for metrics.json and episodes.csv "
+                                                    "(default: evaluation/ beside the checkpoint)")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error(f"--episodes must be >= 1, got {args.episodes}")
+
+    import mlflow
+    from mlflow.entities import Param
+
+    from zoo.agents.checkpoint import load_agent, resolve_checkpoint
+    from zoo.envs.presets import SCENARIOS
+    from zoo.evaluation import evaluate
+    from zoo.evaluation.report import log_to_mlflow, print_table, write_result
+    from zoo.tracking import tracking_uri, ui_command
+
+    if args.scenario is not None:
+        SCENARIOS.get(args.scenario)
+    ckpt = resolve_checkpoint(args.ckpt)
+    agent = load_agent(ckpt)
+    result = evaluate(agent, scenario=args.scenario, episodes=args.episodes, seed=args.seed, video=args.video)
+    print_table(result, title=f"held-out evaluation: {result.scenario}, {args.episodes} episodes, seed {args.seed}")
+    out = Path(args.out) if args.out else ckpt.parent.parent / "evaluation"
+    files = write_result(result, out)
+
+    client = mlflow.MlflowClient(tracking_uri())
+    experiment = client.get_experiment_by_name("evaluation") or client.get_experiment(
+        client.create_experiment("evaluation"))
+    run = client.create_run(experiment.experiment_id, tags={"checkpoint": str(args.ckpt),
+                                                            "scenario": result.scenario})
+    client.log_batch(run.info.run_id, params=[
+        Param(k, str(v)) for k, v in {"checkpoint": args.ckpt, "scenario": result.scenario,
+                                      "episodes": args.episodes, "seed": args.seed}.items()])
+    log_to_mlflow(result, client, run.info.run_id, files + ([Path(args.video)] if args.video else []))
+    client.set_terminated(run.info.run_id)
+    Console().print(f"wrote {', '.join(str(f) for f in files)}; MLflow run {run.info.run_id} "
+                    f"(experiment 'evaluation'); UI: {ui_command()}")
+
+
+ZOO_COMMANDS: dict[str, Callable[[list[str]], None]] = {"evaluate": _evaluate}
+
+USAGE = """usage: zoo <command> [options]
+
+commands:
+  fit        train a policy:      zoo fit --config recipes/quickstart.yaml [--trainer.max_steps N ...]
+  validate   Lightning validate:  zoo validate --config ...
+  evaluate   held-out metrics:    zoo evaluate --ckpt <checkpoint or runs:/id> --episodes 20 [--video out.gif]
+
+Run `zoo <command> --help` for its options."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    console = Console(stderr=True)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command = argv[0]
+    try:
+        if command in ZOO_COMMANDS:
+            ZOO_COMMANDS[command](argv[1:])
+        elif command in LIGHTNING_COMMANDS:
+            _lightning_cli(argv)
+        else:
+            from zoo.registry import unknown_choice
+
+            raise ZooError(unknown_choice("command", command, [*LIGHTNING_COMMANDS, *ZOO_COMMANDS]))
+    except ZooError as err:
+        console.print(f"[bold red]error:[/bold red] {err}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

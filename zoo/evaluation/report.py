@@ -1,0 +1,52 @@
+"""Evaluation output: a rich table, JSON and CSV files, MLflow metrics and artifacts."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from zoo.evaluation.metrics import SUMMARY_METRICS
+from zoo.evaluation.rollout import EvaluationResult
+
+_HEADERS = {"AS": "AS  average speed, km/h", "RC": "RC  route completion", "TD": "TD  total distance, m",
+            "CS": "CS  collision speed, km/h", "SR": "SR  success rate", "AC": "AC  collisions per episode",
+            "CR": "CR  collision rate", "return": "episode return", "length": "episode length, steps"}
+
+
+def print_table(result: EvaluationResult, title: str | None = None, console: Console | None = None) -> None:
+    """Print the summary as mean ± std per metric."""
+    table = Table(title=title or f"evaluation: {result.scenario}")
+    table.add_column("metric")
+    table.add_column("mean", justify="right")
+    table.add_column("std", justify="right")
+    for name in SUMMARY_METRICS:
+        mean, std = result.summary[name]
+        table.add_row(_HEADERS[name], f"{mean:.2f}", f"{std:.2f}")
+    (console or Console()).print(table)
+
+
+def write_result(result: EvaluationResult, out_dir: str | Path) -> list[Path]:
+    """Write ``metrics.json`` (summary + episodes) and ``episodes.csv``; return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, csv_path = out / "metrics.json", out / "episodes.csv"
+    json_path.write_text(json.dumps(result.to_dict(), indent=2))
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["seed", *result.episodes[0]])
+        writer.writeheader()
+        for seed, episode in zip(result.seeds, result.episodes):
+            writer.writerow({"seed": seed, **episode})
+    return [json_path, csv_path]
+
+
+def log_to_mlflow(result: EvaluationResult, client: Any, run_id: str, files: list[Path], step: int = 0) -> None:
+    """Log the summary metrics and the result files to an MLflow run."""
+    for name, value in result.flat_metrics().items():
+        client.log_metric(run_id, name, value, step=step)
+    for path in files:
+        client.log_artifact(run_id, str(path), "evaluation")
