@@ -58,12 +58,23 @@ class EvaluateAfterFit(Callback):
         episodes: evaluation episodes.
         seed: evaluation seed (offset into the held-out range).
         video: also save a GIF of the first episode.
+        before: also evaluate the untrained policy when fit starts, on the same seeds, and show
+            both side by side (so the table shows what training changed).
     """
 
-    def __init__(self, episodes: int = 20, seed: int = 0, video: bool = False) -> None:
+    def __init__(self, episodes: int = 20, seed: int = 0, video: bool = False, before: bool = True) -> None:
         self.episodes = episodes
         self.seed = seed
         self.video = video
+        self.before = before
+        self.initial = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.before and trainer.is_global_zero:
+            from zoo.evaluation import evaluate
+
+            self.initial = evaluate(pl_module, episodes=self.episodes, seed=self.seed)
+            pl_module.train()
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.interrupted or not trainer.is_global_zero:
@@ -75,8 +86,11 @@ class EvaluateAfterFit(Callback):
             else Path(trainer.default_root_dir) / "evaluation"
         video = out / "episode.gif" if self.video else None
         result = evaluate(pl_module, episodes=self.episodes, seed=self.seed, video=video)
-        print_table(result, title=f"held-out evaluation: {result.scenario}, {self.episodes} episodes")
+        print_table(result, title=f"held-out evaluation: {result.scenario}, {self.episodes} episodes",
+                    before=self.initial)
         files = write_result(result, out)
         if isinstance(trainer.logger, MLFlowLogger):
-            log_to_mlflow(result, trainer.logger.experiment, trainer.logger.run_id, files + ([video] if video else []),
-                          step=pl_module.tracker.frames)
+            client, run_id = trainer.logger.experiment, trainer.logger.run_id
+            log_to_mlflow(result, client, run_id, files + ([video] if video else []), step=pl_module.tracker.frames)
+            if self.initial is not None:
+                log_to_mlflow(self.initial, client, run_id, [], step=0, prefix="eval_before/")

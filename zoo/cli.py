@@ -22,7 +22,7 @@ configure_mlflow()
 LIGHTNING_COMMANDS = ("fit", "validate")
 
 
-def _lightning_cli(argv: list[str]) -> None:
+def _lightning_cli(argv: list[str] | None) -> None:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
@@ -116,7 +116,19 @@ commands:
 Run `zoo <command> --help` for its options."""
 
 
+def _user_error(err: BaseException) -> ZooError | None:
+    """The :class:`ZooError` behind ``err`` (jsonargparse wraps errors raised while building components)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, ZooError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    from_sys = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     console = Console(stderr=True)
     if not argv or argv[0] in ("-h", "--help"):
@@ -127,13 +139,16 @@ def main(argv: list[str] | None = None) -> int:
         if command in ZOO_COMMANDS:
             ZOO_COMMANDS[command](argv[1:])
         elif command in LIGHTNING_COMMANDS:
-            _lightning_cli(argv)
+            _lightning_cli(None if from_sys else argv)
         else:
             from zoo.registry import unknown_choice
 
             raise ZooError(unknown_choice("command", command, [*LIGHTNING_COMMANDS, *ZOO_COMMANDS]))
-    except ZooError as err:
-        console.print(f"[bold red]error:[/bold red] {err}", highlight=False)
+    except Exception as err:
+        user_error = _user_error(err)
+        if user_error is None:
+            raise
+        console.print(f"[bold red]error:[/bold red] {user_error}", highlight=False)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted")

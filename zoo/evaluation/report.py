@@ -18,15 +18,17 @@ _HEADERS = {"AS": "AS  average speed, km/h", "RC": "RC  route completion", "TD":
             "CR": "CR  collision rate", "return": "episode return", "length": "episode length, steps"}
 
 
-def print_table(result: EvaluationResult, title: str | None = None, console: Console | None = None) -> None:
-    """Print the summary as mean ± std per metric."""
+def print_table(result: EvaluationResult, title: str | None = None, console: Console | None = None,
+                before: EvaluationResult | None = None) -> None:
+    """Print the summary as mean ± std per metric; with ``before``, the untrained policy beside it."""
     table = Table(title=title or f"evaluation: {result.scenario}")
     table.add_column("metric")
-    table.add_column("mean", justify="right")
-    table.add_column("std", justify="right")
+    if before is not None:
+        table.add_column("before training", justify="right")
+    table.add_column("trained" if before is not None else "mean ± std", justify="right")
     for name in SUMMARY_METRICS:
-        mean, std = result.summary[name]
-        table.add_row(_HEADERS[name], f"{mean:.2f}", f"{std:.2f}")
+        cells = [r.summary[name] for r in ((before, result) if before is not None else (result,))]
+        table.add_row(_HEADERS[name], *(f"{mean:.2f} ± {std:.2f}" for mean, std in cells))
     (console or Console()).print(table)
 
 
@@ -44,9 +46,10 @@ def write_result(result: EvaluationResult, out_dir: str | Path) -> list[Path]:
     return [json_path, csv_path]
 
 
-def log_to_mlflow(result: EvaluationResult, client: Any, run_id: str, files: list[Path], step: int = 0) -> None:
-    """Log the summary metrics and the result files to an MLflow run."""
-    for name, value in result.flat_metrics().items():
+def log_to_mlflow(result: EvaluationResult, client: Any, run_id: str, files: list[Path], step: int = 0,
+                  prefix: str = "eval/") -> None:
+    """Log the summary metrics (``<prefix><metric>``) and the result files to an MLflow run."""
+    for name, value in result.flat_metrics(prefix).items():
         client.log_metric(run_id, name, value, step=step)
     for path in files:
         client.log_artifact(run_id, str(path), "evaluation")
