@@ -122,6 +122,9 @@ def _user_error(err: BaseException) -> ZooError | None:
     while err is not None and id(err) not in seen:
         if isinstance(err, ZooError):
             return err
+        if isinstance(err, RuntimeError) and "Error(s) in loading state_dict" in str(err):
+            detail = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+            return ZooError(f"the checkpoint does not match the agent the recipe describes ({detail[:300]})")
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None

@@ -188,13 +188,14 @@ class Agent(L.LightningModule):
 
     def make_collector(self, **kwargs: Any) -> Collector:
         env = self.make_train_env()
-        frames = self.frames_per_batch - self.frames_per_batch % env.batch_size.numel() if env.batch_size else None
+        num_envs = env.batch_size.numel()  # 1 for a single env: torch.Size([]).numel() == 1
         return Collector(
             env,
             self.exploration_policy(),
-            frames_per_batch=frames or self.frames_per_batch,
+            frames_per_batch=max(num_envs, self.frames_per_batch - self.frames_per_batch % num_envs),
             total_frames=self.total_frames,
             device=self.device,
+            auto_register_policy_transforms=False,  # feed-forward policies need no InitTracker
             **kwargs,
         )
 
@@ -255,7 +256,9 @@ class OffPolicyAgent(Agent):
         """Hook after each collected batch (exploration annealing …)."""
 
     def batches(self) -> Iterator[TensorDictBase]:
-        collector = self.make_collector(init_random_frames=self.learning_starts)
+        # whole collector batches of random actions (TorchRL rounds up anyway, with a warning)
+        random_frames = -(-self.learning_starts // self.frames_per_batch) * self.frames_per_batch
+        collector = self.make_collector(init_random_frames=random_frames)
         try:
             for batch in collector:
                 self.collected(batch)

@@ -11,7 +11,7 @@ import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase, TensorDictSequential
 from torchrl.modules import EGreedyModule, QValueActor
-from torchrl.objectives import DQNLoss, SoftUpdate
+from torchrl.objectives import DQNLoss, HardUpdate
 
 from zoo.agents.base import OffPolicyAgent
 from zoo.agents.networks import Head
@@ -24,8 +24,7 @@ class DQN(OffPolicyAgent):
         eps_init: initial exploration rate.
         eps_end: final exploration rate.
         exploration_fraction: share of ``total_frames`` over which ε is annealed.
-        target_update_tau: soft target-update rate (1.0 with ``target_update_interval`` = hard updates).
-        target_update_interval: gradient updates between target-network updates.
+        target_update_interval: gradient updates between copies of the online network to the target.
         double_dqn: use double Q-learning targets.
         **kwargs: see :class:`~zoo.agents.base.OffPolicyAgent`.
 
@@ -38,10 +37,9 @@ class DQN(OffPolicyAgent):
     action_modes = ("discrete",)
 
     def __init__(self, eps_init: float = 1.0, eps_end: float = 0.05, exploration_fraction: float = 0.5,
-                 target_update_tau: float = 1.0, target_update_interval: int = 50, double_dqn: bool = False,
+                 target_update_interval: int = 50, double_dqn: bool = False,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.target_update_interval = target_update_interval
         num_actions = self.action_spec.space.n
         self.q_network = QValueActor(Head(self.encoder(), num_actions, hidden_sizes=()), in_keys=[self.obs_key],
                                      spec=self.action_spec)
@@ -50,8 +48,7 @@ class DQN(OffPolicyAgent):
         self.loss = DQNLoss(self.q_network, action_space=self.action_spec, double_dqn=double_dqn,
                             delay_value=True, loss_function="l2")
         self.loss.make_value_estimator(gamma=self.gamma)
-        self.target_updater = SoftUpdate(self.loss, tau=target_update_tau)
-        self.updates = 0
+        self.target_updater = HardUpdate(self.loss, value_network_update_interval=target_update_interval)
 
     @property
     def policy(self) -> TensorDictModuleBase:
@@ -69,7 +66,5 @@ class DQN(OffPolicyAgent):
     def update(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
         loss = self.loss(batch)["loss"]
         self.optimizer_step(self.optimizers(), loss)
-        self.updates += 1
-        if self.updates % self.target_update_interval == 0:
-            self.target_updater.step()
+        self.target_updater.step()  # copies the weights every `target_update_interval` calls
         return {"loss_q": loss, "epsilon": self.greedy.eps.detach().clone()}
