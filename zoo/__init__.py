@@ -22,6 +22,7 @@ _LAZY = {
     "list_agents": "zoo.api",
     "load_agent": "zoo.agents.checkpoint",
     "evaluate": "zoo.evaluation.rollout",
+    "create_reward_model": "zoo.rewards.factory",
 }
 
 __all__ = sorted(_LAZY)

@@ -18,7 +18,9 @@ ON_ROAD = (VEHICLE_STATE, "on_road")  # 1.0 on a lane, else 0.0
 CRASHED = (VEHICLE_STATE, "crashed")  # 1.0 once the ego car has collided
 DISTANCE = (VEHICLE_STATE, "distance")  # m travelled since reset
 ROUTE_PROGRESS = (VEHICLE_STATE, "route_progress")  # fraction of the preset's route, may exceed 1
-VEHICLE_STATE_FIELDS = ("speed", "lateral_offset", "heading_error", "on_road", "crashed", "distance", "route_progress")
+LATERAL_OFFSET_STD = (VEHICLE_STATE, "lateral_offset_std")  # m, std of lateral_offset over the last ~2 s
+VEHICLE_STATE_FIELDS = ("speed", "lateral_offset", "heading_error", "on_road", "crashed", "distance", "route_progress",
+                        "lateral_offset_std")
 
 # Rewards.
 REWARD = "reward"  # what the learner optimises

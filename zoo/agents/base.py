@@ -143,7 +143,9 @@ class Agent(L.LightningModule):
         if encoder_key == keys.PIXELS and env.obs == "kinematics":
             env.obs = "both"  # the CNN needs frames; keep the vector too for logging
         self.env_config = env
-        self.reward = reward
+        # The reward shapes the environment, it is not part of the policy: kept out of the module tree so
+        # its (possibly large) backbone is neither in checkpoints nor moved by Lightning.
+        object.__setattr__(self, "reward", reward)
         self.network = network
         self.hidden_sizes = tuple(hidden_sizes)
         self.total_frames = total_frames
@@ -184,7 +186,8 @@ class Agent(L.LightningModule):
         return ENCODERS.get(self.network)(self.obs_shape, self.hidden_sizes)
 
     def make_train_env(self):
-        return self.env_config.make(seed=self.seed, reward=self.reward)
+        reward = self.reward.copy_for_env() if self.reward is not None else None
+        return self.env_config.make(seed=self.seed, reward=reward)
 
     def make_collector(self, **kwargs: Any) -> Collector:
         env = self.make_train_env()

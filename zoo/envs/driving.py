@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import deque
 from typing import Any
 
 import gymnasium as gym
@@ -41,6 +42,7 @@ class DrivingEnv(gym.Wrapper):
             or ``"discrete"`` (highway-env's meta-actions).
         bev_size: side of the square BEV frame in pixels.
         bev_range_m: metres of road across the BEV frame.
+        stability_window_s: seconds of lateral offsets behind ``lateral_offset_std``.
         config: extra highway-env config overrides.
     """
 
@@ -52,6 +54,7 @@ class DrivingEnv(gym.Wrapper):
         action: str = "discrete",
         bev_size: int = 96,
         bev_range_m: float = 60.0,
+        stability_window_s: float = 2.0,
         config: dict[str, Any] | None = None,
     ) -> None:
         # SDL prints an error for every new process when this is unset; rendering works either way.
@@ -73,6 +76,8 @@ class DrivingEnv(gym.Wrapper):
         self.continuous = action == "continuous"
         self.bev_size = bev_size
         self._distance = 0.0
+        window = max(2, round(stability_window_s * self.unwrapped.config["policy_frequency"]))
+        self._lateral_offsets: deque[float] = deque(maxlen=window)
 
         observation: dict[str, spaces.Space] = {}
         if self.expose_vector:
@@ -97,6 +102,7 @@ class DrivingEnv(gym.Wrapper):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
         self._distance = 0.0
+        self._lateral_offsets.clear()
         return self._observation(obs, env_reward=0.0), info
 
     def step(self, action):
@@ -115,9 +121,10 @@ class DrivingEnv(gym.Wrapper):
             out[keys.OBSERVATION] = np.asarray(obs, dtype=np.float32).reshape(-1)
         if self.render_bev:
             out[keys.PIXELS] = self.bev_frame()
-        out[keys.VEHICLE_STATE] = {
-            name: np.array([value], dtype=np.float32) for name, value in self.vehicle_state().items()
-        }
+        state = self.vehicle_state()
+        self._lateral_offsets.append(state["lateral_offset"])
+        state["lateral_offset_std"] = float(np.std(self._lateral_offsets))
+        out[keys.VEHICLE_STATE] = {name: np.array([state[name]], dtype=np.float32) for name in keys.VEHICLE_STATE_FIELDS}
         out[keys.ENV_REWARD] = np.array([env_reward], dtype=np.float32)
         return out
 

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import copy
-
 import torch
 from rich.progress import Progress
 
@@ -71,7 +69,8 @@ def evaluate(
         (0.8, 0.4)
     """
     cfg = agent.env_config
-    env = cfg.make(num_envs=1, scenario=scenario or cfg.scenario, reward=copy.deepcopy(agent.reward))
+    reward = agent.reward.copy_for_env() if agent.reward is not None else None
+    env = cfg.make(num_envs=1, scenario=scenario or cfg.scenario, reward=reward)
     seeds = [EVAL_SEED_OFFSET + seed + i for i in range(episodes)]
     results, frames = [], []
     agent.eval()

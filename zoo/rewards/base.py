@@ -13,6 +13,7 @@ So a recipe swaps one ``class_path`` to change the reward.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from abc import abstractmethod
 from typing import Any
@@ -75,12 +76,37 @@ class RewardModule(Transform):
         return observation_spec
 
     def config(self) -> dict[str, Any]:
-        """This module as a recipe entry: ``{"class_path": ..., "init_args": {...}}``."""
-        params = [p for p in inspect.signature(type(self).__init__).parameters.values()
-                  if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        """This module as a recipe entry: ``{"class_path": ..., "init_args": {...}}``.
+
+        Arguments are collected along the class hierarchy as far as ``**kwargs`` forward them;
+        nested reward modules are written as entries too.
+        """
+        names: list[str] = []
+        for cls in type(self).__mro__:
+            if cls is RewardModule:
+                break
+            if "__init__" not in cls.__dict__:
+                continue
+            params = list(inspect.signature(cls.__init__).parameters.values())
+            names += [p.name for p in params if p.name != "self" and p.name not in names
+                      and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+            if not any(p.kind == p.VAR_KEYWORD for p in params):
+                break
+        args = {name: getattr(self, name) for name in names}
+        args = {k: v.config() if isinstance(v, RewardModule) else v for k, v in args.items()}
         cls = type(self)
-        return {"class_path": f"{cls.__module__}.{cls.__qualname__}",
-                "init_args": {p.name: getattr(self, p.name) for p in params}}
+        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": args}
+
+    def copy_for_env(self) -> RewardModule:
+        """A copy to attach to another environment; heavy members (a backbone, a cache) are shared."""
+        return copy.deepcopy(self, memo={id(m): m for m in self._shared_members()})
+
+    def _shared_members(self) -> list[Any]:
+        return []
+
+    def stats(self) -> dict[str, float]:
+        """Counters worth logging (cache hits …), by name."""
+        return {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(terms={list(self.terms)})"

@@ -1,0 +1,64 @@
+"""``zoo.create_reward_model``: a VLM reward module from a backbone and a head name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo.registry import Registry, ZooError
+from zoo.rewards.base import RewardModule
+from zoo.rewards.synthesis import HierarchicalReward
+from zoo.rewards.vlm import CLGReward, LORDReward, RoboCLIPReward, VLMRMReward, VLMSRReward
+
+HEADS: Registry[type] = Registry("reward head")
+for _name, _cls in (("clg", CLGReward), ("vlm-sr", VLMSRReward), ("vlm-rm", VLMRMReward), ("lord", LORDReward),
+                    ("roboclip", RoboCLIPReward)):
+    HEADS.register(_name, _cls)
+
+
+def create_reward_model(
+    name_or_path: str,
+    *,
+    head: str = "clg",
+    prompts: dict[str, str] | None = None,
+    quantization: dict[str, Any] | None = None,
+    lora: dict[str, Any] | None = None,
+    adapter: str | None = None,
+    synthesis: dict[str, Any] | bool | None = None,
+    device: str | None = None,
+    **head_kwargs: Any,
+) -> RewardModule:
+    """A VLM reward module on any Hugging Face dual encoder.
+
+    Args:
+        name_or_path: hub id (in the local cache) or folder of a CLIP, SigLIP or VisionTextDualEncoder model.
+        head: ``clg``, ``vlm-sr``, ``vlm-rm``, ``lord`` or ``roboclip``.
+        prompts: the head's text goals by argument name, e.g. ``{"positive": ..., "negative": ...}`` for CLG,
+            ``{"goal": ..., "baseline": ...}`` for VLM-RM.
+        quantization: ``{"bits": 4|8}``.
+        lora: fresh LoRA adapters to fine-tune (``{"r": 8, "towers": ["vision"]}`` …).
+        adapter: folder with saved LoRA adapters.
+        synthesis: wrap the head in :class:`HierarchicalReward` (``True`` or its keyword arguments).
+        device: where the backbone runs.
+        **head_kwargs: other head arguments (``alpha``, ``crop``, ``batch_size`` …).
+
+    Example:
+        >>> reward = zoo.create_reward_model("path/to/clip", head="clg", quantization={"bits": 8})  # doctest: +SKIP
+        >>> reward = zoo.create_reward_model("path/to/clip", synthesis={"theta_min": -0.05})  # doctest: +SKIP
+    """
+    cls = HEADS.get(head)
+    prompts = dict(prompts or {})
+    import inspect
+
+    accepted = set(inspect.signature(cls.__init__).parameters)
+    bad = sorted(set(prompts) - accepted)
+    if bad:
+        valid = sorted(p for p in accepted if p in ("positive", "negative", "goal", "baseline"))
+        raise ZooError(f"head {head!r} takes no prompt {bad}; its prompts are: {', '.join(valid)}")
+    for key, text in prompts.items():
+        if not isinstance(text, str) or not text.strip():
+            raise ZooError(f"prompt {key!r} must be a non-empty string, got {text!r}")
+    reward: RewardModule = cls(name_or_path, quantization=quantization, lora=lora, adapter=adapter, device=device,
+                               **prompts, **head_kwargs)
+    if synthesis:
+        reward = HierarchicalReward(reward, **(synthesis if isinstance(synthesis, dict) else {}))
+    return reward

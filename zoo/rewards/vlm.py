@@ -1,0 +1,260 @@
+"""VLM rewards on the BEV frame: CLG (VLM-RL's static pathway) and the baselines of PAPER.md §6.
+
+Every class here embeds ``pixels`` with a Hugging Face dual encoder (:func:`zoo.vlm.load_dual_encoder`),
+in batches, through a content-addressed cache, and turns cosine similarities with text goals into a
+reward. The formulas are in each class's docstring, exactly as PAPER.md states them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+
+from zoo import keys
+from zoo.registry import ZooError, check_choice
+from zoo.rewards.base import RewardModule
+from zoo.rewards.cache import EmbeddingCache, frame_key
+
+#: VLM-RL's contrasting language goals (PAPER.md §1)
+CLG_POSITIVE = "The road is clear with no car accidents"
+CLG_NEGATIVE = "Two cars have collided with each other on the road"
+#: goal of VLM-SR, VLM-RM and RoboCLIP in the VLM-RL code (PAPER.md §6)
+SAFE_DRIVING_GOAL = "A car is driving safely"
+CROPS = ("none", "right_half")
+
+
+class VLMReward(RewardModule):
+    """Base of the frame-scoring rewards: backbone, crop, batching and cache.
+
+    Args:
+        model: Hugging Face dual encoder, hub id (cached locally) or folder.
+        quantization: ``{"bits": 4|8}`` (bitsandbytes).
+        adapter: folder of saved LoRA adapters to apply on the base.
+        lora: fresh LoRA adapters (:class:`zoo.vlm.LoraSpec` fields) to fine-tune; only they train.
+        crop: ``"none"`` or ``"right_half"`` (VLM-RL fed CLIP the right half of the BEV width; in the
+            zoo's BEV the ego car faces right, so that is the road ahead).
+        batch_size: frames per forward pass of the image tower.
+        cache_size: embeddings kept in the cache (0 disables it).
+        device: where the backbone runs (default CUDA if available).
+        trust_remote_code: allow model code from the checkpoint.
+    """
+
+    def __init__(self, model: str, quantization: dict[str, Any] | None = None, adapter: str | None = None,
+                 lora: dict[str, Any] | None = None, crop: str = "none", batch_size: int = 64, cache_size: int = 100_000, device: str | None = None,
+                 trust_remote_code: bool = False) -> None:
+        super().__init__()
+        from zoo.vlm import load_dual_encoder
+
+        check_choice("crop", crop, CROPS)
+        if batch_size < 1:
+            raise ZooError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.quantization = quantization
+        self.adapter = adapter
+        self.lora = lora
+        self.crop = crop
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self.device = device
+        self.trust_remote_code = trust_remote_code
+        self.encoder = load_dual_encoder(model, quantization=quantization, adapter=adapter, lora=lora,
+                                         device=device, trust_remote_code=trust_remote_code)
+        for name, param in self.encoder.named_parameters():
+            param.requires_grad_(lora is not None and "lora_" in name)
+        self.cache = EmbeddingCache(cache_size)
+        self.fingerprint = f"{self.encoder.source}|{quantization}|{adapter}|{lora}|{crop}"
+        self._texts: dict[str, torch.Tensor] = {}
+
+    # -- shared machinery -------------------------------------------------------------------------
+    def text_embedding(self, text: str) -> torch.Tensor:
+        """Normalised embedding of one prompt (computed once)."""
+        if text not in self._texts:
+            with torch.no_grad():
+                self._texts[text] = self.encoder.embed_texts([text])[0].cpu()
+        return self._texts[text]
+
+    def crop_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        if self.crop == "right_half":
+            return frames[..., frames.shape[-1] // 2:]
+        return frames
+
+    @torch.no_grad()
+    def image_embeddings(self, frames: torch.Tensor) -> torch.Tensor:
+        """Normalised embeddings ``[N, D]`` of uint8 frames ``[N, 3, H, W]``; cached frames are not re-embedded."""
+        from zoo.vlm.encoder import check_frames
+
+        frames = self.crop_frames(check_frames(frames))
+        digests = [frame_key(f) for f in frames]
+        found = [self.cache.get(self.fingerprint, d) for d in digests]
+        missing = [i for i, e in enumerate(found) if e is None]
+        for start in range(0, len(missing), self.batch_size):
+            idx = missing[start:start + self.batch_size]
+            for i, emb in zip(idx, self.encoder.embed_images(frames[idx]).cpu()):
+                found[i] = emb
+                self.cache.put(self.fingerprint, digests[i], emb)
+        return torch.stack(found) if found else torch.empty(0)
+
+    def compute(self, next_state: TensorDictBase) -> dict[str, torch.Tensor]:
+        frames = next_state.get(keys.PIXELS)
+        batch = frames.shape[:-3]
+        values = self.score(self.image_embeddings(frames.reshape(-1, *frames.shape[-3:])))
+        return {k: v.reshape(*batch, 1).to(frames.device) for k, v in values.items()}
+
+    def score(self, embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"reward": [N], term: [N], ...}`` from normalised image embeddings ``[N, D]``."""
+        raise NotImplementedError
+
+    def _shared_members(self) -> list[Any]:
+        return [self.encoder, self.cache]
+
+    def stats(self) -> dict[str, float]:
+        return {"cache_hits": float(self.cache.hits), "cache_misses": float(self.cache.misses),
+                "cache_hit_rate": self.cache.hit_rate}
+
+
+class CLGReward(VLMReward):
+    """Contrasting language goals (VLM-RL, PAPER.md §1): ``α·cos(x, l_pos) − β·cos(x, l_neg)``.
+
+    Embeddings L2-normalised; no softmax, no temperature. Terms: ``clg``, ``cos_positive``, ``cos_negative``.
+
+    Args:
+        positive: ``l_pos``.
+        negative: ``l_neg``.
+        alpha: weight of the positive goal.
+        beta: weight of the negative goal.
+        **kwargs: see :class:`VLMReward`.
+
+    Example:
+        >>> reward = CLGReward("path/to/clip", crop="right_half")  # doctest: +SKIP
+        >>> env = zoo.make_env("highway-fast", obs="both", reward=reward)  # doctest: +SKIP
+    """
+
+    terms = ("clg", "cos_positive", "cos_negative")
+
+    def __init__(self, model: str, positive: str = CLG_POSITIVE, negative: str = CLG_NEGATIVE, alpha: float = 1.0,
+                 beta: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.positive, self.negative, self.alpha, self.beta = positive, negative, alpha, beta
+        self.text_embedding(positive), self.text_embedding(negative)  # fail early on bad prompts
+
+    def score(self, embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        cos_pos = embeddings @ self.text_embedding(self.positive)
+        cos_neg = embeddings @ self.text_embedding(self.negative)
+        clg = self.alpha * cos_pos - self.beta * cos_neg
+        return {keys.REWARD: clg, "clg": clg, "cos_positive": cos_pos, "cos_negative": cos_neg}
+
+
+class VLMSRReward(VLMReward):
+    """VLM-SR (PAPER.md §6): ``+1`` if ``cos(x, goal) > threshold`` else ``−1``. Terms: ``cos_goal``."""
+
+    terms = ("cos_goal",)
+
+    def __init__(self, model: str, goal: str = SAFE_DRIVING_GOAL, threshold: float = 0.32, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.goal, self.threshold = goal, threshold
+        self.text_embedding(goal)
+
+    def score(self, embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        cos = embeddings @ self.text_embedding(self.goal)
+        return {keys.REWARD: torch.where(cos > self.threshold, 1.0, -1.0), "cos_goal": cos}
+
+
+class VLMRMReward(VLMReward):
+    """VLM-RM (PAPER.md §6): goal-baseline projection.
+
+    With ``g``, ``b`` the normalised goal and baseline embeddings, ``d = g − b`` and
+    ``P = α·ddᵀ/‖d‖² + (1 − α)·I``: ``reward = 1 − ½‖(x − g)P‖²``. Terms: ``cos_goal``.
+    """
+
+    terms = ("cos_goal",)
+
+    def __init__(self, model: str, goal: str = SAFE_DRIVING_GOAL, baseline: str = "A car", alpha: float = 0.5,
+                 **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.goal, self.baseline, self.alpha = goal, baseline, alpha
+        self.text_embedding(goal), self.text_embedding(baseline)
+
+    def projection(self) -> torch.Tensor:
+        g, b = self.text_embedding(self.goal), self.text_embedding(self.baseline)
+        d = g - b
+        eye = torch.eye(d.numel())
+        if d.norm() == 0:  # goal and baseline embed identically: the projection is the identity
+            return eye
+        return self.alpha * torch.outer(d, d) / d.dot(d) + (1 - self.alpha) * eye
+
+    def score(self, embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        g = self.text_embedding(self.goal)
+        reward = 1 - 0.5 * ((embeddings - g) @ self.projection()).pow(2).sum(-1)
+        return {keys.REWARD: reward, "cos_goal": embeddings @ g}
+
+
+class LORDReward(VLMReward):
+    """LORD (PAPER.md §6): ``1 − cos(x, l_neg)``, the negative goal only. Terms: ``cos_negative``."""
+
+    terms = ("cos_negative",)
+
+    def __init__(self, model: str, negative: str = CLG_NEGATIVE, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.negative = negative
+        self.text_embedding(negative)
+
+    def score(self, embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        cos = embeddings @ self.text_embedding(self.negative)
+        return {keys.REWARD: 1 - cos, "cos_negative": cos}
+
+
+class RoboCLIPReward(VLMReward):
+    """RoboCLIP (PAPER.md §6), in two variants.
+
+    * ``mode="step"`` (as in the VLM-RL code): ``cos(x_t, goal)`` at every step.
+    * ``mode="episode"`` (the original's sparse form): 0 at every step but the last, where the reward is
+      ``cos(mean_t x_t / ‖mean_t x_t‖, goal)`` over the episode's frames. The original compares the
+      episode video with a video-language model (S3D); with an image-text dual encoder the video
+      embedding is the normalised mean of the frame embeddings. This variant keeps per-env episode
+      state, so it works on an environment, not on shuffled replay data.
+
+    Terms: ``cos_goal`` (per-step cosine, in both modes).
+    """
+
+    terms = ("cos_goal",)
+    MODES = ("step", "episode")
+
+    def __init__(self, model: str, goal: str = SAFE_DRIVING_GOAL, mode: str = "step", **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.goal, self.mode = goal, check_choice("RoboCLIP mode", mode, self.MODES)
+        self.text_embedding(goal)
+        self._episode_sum: torch.Tensor | None = None
+
+    def score(self, embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        cos = embeddings @ self.text_embedding(self.goal)
+        return {keys.REWARD: cos, "cos_goal": cos}
+
+    def compute(self, next_state: TensorDictBase) -> dict[str, torch.Tensor]:
+        if self.mode == "step":
+            return super().compute(next_state)
+        if self.parent is None:
+            raise ZooError("RoboCLIP mode='episode' needs whole episodes in order: use it on an environment")
+        frames = next_state.get(keys.PIXELS)
+        batch = frames.shape[:-3]
+        embeddings = self.image_embeddings(frames.reshape(-1, *frames.shape[-3:]))
+        if self._episode_sum is None or self._episode_sum.shape != embeddings.shape:
+            self._episode_sum = torch.zeros_like(embeddings)
+        self._episode_sum += embeddings
+        done = next_state.get(keys.DONE).reshape(-1).cpu()
+        video = torch.nn.functional.normalize(self._episode_sum, dim=-1)
+        goal = self.text_embedding(self.goal)
+        reward = torch.where(done, video @ goal, torch.zeros(()))
+        self._episode_sum[done] = 0
+        return {keys.REWARD: reward.reshape(*batch, 1).to(frames.device),
+                "cos_goal": (embeddings @ goal).reshape(*batch, 1).to(frames.device)}
+
+    def _reset(self, tensordict: TensorDictBase, tensordict_reset: TensorDictBase) -> TensorDictBase:
+        if self._episode_sum is not None:
+            reset = tensordict.get("_reset", None) if tensordict is not None else None
+            if reset is None:
+                self._episode_sum.zero_()
+            else:
+                self._episode_sum[reset.reshape(-1).cpu()] = 0
+        return super()._reset(tensordict, tensordict_reset)
