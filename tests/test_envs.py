@@ -1,0 +1,269 @@
+"""highway-env scenarios as TorchRL envs: specs, BEV frames, vehicle state, action layout, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torchrl.envs.utils import check_env_specs
+
+import zoo
+from zoo import keys
+from zoo.envs import SCENARIOS, DrivingEnv
+from zoo.registry import ZooError
+
+
+def _base(env) -> DrivingEnv:
+    """The zoo's gymnasium env under a single (not batched) TorchRL env."""
+    return env.base_env._env
+
+
+def _spec_cases():
+    for name in zoo.list_scenarios():
+        for action in SCENARIOS.get(name).action_modes:
+            marks = []
+            if (name, action) == ("racetrack", "discrete"):
+                marks = [pytest.mark.xfail(
+                    strict=True, raises=AttributeError,
+                    reason="zoo bug: the racetrack preset allows discrete actions, but highway-env's "
+                           "racetrack-v0 cannot build its ego car with DiscreteMetaAction "
+                           "('functools.partial' object has no attribute 'make_on_lane'); restrict the "
+                           "preset to action_modes=('continuous',)")]
+            if (name, action) == ("roundabout", "continuous"):
+                marks = [pytest.mark.xfail(
+                    strict=True, raises=ValueError,
+                    reason="zoo bug: the roundabout preset allows continuous actions, but roundabout-v0's "
+                           "reward (`action in [0, 2]`, as merge-v0's) is defined for meta-actions only and "
+                           "raises on an action array; restrict the preset to action_modes=('discrete',) "
+                           "like merge")]
+            yield pytest.param(name, action, id=f"{name}-{action}", marks=marks)
+
+
+# -- specs ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("scenario", "action"), list(_spec_cases()))
+def test_check_env_specs_every_scenario_and_action_mode(scenario, action):
+    env = zoo.make_env(scenario, obs="kinematics", action=action, seed=0)
+    try:
+        check_env_specs(env)
+        td = env.reset()
+        assert keys.OBSERVATION in td.keys()
+        assert keys.PIXELS not in td.keys()
+        for field in keys.VEHICLE_STATE_FIELDS:
+            assert td[keys.VEHICLE_STATE, field].shape == (1,)
+        if action == "continuous":
+            # (steer, throttle), or steer only on lateral-only scenarios
+            assert env.action_spec.shape == ((1,) if SCENARIOS.get(scenario).lateral_only else (2,))
+    finally:
+        env.close()
+
+
+def test_check_env_specs_bev_and_kinematics():
+    env = zoo.make_env("highway-fast", obs="both", bev_size=64, seed=0)
+    try:
+        check_env_specs(env)
+        td = env.rollout(3)
+        assert td["next", keys.PIXELS].shape == (3, 3, 64, 64)
+        assert td["next", keys.PIXELS].dtype == torch.uint8
+        assert td["next", keys.OBSERVATION].dtype == torch.float32
+    finally:
+        env.close()
+
+
+def test_bev_only_has_no_vector_observation():
+    env = zoo.make_env("highway-fast", obs="bev", bev_size=64, seed=0)
+    try:
+        td = env.reset()
+        assert keys.PIXELS in td.keys() and keys.OBSERVATION not in td.keys()
+    finally:
+        env.close()
+
+
+def test_check_env_specs_parallel_envs():
+    env = zoo.make_env("highway-fast", num_envs=2, seed=0)
+    try:
+        check_env_specs(env)
+        td = env.rollout(3)
+        assert td.batch_size == (2, 3)
+        assert td["next", keys.SPEED].shape == (2, 3, 1)
+    finally:
+        env.close()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "zoo bug (inherited from highway-env): intersection-v0's reset sets IDMVehicle.DISTANCE_WANTED, "
+    "COMFORT_ACC_MAX and COMFORT_ACC_MIN on the class, so every scenario built later in the same process "
+    "(evaluation on several scenarios, benchmarks) drives with intersection traffic; point the "
+    "intersection preset's 'other_vehicles_type' at a zoo subclass of IDMVehicle so the edit stays there"))
+def test_building_one_scenario_leaves_the_traffic_of_others_unchanged():
+    from highway_env.vehicle.behavior import IDMVehicle
+
+    names = ("DISTANCE_WANTED", "COMFORT_ACC_MAX", "COMFORT_ACC_MIN")
+    before = {name: getattr(IDMVehicle, name) for name in names}
+    env = zoo.make_env("intersection", seed=0)
+    env.rollout(2)
+    env.close()
+    assert {name: getattr(IDMVehicle, name) for name in before} == before  # conftest restores them afterwards
+
+
+# -- BEV frames -----------------------------------------------------------------------------------
+def _assert_not_blank(frame: np.ndarray) -> None:
+    """A real BEV frame shows road, lane markings and cars: several colours with a spread of values."""
+    colours = np.unique(frame.reshape(3, -1).T, axis=0)
+    assert frame.std() > 10, f"frame looks blank (std {frame.std():.2f})"
+    assert len(colours) >= 3, f"frame has only {len(colours)} colour(s)"
+
+
+def test_bev_frames_are_not_blank_and_change_as_the_car_moves():
+    torch.manual_seed(0)
+    env = zoo.make_env("highway-fast", obs="bev", bev_size=64, seed=0)
+    try:
+        td = env.rollout(4)
+    finally:
+        env.close()
+    frames = td["next", keys.PIXELS].numpy()
+    for frame in frames:
+        _assert_not_blank(frame)
+    distance = td["next", keys.DISTANCE].squeeze(-1)
+    assert distance[3] > distance[0] > 0
+    assert np.abs(frames[3].astype(int) - frames[0].astype(int)).mean() > 0.1
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "zoo bug: with SDL_VIDEODRIVER=dummy (common on headless CI), highway-env's EnvViewer sets enabled=False "
+    "and renders nothing, so every BEV frame is black; DrivingEnv should re-enable its viewer "
+    "(env.unwrapped.viewer.enabled = True after the first render) or not inherit the dummy driver"))
+def test_bev_frames_are_not_blank_with_the_dummy_sdl_driver(monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    env = zoo.make_env("highway-fast", obs="bev", bev_size=64, seed=0)
+    try:
+        frames = env.rollout(2)["next", keys.PIXELS].numpy()
+    finally:
+        env.close()
+    for frame in frames:
+        _assert_not_blank(frame)
+
+
+# -- vehicle state --------------------------------------------------------------------------------
+def _reference_state(env: DrivingEnv) -> dict[str, float]:
+    """Vehicle state read straight from highway-env's objects."""
+    vehicle = env.unwrapped.vehicle
+    lane = env.unwrapped.road.network.get_lane(vehicle.lane_index)
+    longitudinal, lateral = lane.local_coordinates(vehicle.position)
+    error = vehicle.heading - lane.heading_at(longitudinal)
+    return {"speed": vehicle.speed, "lateral_offset": lateral,
+            "heading_error": np.arctan2(np.sin(error), np.cos(error)),
+            "on_road": float(vehicle.on_road), "crashed": float(vehicle.crashed)}
+
+
+def _state(obs: dict) -> dict[str, float]:
+    return {name: float(value[0]) for name, value in obs[keys.VEHICLE_STATE].items()}
+
+
+def test_vehicle_state_agrees_with_highway_env():
+    preset = SCENARIOS.get("highway-fast")
+    env = DrivingEnv(preset, obs="kinematics", action="continuous")
+    obs, _ = env.reset(seed=0)
+    assert _state(obs)["distance"] == 0.0
+    distance, seen = 0.0, []
+    # reset state, gentle steering within the lane, then hard steering off the road
+    for action in [None, (0.01, 0.5), (-0.01, 0.0), (0.0, -0.5), (0.3, 1.0), (0.3, 1.0)]:
+        if action is not None:
+            before = env.unwrapped.vehicle.position.copy()
+            obs, *_ = env.step(np.array(action, dtype=np.float32))
+            distance += float(np.linalg.norm(env.unwrapped.vehicle.position - before))
+        state = _state(obs)
+        for name, expected in _reference_state(env).items():
+            assert state[name] == pytest.approx(expected, rel=1e-5, abs=1e-4), name
+        assert state["distance"] == pytest.approx(distance, rel=1e-5)
+        assert state["route_progress"] == pytest.approx(distance / preset.route_length_m, rel=1e-5)
+        seen.append(state)
+    env.close()
+    # the scripted drive really exercised the values being compared
+    assert any(abs(s["lateral_offset"]) > 0.1 for s in seen)
+    assert any(abs(s["heading_error"]) > 0.01 for s in seen)
+    assert {s["on_road"] for s in seen} == {0.0, 1.0}
+
+
+def test_crashed_flag_agrees_with_highway_env():
+    env = DrivingEnv(SCENARIOS.get("highway-fast"), action="continuous", config={"vehicles_density": 3})
+    obs, _ = env.reset(seed=0)
+    assert _state(obs)["crashed"] == 0.0
+    for _ in range(30):  # full throttle into dense traffic
+        obs, _, terminated, truncated, _ = env.step(np.array([0.0, 1.0], dtype=np.float32))
+        assert _state(obs)["crashed"] == float(env.unwrapped.vehicle.crashed)
+        if terminated or truncated:
+            break
+    env.close()
+    assert terminated and _state(obs)["crashed"] == 1.0
+
+
+def test_torchrl_env_vehicle_state_matches_the_simulator():
+    env = zoo.make_env("highway-fast", action="continuous", seed=0)
+    try:
+        td = env.reset()
+        assert td[keys.SPEED].item() == pytest.approx(_base(env).unwrapped.vehicle.speed)
+        for throttle in (1.0, 1.0, -1.0):
+            td = env.step(td.set(keys.ACTION, torch.tensor([0.0, throttle])))
+            vehicle = _base(env).unwrapped.vehicle
+            assert td["next", keys.SPEED].item() == pytest.approx(vehicle.speed, rel=1e-5)
+            assert td["next", keys.CRASHED].item() == float(vehicle.crashed)
+            td = td["next"]
+    finally:
+        env.close()
+
+
+# -- continuous actions ---------------------------------------------------------------------------
+def _drive(action: tuple[float, float], steps: int = 3) -> tuple[float, float, float]:
+    """Initial speed, final speed and final |heading error| after repeating ``action`` from the same start."""
+    empty_road = {"vehicles_count": 0}
+    env = zoo.make_env("highway-fast", action="continuous", seed=0, config=empty_road)
+    try:
+        td = env.reset()
+        speed0 = td[keys.SPEED].item()
+        for _ in range(steps):
+            td = env.step(td.set(keys.ACTION, torch.tensor(action)))["next"]
+        return speed0, td[keys.SPEED].item(), abs(td[keys.HEADING_ERROR].item())
+    finally:
+        env.close()
+
+
+def test_continuous_action_order_is_steer_then_throttle():
+    start, faster, straight = _drive((0.0, 1.0))
+    _, slower, _ = _drive((0.0, -1.0))
+    assert faster > start > slower
+    assert straight < 1e-3  # full throttle did not steer
+    _, steered_speed, steered_heading = _drive((0.5, 0.0), steps=1)
+    # steering alone turns the car without changing its speed
+    assert steered_heading > 0.05
+    assert steered_speed == pytest.approx(start, abs=0.5)
+
+
+# -- bad input ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("kwargs", "bad", "choices"), [
+    ({"scenario": "nowhere"}, "'nowhere'", ["highway", "highway-fast", "merge", "roundabout", "racetrack"]),
+    ({"obs": "pix"}, "'pix'", ["kinematics", "bev", "both"]),
+    ({"action": "teleport"}, "'teleport'", ["continuous", "discrete"]),
+], ids=["scenario", "obs", "action"])
+def test_bad_choice_raises_zoo_error_naming_value_and_choices(kwargs, bad, choices):
+    with pytest.raises(ZooError) as err:
+        zoo.make_env(**kwargs)
+    message = str(err.value)
+    assert bad in message
+    for choice in choices:
+        assert choice in message
+
+
+def test_typo_in_scenario_suggests_the_closest_name():
+    with pytest.raises(ZooError, match="Did you mean 'highway'"):
+        zoo.make_env("highwy")
+
+
+def test_zero_envs_is_refused():
+    with pytest.raises(ZooError, match=r"num_envs must be >= 1, got 0"):
+        zoo.make_env("highway-fast", num_envs=0)
+
+
+def test_merge_refuses_continuous_actions():
+    with pytest.raises(ZooError) as err:
+        zoo.make_env("merge", action="continuous")
+    assert "'merge'" in str(err.value) and "'continuous'" in str(err.value) and "discrete" in str(err.value)
