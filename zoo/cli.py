@@ -104,7 +104,51 @@ def _evaluate(argv: list[str]) -> None:
                     f"(experiment 'evaluation'); UI: {ui_command()}")
 
 
-ZOO_COMMANDS: dict[str, Callable[[list[str]], None]] = {"evaluate": _evaluate}
+def _reward(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="zoo reward", description="Reward-model tools.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    cal = sub.add_parser("calibrate", help="propose the [theta_min, theta_max] window of a semantic reward",
+                         description="Record BEV frames of a scenario (random actions: collisions are common), "
+                                     "score them with the raw semantic reward and propose the normalisation "
+                                     "window from percentiles.")
+    cal.add_argument("--model", required=True, help="dual encoder: hub id, folder, or random:<family>-<size>")
+    cal.add_argument("--head", default="clg", help="reward head (default clg)")
+    cal.add_argument("--quantization-bits", type=int, choices=(4, 8), default=None)
+    cal.add_argument("--adapter", default=None, help="folder of LoRA adapters")
+    cal.add_argument("--crop", default="none", help="none or right_half")
+    cal.add_argument("--scenario", default="highway-fast")
+    cal.add_argument("--frames", type=int, default=500)
+    cal.add_argument("--seed", type=int, default=0)
+    cal.add_argument("--percentiles", type=float, nargs=2, default=(5.0, 95.0), metavar=("LOW", "HIGH"))
+    cal.add_argument("--bev-size", type=int, default=96)
+    cal.add_argument("--out", default=None, help="write the result as JSON here")
+    args = parser.parse_args(argv)
+
+    import json
+
+    from zoo.envs.presets import SCENARIOS
+    from zoo.rewards.calibrate import calibrate
+    from zoo.rewards.factory import create_reward_model
+
+    SCENARIOS.get(args.scenario)
+    if args.frames < 2:
+        parser.error(f"--frames must be >= 2, got {args.frames}")
+    quantization = {"bits": args.quantization_bits} if args.quantization_bits else None
+    reward = create_reward_model(args.model, head=args.head, quantization=quantization, adapter=args.adapter,
+                                 crop=args.crop)
+    result = calibrate(reward, args.scenario, args.frames, args.seed, tuple(args.percentiles), args.bev_size)
+    result.update(model=args.model, head=args.head, quantization=quantization, crop=args.crop)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    print(text)
+    Console(stderr=True).print(
+        f"proposed window: theta_min={result['theta_min']:.4f}, theta_max={result['theta_max']:.4f} "
+        f"(percentiles {args.percentiles[0]:g}/{args.percentiles[1]:g} of {result['frames']} frames)")
+
+
+ZOO_COMMANDS: dict[str, Callable[[list[str]], None]] = {"evaluate": _evaluate, "reward": _reward}
 
 USAGE = """usage: zoo <command> [options]
 
@@ -112,6 +156,7 @@ commands:
   fit        train a policy:      zoo fit --config recipes/quickstart.yaml [--trainer.max_steps N ...]
   validate   Lightning validate:  zoo validate --config ...
   evaluate   held-out metrics:    zoo evaluate --ckpt <checkpoint or runs:/id> --episodes 20 [--video out.gif]
+  reward     reward-model tools:  zoo reward calibrate --model <hub id|folder> --scenario highway-fast
 
 Run `zoo <command> --help` for its options."""
 

@@ -48,7 +48,11 @@ class EpisodeTracker:
         """Account for one collected batch; return metrics of the episodes it finished (may be empty)."""
         self.frames += batch.numel()
         nxt = batch.get("next")
-        metrics = {"train/speed_kmh": nxt.get(keys.SPEED).mean().item() * MS_TO_KMH}
+        metrics = {"train/speed_kmh": nxt.get(keys.SPEED).mean().item() * MS_TO_KMH,
+                   "train/reward": nxt.get(keys.REWARD).mean().item()}
+        if keys.REWARD_TERMS in nxt.keys():
+            for name, value in nxt.get(keys.REWARD_TERMS).items():
+                metrics[f"reward_terms/{name}"] = value.float().mean().item()
         done = nxt.get(keys.DONE).squeeze(-1)
         if done.any():
             returns = nxt.get(keys.EPISODE_RETURN)[done].squeeze(-1)
@@ -140,8 +144,8 @@ class Agent(L.LightningModule):
                            f"got {seed}")
         check_choice("network", network, ENCODERS.names())
         encoder_key = ENCODERS.get(network).in_key
-        if encoder_key == keys.PIXELS and env.obs == "kinematics":
-            env.obs = "both"  # the CNN needs frames; keep the vector too for logging
+        if env.obs == "kinematics" and (encoder_key == keys.PIXELS or getattr(reward, "needs_pixels", False)):
+            env.obs = "both"  # the CNN or the reward needs frames
         self.env_config = env
         # The reward shapes the environment, it is not part of the policy: kept out of the module tree so
         # its (possibly large) backbone is neither in checkpoints nor moved by Lightning.
@@ -205,6 +209,8 @@ class Agent(L.LightningModule):
     def collected(self, batch: TensorDictBase) -> TensorDictBase:
         """Book-keep a freshly collected batch: counters, episode metrics to the logger."""
         metrics = self.tracker.update(batch)
+        if self.reward is not None:
+            metrics.update({f"reward/{k}": v for k, v in self.reward.stats().items()})
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=self.tracker.frames)
         return batch
@@ -239,7 +245,7 @@ class OffPolicyAgent(Agent):
     """Agents that learn from a replay buffer (DQN, SAC, TD3).
 
     Args:
-        buffer_size: replay buffer capacity in transitions.
+        buffer_size: replay buffer capacity in transitions (BEV frames are stored only if the policy reads them).
         batch_size: transitions per gradient update.
         learning_starts: environment steps of random actions before learning begins.
         updates_per_batch: gradient updates after each collected batch (``frames_per_batch`` steps).
@@ -249,6 +255,8 @@ class OffPolicyAgent(Agent):
     def __init__(self, buffer_size: int = 100_000, batch_size: int = 256, learning_starts: int = 1_000,
                  updates_per_batch: int = 64, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # Frames rendered only for the reward stay out of the buffer (55 kB per transition at 96 px).
+        self.stored_exclusions = [] if self.obs_key == keys.PIXELS else [keys.PIXELS, ("next", keys.PIXELS)]
         self.buffer_size = buffer_size
         self.batch_size = batch_size
         self.learning_starts = learning_starts
@@ -265,7 +273,7 @@ class OffPolicyAgent(Agent):
         try:
             for batch in collector:
                 self.collected(batch)
-                self.buffer.extend(batch.reshape(-1).to("cpu"))
+                self.buffer.extend(batch.reshape(-1).exclude(*self.stored_exclusions).to("cpu"))
                 self.after_collect(batch)
                 if self.tracker.frames < self.learning_starts:
                     continue

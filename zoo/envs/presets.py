@@ -4,7 +4,8 @@
 car succeeds when its episode ends without a collision after covering the route length. Values are
 the distance a competent driver covers within the scenario's time limit (highway, racetrack) or from
 spawn to the scenario's exit (merge, roundabout, intersection), measured with highway-env's own
-controllers; see docs/envs.md.
+controllers; see docs/envs.md. Where highway-env offers it, leaving the road ends the episode
+(``offroad_terminal``), as leaving the route does in the papers' CARLA setup.
 """
 
 from __future__ import annotations
@@ -40,14 +41,14 @@ class ScenarioPreset:
 SCENARIOS: Registry[ScenarioPreset] = Registry("scenario")
 
 for _preset in (
-    ScenarioPreset("highway", "highway-v0", 800.0, {"duration": 40},
+    ScenarioPreset("highway", "highway-v0", 800.0, {"duration": 40, "offroad_terminal": True},
                    description="4-lane highway with dense traffic, 40 s"),
-    ScenarioPreset("highway-fast", "highway-fast-v0", 600.0, {"duration": 30},
+    ScenarioPreset("highway-fast", "highway-fast-v0", 600.0, {"duration": 30, "offroad_terminal": True},
                    description="highway with fewer simulation steps per action (the SB3 reference setting), 30 s"),
     ScenarioPreset("merge", "merge-v0", 330.0, {}, action_modes=("discrete",), description="highway with a merging on-ramp; ends past the merge"),
     ScenarioPreset("roundabout", "roundabout-v0", 80.0, {"duration": 11},
                    description="enter, cross and leave a roundabout, 11 s"),
-    ScenarioPreset("intersection", "intersection-v0", 75.0, {"duration": 13},
+    ScenarioPreset("intersection", "intersection-v0", 75.0, {"duration": 13, "offroad_terminal": True},
                    description="turn at an unsignalised intersection, ends on arrival"),
     ScenarioPreset("racetrack", "racetrack-v0", 400.0, {"duration": 60, "other_vehicles": 1}, lateral_only=True,
                    description="follow a winding track with one other car, 60 s"),

@@ -7,7 +7,7 @@ Per episode (one rollout, time-major TensorDict of a single env):
 * ``TD`` total distance, m;
 * ``CS`` collision speed, km/h: the ego speed at the start of the step in which it collided (highway-env
   brakes a crashed car within the step, so the speed after the step understates the impact), 0 without collision;
-* ``SR`` success: no collision and ``RC >= 1``;
+* ``SR`` success: no collision, on the road at the end, and ``RC >= 1``;
 * ``collisions`` 1 if the episode ended in a collision (every preset ends an episode at its first
   collision, so ``AC``, the mean of this, equals ``CR``, the share of episodes with a collision);
 * ``return`` (sum of the reward the agent was trained on) and ``length`` (steps).
@@ -30,13 +30,14 @@ def episode_metrics(rollout: TensorDictBase) -> dict[str, float]:
     """Metrics of one finished episode (``rollout`` of shape ``[T]``)."""
     nxt = rollout.get("next")
     crashed = bool(nxt.get(keys.CRASHED)[-1].item() > 0.5)
+    on_road = bool(nxt.get(keys.ON_ROAD)[-1].item() > 0.5)
     progress = float(nxt.get(keys.ROUTE_PROGRESS)[-1].item())
     return {
         "AS": float(nxt.get(keys.SPEED).mean().item()) * MS_TO_KMH,
         "RC": progress,
         "TD": float(nxt.get(keys.DISTANCE)[-1].item()),
         "CS": float(rollout.get(keys.SPEED)[-1].item()) * MS_TO_KMH if crashed else 0.0,
-        "SR": float(not crashed and progress >= 1.0),
+        "SR": float(not crashed and on_road and progress >= 1.0),
         "collisions": float(crashed),
         "return": float(nxt.get(keys.REWARD).sum().item()),
         "length": float(rollout.shape[0]),

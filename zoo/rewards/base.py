@@ -35,6 +35,8 @@ class RewardModule(Transform):
 
     #: names of the terms written under ``("reward_terms", name)``
     terms: tuple[str, ...] = ()
+    #: whether the reward reads the BEV frame (the env must then render it)
+    needs_pixels: bool = False
 
     def __init__(self) -> None:
         super().__init__(in_keys=[], out_keys=[keys.REWARD])

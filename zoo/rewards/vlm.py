@@ -28,6 +28,8 @@ CROPS = ("none", "right_half")
 class VLMReward(RewardModule):
     """Base of the frame-scoring rewards: backbone, crop, batching and cache.
 
+    The env must render frames (``obs="bev"`` or ``"both"``; agents switch ``"kinematics"`` to ``"both"``).
+
     Args:
         model: Hugging Face dual encoder, hub id (cached locally) or folder.
         quantization: ``{"bits": 4|8}`` (bitsandbytes).
@@ -40,6 +42,8 @@ class VLMReward(RewardModule):
         device: where the backbone runs (default CUDA if available).
         trust_remote_code: allow model code from the checkpoint.
     """
+
+    needs_pixels = True
 
     def __init__(self, model: str, quantization: dict[str, Any] | None = None, adapter: str | None = None,
                  lora: dict[str, Any] | None = None, crop: str = "none", batch_size: int = 64, cache_size: int = 100_000, device: str | None = None,

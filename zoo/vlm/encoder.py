@@ -113,14 +113,42 @@ def _pooled(output: Any) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
+RANDOM_PREFIX = "random:"
+
+
+def _random_model(spec: str) -> Path:
+    from zoo.vlm.tiny import FAMILIES, SIZES, build_random_dual_encoder
+
+    family, _, size = spec.rpartition("-")
+    if family not in FAMILIES or size not in SIZES:
+        choices = [f"{RANDOM_PREFIX}{f}-{s}" for f in FAMILIES for s in SIZES]
+        raise ZooError(f"unknown random model {RANDOM_PREFIX + spec!r}; valid: {', '.join(choices)}")
+    folder = Path(os.environ.get("ZOO_CACHE", Path.home() / ".cache" / "zoo")) / "random" / f"{family}-{size}"
+    if not (folder / "config.json").is_file():
+        staging = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+        build_random_dual_encoder(staging, family, size, seed=0)
+        try:
+            staging.rename(folder)
+        except OSError:  # another process finished first
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
 def resolve_pretrained(name_or_path: str | os.PathLike) -> str:
     """A local folder as is; a hub id if it is in the local Hugging Face cache (offline first).
 
     A hub id that is not cached is refused with instructions, unless ``ZOO_ALLOW_DOWNLOADS=1``.
+    ``random:<family>-<size>`` (e.g. ``random:clip-tiny``) names a randomly initialised model built from
+    a config (:mod:`zoo.vlm.tiny`) and saved under ``$ZOO_CACHE`` (default ``~/.cache/zoo``): it runs
+    the real loading path, its rewards mean nothing.
 
     Raises:
         ZooError: not a model folder, or an id not available offline.
     """
+    if str(name_or_path).startswith(RANDOM_PREFIX):
+        return str(_random_model(str(name_or_path)[len(RANDOM_PREFIX):]))
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
