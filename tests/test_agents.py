@@ -90,11 +90,6 @@ def test_dqn_target_stays_put_between_copies(make_agent, fit_updates):
     assert torch.equal(after["target_value"], start["target_value"]), "target moved before the interval"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "zoo bug: DQN documents target_update_interval as 'gradient updates between copies', but TorchRL's "
-    "HardUpdate copies when its counter *equals* the interval and then resets to 0, i.e. every interval+1 "
-    "updates (first copy after 2 updates with interval=1); pass value_network_update_interval=interval-1 "
-    "or count updates in DQN.update as before"))
 @pytest.mark.parametrize("interval", [1, 2])
 def test_dqn_target_is_copied_after_target_update_interval_updates(make_agent, fit_updates, interval):
     agent = make_agent("dqn", target_update_interval=interval)
@@ -206,11 +201,6 @@ def test_checkpoint_into_a_mismatching_agent_is_a_zoo_error(dqn_checkpoint, tmp_
         zoo.load_agent(tmp_path / "edited.ckpt")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "zoo bug: load_agent only recognises mismatches by RuntimeError text ('state_dict', 'size mismatch'); "
-    "the TorchRL loss's parameters fail first with ValueError(\"Failed to update 'module' in tensordict "
-    "...\"), so the user gets 'cannot load checkpoint' followed by a ~50-line TensorDict repr instead of a "
-    "short 'does not match' naming the mismatching parameter"))
 def test_checkpoint_with_other_sizes_names_the_mismatch_briefly(dqn_checkpoint, tmp_path):
     checkpoint = torch.load(dqn_checkpoint, weights_only=True)
     checkpoint["hyper_parameters"]["hidden_sizes"] = [16]

@@ -159,12 +159,6 @@ def test_evaluate_an_mlflow_run(quickstart, monkeypatch, tmp_path, capsys):
     assert episode == pytest.approx(expected)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "zoo bug: `zoo evaluate --ckpt runs:/<id>` without --out writes metrics.json/episodes.csv to "
-    "<checkpoint>.parent.parent/evaluation, and for a run that is the temp folder MLflow downloaded "
-    "into, i.e. <system tmp>/evaluation, shared by every run (zoo/cli.py, "
-    "`out = ... ckpt.parent.parent / 'evaluation'`); "
-    "default to runs/<experiment>/<run id>/evaluation or ./evaluation for MLflow sources"))
 def test_evaluate_an_mlflow_run_writes_results_in_the_working_folder(quickstart, monkeypatch, tmp_path,
                                                                      capsys):
     system_tmp = tmp_path / "system-tmp"
@@ -205,15 +199,8 @@ def test_bad_input_exits_non_zero_naming_the_bad_value(case, capsys):
         assert name in stderr, f"{name!r} not in {stderr!r}"
 
 
-_LONG_USAGE = pytest.mark.xfail(strict=True, reason=(
-    "zoo bug: errors found by LightningCLI's parser (jsonargparse) print the whole ~45-line `zoo fit` usage "
-    "before the one error line, against zoo/cli.py's 'User errors print one line'; build the parser with "
-    "exit_on_error=False (parser_kwargs) and print the ArgumentError like a ZooError"))
-
-
 @pytest.mark.parametrize("case", [
-    pytest.param("missing-recipe", marks=_LONG_USAGE),
-    pytest.param("unknown-key", marks=_LONG_USAGE),
+    "missing-recipe", "unknown-key",
     "unknown-scenario", "unknown-command", "missing-checkpoint", "unknown-run",
 ])
 def test_bad_input_message_is_short(case, capsys):

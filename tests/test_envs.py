@@ -21,22 +21,7 @@ def _base(env) -> DrivingEnv:
 def _spec_cases():
     for name in zoo.list_scenarios():
         for action in SCENARIOS.get(name).action_modes:
-            marks = []
-            if (name, action) == ("racetrack", "discrete"):
-                marks = [pytest.mark.xfail(
-                    strict=True, raises=AttributeError,
-                    reason="zoo bug: the racetrack preset allows discrete actions, but highway-env's "
-                           "racetrack-v0 cannot build its ego car with DiscreteMetaAction "
-                           "('functools.partial' object has no attribute 'make_on_lane'); restrict the "
-                           "preset to action_modes=('continuous',)")]
-            if (name, action) == ("roundabout", "continuous"):
-                marks = [pytest.mark.xfail(
-                    strict=True, raises=ValueError,
-                    reason="zoo bug: the roundabout preset allows continuous actions, but roundabout-v0's "
-                           "reward (`action in [0, 2]`, as merge-v0's) is defined for meta-actions only and "
-                           "raises on an action array; restrict the preset to action_modes=('discrete',) "
-                           "like merge")]
-            yield pytest.param(name, action, id=f"{name}-{action}", marks=marks)
+            yield pytest.param(name, action, id=f"{name}-{action}")
 
 
 # -- specs ----------------------------------------------------------------------------------------
@@ -89,11 +74,6 @@ def test_check_env_specs_parallel_envs():
         env.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "zoo bug (inherited from highway-env): intersection-v0's reset sets IDMVehicle.DISTANCE_WANTED, "
-    "COMFORT_ACC_MAX and COMFORT_ACC_MIN on the class, so every scenario built later in the same process "
-    "(evaluation on several scenarios, benchmarks) drives with intersection traffic; point the "
-    "intersection preset's 'other_vehicles_type' at a zoo subclass of IDMVehicle so the edit stays there"))
 def test_building_one_scenario_leaves_the_traffic_of_others_unchanged():
     from highway_env.vehicle.behavior import IDMVehicle
 
@@ -128,10 +108,6 @@ def test_bev_frames_are_not_blank_and_change_as_the_car_moves():
     assert np.abs(frames[3].astype(int) - frames[0].astype(int)).mean() > 0.1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "zoo bug: with SDL_VIDEODRIVER=dummy (common on headless CI), highway-env's EnvViewer sets enabled=False "
-    "and renders nothing, so every BEV frame is black; DrivingEnv should re-enable its viewer "
-    "(env.unwrapped.viewer.enabled = True after the first render) or not inherit the dummy driver"))
 def test_bev_frames_are_not_blank_with_the_dummy_sdl_driver(monkeypatch):
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
     env = zoo.make_env("highway-fast", obs="bev", bev_size=64, seed=0)

@@ -16,16 +16,18 @@ from zoo.evaluation import EVAL_SEED_OFFSET, SUMMARY_METRICS, episode_metrics, s
 KMH = 3.6
 
 
-def _rollout(speed_before, speed_after, distance, progress, crashed, reward) -> TensorDict:
+def _rollout(speed_before, speed_after, distance, progress, crashed, reward, on_road=None) -> TensorDict:
     """A time-major episode as ``env.rollout`` returns it: the state at each step's start, and "next"."""
     steps = len(speed_after)
+    on_road = [1] * steps if on_road is None else on_road
 
     def col(values):
         return torch.tensor(values, dtype=torch.float32).unsqueeze(-1)
 
     nxt = TensorDict({
         keys.VEHICLE_STATE: TensorDict({"speed": col(speed_after), "distance": col(distance),
-                                        "route_progress": col(progress), "crashed": col(crashed)}, [steps]),
+                                        "route_progress": col(progress), "crashed": col(crashed),
+                                        "on_road": col(on_road)}, [steps]),
         keys.REWARD: col(reward),
     }, [steps])
     state = TensorDict({"speed": col(speed_before)}, [steps])
@@ -43,6 +45,9 @@ LONG_CRASH = _rollout(speed_before=[40, 40], speed_after=[40, 40], distance=[100
                       crashed=[0, 1], reward=[1.0, 1.0])
 # no collision, route not covered: not a success either
 SHORT = _rollout(speed_before=[5], speed_after=[5], distance=[5], progress=[0.999], crashed=[0], reward=[0.0])
+# route covered without collision, but off the road at the end: not a success
+OFF_ROAD = _rollout(speed_before=[30, 30], speed_after=[30, 30], distance=[300, 700], progress=[0.5, 1.2],
+                    crashed=[0, 0], reward=[1.0, 1.0], on_road=[1, 0])
 
 
 def test_metrics_of_a_successful_episode():
@@ -55,6 +60,10 @@ def test_metrics_of_an_episode_ending_in_a_collision():
     m = episode_metrics(CRASH)
     assert m == pytest.approx({"AS": (25 + 30 + 6) / 3 * KMH, "RC": 0.75, "TD": 70.0, "CS": 30 * KMH,
                                "SR": 0.0, "collisions": 1.0, "return": 0.0, "length": 3.0})
+
+
+def test_success_needs_the_car_on_the_road_at_the_end():
+    assert episode_metrics(OFF_ROAD)["SR"] == 0.0
 
 
 def test_success_needs_both_no_collision_and_the_full_route():
@@ -142,11 +151,6 @@ def test_video_is_a_gif_of_the_first_episode(agent, tmp_path):
     assert any(not np.array_equal(frames[0], f) for f in frames[1:])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "zoo bug: evaluate() records video frames in env.rollout's callback, which TorchRL does not call "
-    "after the step that ends the episode, so the GIF stops one step early and never shows the "
-    "collision / final state; "
-    "append one more _render(env) after the rollout when recording"))
 def test_video_shows_every_step_up_to_the_end_of_the_episode(agent, tmp_path):
     path = tmp_path / "episode.gif"
     result = zoo.evaluate(agent, episodes=1, seed=0, progress=False, video=path)

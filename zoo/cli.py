@@ -44,7 +44,7 @@ def _lightning_cli(argv: list[str] | None) -> None:
         auto_configure_optimizers=False,
         save_config_callback=MLflowRecipeCallback,
         save_config_kwargs={"save_to_log_dir": False},
-        parser_kwargs={"parser_mode": "omegaconf", "default_env": False},
+        parser_kwargs={"parser_mode": "omegaconf", "default_env": False, "exit_on_error": False},
         trainer_defaults={
             "max_epochs": 1,
             "default_root_dir": "runs",
@@ -66,28 +66,36 @@ def _evaluate(argv: list[str]) -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed (held-out range)")
     parser.add_argument("--video", default=None, help="save the first episode as GIF/MP4 at this path")
-    parser.add_argument("--out", default=None, help="folder for metrics.json and episodes.csv "
-                                                    "(default: evaluation/ beside the checkpoint)")
+    parser.add_argument("--out", default=None, help="folder for metrics.json and episodes.csv (default: "
+                                                    "evaluation/ beside the checkpoint, or ./evaluation/<run id>)")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
 
-    import mlflow
-    from mlflow.entities import Param
-
-    from zoo.agents.checkpoint import load_agent, resolve_checkpoint
     from zoo.envs.presets import SCENARIOS
-    from zoo.evaluation import evaluate
-    from zoo.evaluation.report import log_to_mlflow, print_table, write_result
-    from zoo.tracking import tracking_uri, ui_command
+    from zoo.tracking.settings import resolve_checkpoint
 
     if args.scenario is not None:
         SCENARIOS.get(args.scenario)
     ckpt = resolve_checkpoint(args.ckpt)
+
+    import mlflow
+    from mlflow.entities import Param
+
+    from zoo.agents.checkpoint import load_agent
+    from zoo.evaluation import evaluate
+    from zoo.evaluation.report import log_to_mlflow, print_table, write_result
+    from zoo.tracking import tracking_uri, ui_command
+
     agent = load_agent(ckpt)
     result = evaluate(agent, scenario=args.scenario, episodes=args.episodes, seed=args.seed, video=args.video)
     print_table(result, title=f"held-out evaluation: {result.scenario}, {args.episodes} episodes, seed {args.seed}")
-    out = Path(args.out) if args.out else ckpt.parent.parent / "evaluation"
+    if args.out:
+        out = Path(args.out)
+    elif Path(args.ckpt).is_file():  # a local checkpoint: beside its run folder
+        out = ckpt.parent.parent / "evaluation"
+    else:  # an MLflow run: the checkpoint was downloaded to a temporary folder
+        out = Path("evaluation") / Path(str(args.ckpt)).name
     files = write_result(result, out)
 
     client = mlflow.MlflowClient(tracking_uri())
@@ -163,16 +171,45 @@ Run `zoo <command> --help` for its options."""
 
 def _user_error(err: BaseException) -> ZooError | None:
     """The :class:`ZooError` behind ``err`` (jsonargparse wraps errors raised while building components)."""
+    from argparse import ArgumentError
+
     seen = set()
     while err is not None and id(err) not in seen:
         if isinstance(err, ZooError):
             return err
+        if isinstance(err, ArgumentError) or type(err).__name__ == "ArgumentError":
+            return ZooError(_summarize_argument_error(str(err)))
         if isinstance(err, RuntimeError) and "Error(s) in loading state_dict" in str(err):
             detail = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
             return ZooError(f"the checkpoint does not match the agent the recipe describes ({detail[:300]})")
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None
+
+
+def _summarize_argument_error(message: str) -> str:
+    """jsonargparse's errors for a recipe key list every alternative it tried; keep the informative lines."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    noise = ("Expected a <class 'NoneType'>", "Given value type", "Given value:", "Subtypes:", "Errors:",
+             "Does not validate against any of the Union subtypes")
+    useful = [line.lstrip("- ") for line in lines if not line.lstrip("- ").startswith(noise)]
+    text = "; ".join(dict.fromkeys(useful)).replace(":; ", ": ")
+    for package, names in (("zoo.agents", _agent_names), ("zoo.rewards", _reward_names)):
+        if f"module '{package}' has no attribute" in text:
+            text += f". Valid: {', '.join(f'{package}.{n}' for n in names())}"
+    return text + "  (see `zoo fit --help`)"
+
+
+def _agent_names() -> list[str]:
+    from zoo.agents import AGENTS
+
+    return AGENTS.names()
+
+
+def _reward_names() -> list[str]:
+    import zoo.rewards
+
+    return sorted(n for n in zoo.rewards.__all__ if n.endswith("Reward") and n != "VLMReward")
 
 
 def main(argv: list[str] | None = None) -> int:

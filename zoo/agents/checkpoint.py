@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from zoo.registry import ZooError
-
-_RUN_ID = re.compile(r"^(runs:/)?([0-9a-f]{32})/?$")
-
-
-def resolve_checkpoint(source: str | Path) -> Path:
-    """A local checkpoint path for ``source``: a ``.ckpt`` file, or an MLflow run (``runs:/<id>`` or ``<id>``)."""
-    text = str(source)
-    path = Path(text)
-    if path.is_file():
-        return path
-    match = _RUN_ID.match(text)
-    if match:
-        from zoo.tracking import find_checkpoint
-
-        return find_checkpoint(match.group(2))
-    raise ZooError(f"checkpoint {text!r} not found: give a .ckpt file or an MLflow run id (runs:/<run_id>)")
-
+from zoo.tracking.settings import resolve_checkpoint
 
 def load_agent(source: str | Path, map_location: str = "cpu"):
     """Rebuild a trained agent from ``source`` (checkpoint file or MLflow run).
@@ -50,9 +33,6 @@ def load_agent(source: str | Path, map_location: str = "cpu"):
         raise ZooError(f"checkpoint {path} names agent class {class_path!r}; known: {', '.join(sorted(by_path))}")
     try:
         return by_path[class_path].load_from_checkpoint(path, map_location=map_location, weights_only=True)
-    except RuntimeError as err:
-        if "state_dict" in str(err) or "size mismatch" in str(err):
-            raise ZooError(f"checkpoint {path} does not match the agent its recipe describes: {err}") from None
-        raise ZooError(f"cannot load checkpoint {path}: {err}") from None
-    except (KeyError, ValueError, EOFError) as err:
-        raise ZooError(f"cannot load checkpoint {path}: {err}") from None
+    except (RuntimeError, ValueError, KeyError, EOFError) as err:
+        first_line = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise ZooError(f"checkpoint {path} does not match the agent its recipe describes ({first_line})") from None

@@ -48,7 +48,9 @@ class DQN(OffPolicyAgent):
         self.loss = DQNLoss(self.q_network, action_space=self.action_spec, double_dqn=double_dqn,
                             delay_value=True, loss_function="l2")
         self.loss.make_value_estimator(gamma=self.gamma)
-        self.target_updater = HardUpdate(self.loss, value_network_update_interval=target_update_interval)
+        self.target_update_interval = target_update_interval
+        self.target_updater = HardUpdate(self.loss, value_network_update_interval=0)  # copies on every step()
+        self.updates = 0
 
     @property
     def policy(self) -> TensorDictModuleBase:
@@ -66,5 +68,7 @@ class DQN(OffPolicyAgent):
     def update(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
         loss = self.loss(batch)["loss"]
         self.optimizer_step(self.optimizers(), loss)
-        self.target_updater.step()  # copies the weights every `target_update_interval` calls
+        self.updates += 1
+        if self.updates % self.target_update_interval == 0:
+            self.target_updater.step()
         return {"loss_q": loss, "epsilon": self.greedy.eps.detach().clone()}

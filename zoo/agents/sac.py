@@ -42,8 +42,9 @@ class SAC(OffPolicyAgent):
         self.actor_lr = actor_lr or self.lr
         self.alpha_lr = alpha_lr or self.lr
         self.actor = tanh_gaussian_actor(self.encoder(), self.obs_key, self.action_spec)
-        self.critic = q_critic(self.encoder(), self.obs_key, self.action_spec.shape[-1])
-        self.loss = SACLoss(self.actor, self.critic, num_qvalue_nets=2, alpha_init=alpha_init,
+        # The loss keeps its own stacked copies of the twin critics (trained there), so no attribute here.
+        critic = q_critic(self.encoder(), self.obs_key, self.action_spec.shape[-1])
+        self.loss = SACLoss(self.actor, critic, num_qvalue_nets=2, alpha_init=alpha_init,
                             target_entropy=target_entropy, action_spec=self.action_spec, loss_function="l2")
         self.loss.make_value_estimator(gamma=self.gamma)
         self.loss.target_entropy  # noqa: B018  registers the lazily created buffer, so checkpoints load

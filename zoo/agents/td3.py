@@ -42,10 +42,11 @@ class TD3(OffPolicyAgent):
         super().__init__(**kwargs)
         self.policy_delay = policy_delay
         self.actor = deterministic_actor(self.encoder(), self.obs_key, self.action_spec)
-        self.critic = q_critic(self.encoder(), self.obs_key, self.action_spec.shape[-1])
+        # The loss keeps its own stacked copies of the twin critics (trained there), so no attribute here.
+        critic = q_critic(self.encoder(), self.obs_key, self.action_spec.shape[-1])
         self.noise = AdditiveGaussianModule(self.action_spec, sigma_init=exploration_noise,
                                             sigma_end=exploration_noise, annealing_num_steps=1)
-        self.loss = TD3Loss(self.actor, self.critic, action_spec=self.action_spec, num_qvalue_nets=2,
+        self.loss = TD3Loss(self.actor, critic, action_spec=self.action_spec, num_qvalue_nets=2,
                             policy_noise=policy_noise, noise_clip=noise_clip, loss_function="l2")
         self.loss.make_value_estimator(gamma=self.gamma)
         self.target_updater = SoftUpdate(self.loss, tau=tau)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections import deque
 from typing import Any
 
@@ -59,6 +60,11 @@ class DrivingEnv(gym.Wrapper):
     ) -> None:
         # SDL prints an error for every new process when this is unset; rendering works either way.
         os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+        if os.environ.get("SDL_VIDEODRIVER") == "dummy" and obs in ("bev", "both"):
+            # highway-env switches its viewer off under the dummy driver: every frame would be black.
+            warnings.warn("SDL_VIDEODRIVER=dummy makes highway-env render black frames; using 'offscreen'",
+                          stacklevel=2)
+            os.environ["SDL_VIDEODRIVER"] = "offscreen"
         import highway_env  # noqa: F401  (registers the gymnasium ids)
 
         self.preset = preset

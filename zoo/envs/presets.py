@@ -26,7 +26,8 @@ class ScenarioPreset:
         route_length_m: distance that counts as route completion 1.0.
         config: highway-env config overrides applied on top of the environment's defaults.
         lateral_only: the scenario steers only (racetrack); continuous actions are then [steer].
-        action_modes: action modes the scenario supports (merge-v0's reward is defined for meta-actions only).
+        action_modes: action modes the scenario supports (merge-v0's and roundabout-v0's rewards are defined
+            on meta-actions only; racetrack-v0 builds no meta-action controller).
     """
 
     name: str
@@ -46,11 +47,14 @@ for _preset in (
     ScenarioPreset("highway-fast", "highway-fast-v0", 600.0, {"duration": 30, "offroad_terminal": True},
                    description="highway with fewer simulation steps per action (the SB3 reference setting), 30 s"),
     ScenarioPreset("merge", "merge-v0", 330.0, {}, action_modes=("discrete",), description="highway with a merging on-ramp; ends past the merge"),
-    ScenarioPreset("roundabout", "roundabout-v0", 80.0, {"duration": 11},
+    ScenarioPreset("roundabout", "roundabout-v0", 80.0, {"duration": 11}, action_modes=("discrete",),
                    description="enter, cross and leave a roundabout, 11 s"),
-    ScenarioPreset("intersection", "intersection-v0", 75.0, {"duration": 13, "offroad_terminal": True},
+    ScenarioPreset("intersection", "intersection-v0", 75.0,
+                   {"duration": 13, "offroad_terminal": True,
+                    "other_vehicles_type": "zoo.envs.vehicles.IntersectionIDMVehicle"},
                    description="turn at an unsignalised intersection, ends on arrival"),
     ScenarioPreset("racetrack", "racetrack-v0", 400.0, {"duration": 60, "other_vehicles": 1}, lateral_only=True,
+                   action_modes=("continuous",),
                    description="follow a winding track with one other car, 60 s"),
 ):
     SCENARIOS.register(_preset.name, _preset)

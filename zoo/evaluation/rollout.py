@@ -86,6 +86,8 @@ def evaluate(
                 with torch.no_grad():
                     rollout = env.rollout(max_steps, agent.act, auto_cast_to_device=True,
                                           break_when_any_done=True, callback=callback)
+                if record:  # rollout() calls back before each step, not after the last one
+                    frames.append(_render(env))
                 results.append(episode_metrics(rollout.cpu()))
                 bar.advance(task)
     finally:

@@ -1,4 +1,4 @@
-"""MLflow defaults for every run of the zoo.
+"""MLflow settings for every run of the zoo (light: imports neither mlflow nor Lightning).
 
 * Tracking URI: ``MLFLOW_TRACKING_URI`` when set (a team server), else ``sqlite:///<cwd>/mlflow.db``.
 * Artifacts of the local store go to ``<cwd>/mlartifacts``.
@@ -8,10 +8,9 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
-
-from lightning.pytorch.loggers import MLFlowLogger
 
 from zoo.registry import ZooError
 
@@ -48,24 +47,19 @@ def ui_command(uri: str | None = None) -> str:
     return f"mlflow ui --backend-store-uri {uri}"
 
 
-class ZooMLFlowLogger(MLFlowLogger):
-    """Lightning's MLflow logger with the zoo's defaults (local SQLite store, checkpoints logged).
+_RUN_ID = re.compile(r"^(runs:/)?([0-9a-f]{32})/?$")
 
-    Args:
-        experiment_name: MLflow experiment (recipes set their own).
-        run_name: run name (default: MLflow's generated one).
-        tracking_uri: default :func:`tracking_uri`.
-        log_model: log checkpoints as run artifacts.
-        artifact_location: where a new experiment stores artifacts (default ``<cwd>/mlartifacts`` for the
-            local store; the server's choice with ``MLFLOW_TRACKING_URI``).
-        **kwargs: passed to :class:`lightning.pytorch.loggers.MLFlowLogger`.
-    """
 
-    def __init__(self, experiment_name: str = "zoo", run_name: str | None = None, tracking_uri: str | None = None,
-                 log_model: bool = True, artifact_location: str | None = None, **kwargs: Any) -> None:
-        super().__init__(experiment_name=experiment_name, run_name=run_name,
-                         tracking_uri=tracking_uri or _default_uri(), log_model=log_model,
-                         artifact_location=artifact_location or _local_artifact_location(), **kwargs)
+def resolve_checkpoint(source: str | Path) -> Path:
+    """A local checkpoint path for ``source``: a ``.ckpt`` file, or an MLflow run (``runs:/<id>`` or ``<id>``)."""
+    text = str(source)
+    path = Path(text)
+    if path.is_file():
+        return path
+    match = _RUN_ID.match(text)
+    if match:
+        return find_checkpoint(match.group(2))
+    raise ZooError(f"checkpoint {text!r} not found: give a .ckpt file or an MLflow run id (runs:/<run_id>)")
 
 
 def find_checkpoint(run_id: str, uri: str | None = None) -> Path:
