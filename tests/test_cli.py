@@ -237,3 +237,16 @@ def test_console_script_evaluates(quickstart, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert (tmp_path / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize(("recipe", "override", "named"), [
+    ("sac_highway.yaml", [], ["zoo.agents.DQN", "zoo.agents.SAC"]),
+    ("quickstart.yaml", ["--model.init_args.hidden_sizes=[32]"], ["hidden_sizes", "[32]"]),
+])
+def test_fit_refuses_a_checkpoint_that_does_not_match_the_recipe(quickstart, recipe, override, named, capsys):
+    argv = ["fit", "--config", str(QUICKSTART.parent / recipe), *override, "--ckpt_path", str(quickstart.ckpt)]
+    code, _, stderr = _run(argv, capsys)
+    assert code == 2
+    assert "Traceback" not in stderr
+    for name in named:
+        assert name in stderr

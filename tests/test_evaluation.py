@@ -105,13 +105,14 @@ def agent(make_agent):
 
 def test_evaluate_uses_held_out_seeds(agent, monkeypatch):
     seeded = []
-    original = TransformedEnv.set_seed
+    original = TransformedEnv.reset
 
-    def record(self, seed=None, *args, **kwargs):
-        seeded.append(seed)
-        return original(self, seed, *args, **kwargs)
+    def record(self, *args, **kwargs):
+        if kwargs.get("seed") is not None:
+            seeded.append(kwargs["seed"])
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(TransformedEnv, "set_seed", record)
+    monkeypatch.setattr(TransformedEnv, "reset", record)
     result = zoo.evaluate(agent, episodes=3, seed=5, progress=False)
     assert result.seeds == [EVAL_SEED_OFFSET + 5, EVAL_SEED_OFFSET + 6, EVAL_SEED_OFFSET + 7]
     assert seeded == result.seeds
@@ -156,3 +157,16 @@ def test_video_shows_every_step_up_to_the_end_of_the_episode(agent, tmp_path):
     result = zoo.evaluate(agent, episodes=1, seed=0, progress=False, video=path)
     # the reset frame, then one per step
     assert len(imageio.mimread(path)) == result.episodes[0]["length"] + 1
+
+
+def test_episode_i_starts_from_reset_with_its_seed(agent):
+    """The evaluated episode is the one highway-env generates for reset(seed=EVAL_SEED_OFFSET + seed + i)."""
+    import gymnasium as gym
+
+    result = zoo.evaluate(agent, episodes=1, seed=3, progress=False)
+    env = agent.env_config.make(num_envs=1)
+    first = env.reset(seed=result.seeds[0])
+    plain = gym.make("highway-fast-v0")
+    obs, _ = plain.reset(seed=result.seeds[0])
+    assert torch.allclose(first["observation"], torch.as_tensor(obs, dtype=torch.float32).reshape(-1))
+    env.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import Optional
 from pathlib import Path
 
 from rich.console import Console
@@ -30,6 +31,27 @@ def _lightning_cli(argv: list[str] | None) -> None:
     from zoo.callbacks import EnvStepProgressBar, MLflowRecipeCallback
 
     class ZooCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            parser.add_argument("--torch_threads", type=Optional[int], default=None,
+                                help="torch intra-op threads (1 suits small policy networks stepping beside "
+                                     "the simulator on few cores; default: torch's choice)")
+
+        def before_instantiate_classes(self) -> None:
+            threads = self.config[self.config.subcommand].get("torch_threads")
+            if threads:
+                import torch
+
+                torch.set_num_threads(threads)
+
+        def _parse_ckpt_path(self) -> None:
+            # Lightning rebuilds the model from the checkpoint's hyper-parameters, silently replacing the
+            # recipe's; refuse instead when they describe another agent.
+            config = self.config[self.config.subcommand]
+            ckpt_path = config.get("ckpt_path")
+            if ckpt_path and Path(ckpt_path).is_file():
+                _check_checkpoint_matches_recipe(ckpt_path, config.model)
+            super()._parse_ckpt_path()
+
         def before_fit(self) -> None:
             # Checkpoints beside the run: runs/<experiment>/<run id>/checkpoints.
             logger, ckpt = self.trainer.logger, self.trainer.checkpoint_callback
@@ -54,6 +76,44 @@ def _lightning_cli(argv: list[str] | None) -> None:
         },
         args=argv,
     )
+
+
+#: recipe entries that decide the networks' shapes: a checkpoint must agree on them
+_STRUCTURAL = ("env", "network", "hidden_sizes")
+
+
+def _check_checkpoint_matches_recipe(ckpt_path: str, model_config) -> None:
+    import torch
+
+    try:
+        hparams = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {})
+    except Exception as err:
+        raise ZooError(f"cannot read checkpoint {ckpt_path}: {str(err).splitlines()[0][:200]}") from None
+    recipe_class = model_config.get("class_path") if hasattr(model_config, "get") else None
+    ckpt_class = hparams.get("_class_path")
+    if recipe_class and ckpt_class and recipe_class.rsplit(".", 1)[-1] != ckpt_class.rsplit(".", 1)[-1]:
+        raise ZooError(f"checkpoint {ckpt_path} holds a {ckpt_class} agent but the recipe asks for {recipe_class}")
+    init_args = model_config.get("init_args") or {}
+    for key in _STRUCTURAL:
+        ours, theirs = _plain(init_args.get(key)), _plain(hparams.get(key))
+        if ours is not None and theirs is not None and ours != theirs:
+            raise ZooError(f"checkpoint {ckpt_path} does not match the recipe: {key} is {theirs!r} in the checkpoint "
+                           f"but {ours!r} in the recipe")
+
+
+def _plain(value):
+    """Namespaces and dataclasses as dicts, tuples as lists, for comparing recipe entries."""
+    from dataclasses import asdict, is_dataclass
+
+    if hasattr(value, "as_dict"):
+        value = value.as_dict()
+    elif is_dataclass(value):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _evaluate(argv: list[str]) -> None:

@@ -234,6 +234,20 @@ class Agent(L.LightningModule):
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, on_step=True, prog_bar=False)
         self.log_dict(self.tracker.progress(), on_step=True, prog_bar=True, logger=False)
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose weights do not fit this agent (TorchRL's parameter containers would
+        otherwise take tensors of another shape without a word)."""
+        own, theirs = self.state_dict(), checkpoint.get("state_dict", {})
+        problems = [f"missing {k}" for k in sorted(own.keys() - theirs.keys())]
+        problems += [f"unexpected {k}" for k in sorted(theirs.keys() - own.keys())]
+        problems += [f"{k}: checkpoint {tuple(theirs[k].shape)} vs recipe {tuple(own[k].shape)}"
+                     for k in sorted(own.keys() & theirs.keys())
+                     if hasattr(theirs[k], "shape") and tuple(theirs[k].shape) != tuple(own[k].shape)]
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise ZooError(f"the checkpoint does not match the agent the recipe describes: "
+                           f"{'; '.join(problems[:3])}{more}")
+
     @torch.no_grad()
     def act(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Deterministic action for evaluation or deployment."""

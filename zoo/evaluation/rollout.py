@@ -78,14 +78,14 @@ def evaluate(
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task(f"evaluating on {scenario or cfg.scenario}", total=episodes)
             for i, episode_seed in enumerate(seeds):
-                env.set_seed(episode_seed)
                 record = video is not None and i == 0
-                callback = (lambda e, td: frames.append(_render(e))) if record else None
+                start = env.reset(seed=episode_seed)
                 if record:
                     frames.append(_render(env))
+                callback = (lambda e, td: frames.append(_render(e))) if record else None
                 with torch.no_grad():
-                    rollout = env.rollout(max_steps, agent.act, auto_cast_to_device=True,
-                                          break_when_any_done=True, callback=callback)
+                    rollout = env.rollout(max_steps, agent.act, auto_cast_to_device=True, auto_reset=False,
+                                          tensordict=start, break_when_any_done=True, callback=callback)
                 if record:  # rollout() calls back before each step, not after the last one
                     frames.append(_render(env))
                 results.append(episode_metrics(rollout.cpu()))
