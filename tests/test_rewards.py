@@ -101,5 +101,5 @@ def test_config_round_trips_through_a_recipe_entry(module: RewardModule):
 
 def test_config_names_init_arguments():
     assert SparseCollisionReward(penalty=-3.0).config() == {
-        "class_path": "zoo.rewards.baselines.SparseCollisionReward", "init_args": {"penalty": -3.0}}
+        "class_path": "zoo.rewards.SparseCollisionReward", "init_args": {"penalty": -3.0}}
     assert EngineeredReward().config()["init_args"] == {}

@@ -104,13 +104,8 @@ def _lora_params(model: nn.Module) -> dict[str, nn.Parameter]:
     return {name: p for name, p in model.named_parameters() if "lora_" in name}
 
 
-VIT_TARGETS_BUG = ("zoo/vlm/lora.py _ATTENTION_PROJECTIONS['vit'] = query/key/value, but transformers 5's ViT attention "
-                   "modules are q_proj/k_proj/v_proj/o_proj: the ViT tower of a VisionTextDualEncoder gets no adapter "
-                   "by default, and towers=['vision'] raises 'match no module'")
-
-
 @pytest.mark.parametrize("family", [
-    "clip", "siglip", pytest.param("vision-text", marks=pytest.mark.xfail(strict=True, reason=VIT_TARGETS_BUG))])
+    "clip", "siglip", "vision-text"])
 def test_lora_wraps_the_model_in_peft_and_adapts_both_towers(model_dirs, family):
     from peft import PeftModel
 
@@ -161,10 +156,7 @@ def test_qlora_backward_gives_gradients_to_the_adapters_of_the_transformer_block
 
 @pytest.mark.parametrize("family", [
     "clip",
-    pytest.param("siglip", marks=pytest.mark.xfail(strict=True, reason=(
-        "zoo/vlm/lora.py: default target 'out_proj' matches SigLIP's vision_model.head.attention.out_proj, the "
-        "out projection of a torch nn.MultiheadAttention, which reads out_proj.weight directly: that adapter is "
-        "never called and never gets a gradient (dead, saved, counted as trainable)"))),
+    "siglip",
     "vision-text",
 ])
 def test_every_lora_adapter_is_used_in_the_forward_pass(model_dirs, family):
@@ -176,7 +168,7 @@ def test_every_lora_adapter_is_used_in_the_forward_pass(model_dirs, family):
 
 @pytest.mark.parametrize("family", [
     "clip", "siglip",
-    pytest.param("vision-text", marks=pytest.mark.xfail(strict=True, raises=ZooError, reason=VIT_TARGETS_BUG)),
+    "vision-text",
 ])
 def test_lora_on_the_vision_tower_only_adapts_only_vision_modules(model_dirs, family):
     encoder = load_dual_encoder(model_dirs[family], lora={"r": 4, "towers": ["vision"]}, device="cpu")
@@ -301,10 +293,6 @@ def test_frames_of_a_wrong_shape_are_refused(clip_encoder, shape):
         clip_encoder.embed_images(torch.zeros(shape, dtype=torch.uint8))
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "zoo/vlm/encoder.py check_frames accepts (and its messages advertise) [..., 3, H, W], but "
-    "DualEncoder.preprocess hands a single [3, H, W] frame or a [T, B, 3, H, W] batch to F.interpolate, which "
-    "raises a raw torch ValueError; VLMReward.image_embeddings then also digests per channel"))
 @pytest.mark.parametrize("shape", [(3, 48, 48), (2, 2, 3, 48, 48)], ids=str)
 def test_frames_with_other_leading_dims_embed_or_are_refused_clearly(model_dirs, clip_encoder, shape):
     """Whatever check_frames accepts must either embed (one embedding per frame) or raise a ZooError."""

@@ -542,9 +542,9 @@ def test_config_round_trips_a_hierarchical_clg_reward(clip_dir):
                                   over_speed=35.0)
     config = original.config()
     assert json.loads(json.dumps(config)) == config  # plain data, as a recipe or a checkpoint stores it
-    assert config["class_path"] == "zoo.rewards.synthesis.HierarchicalReward"
+    assert config["class_path"] == "zoo.rewards.HierarchicalReward"
     semantic = config["init_args"]["semantic"]
-    assert semantic["class_path"] == "zoo.rewards.vlm.CLGReward"
+    assert semantic["class_path"] == "zoo.rewards.CLGReward"
     assert semantic["init_args"]["model"] == clip_dir
     assert {k: semantic["init_args"][k] for k in ("alpha", "beta", "crop", "batch_size")} == {
         "alpha": 0.6, "beta": 1.4, "crop": "right_half", "batch_size": 8}
@@ -705,3 +705,34 @@ def test_calibrate_refuses_an_unknown_random_model(monkeypatch, zoo_cache, capsy
     monkeypatch.setenv("ZOO_CACHE", str(zoo_cache))
     assert _cli(["reward", "calibrate", "--model", "random:clip-huge"]) == 2
     assert "random:clip-tiny" in capsys.readouterr().err
+
+
+def test_a_frame_repeated_within_one_batch_is_embedded_once(clg):
+    frame = torch.randint(0, 256, (1, 3, 48, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    other = torch.randint(0, 256, (1, 3, 48, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    calls = []
+    embed = clg.encoder.embed_images
+
+    def counting(frames):
+        calls.append(len(frames))
+        return embed(frames)
+
+    clg.encoder.embed_images = counting
+    out = clg.image_embeddings(torch.cat([frame, other, frame, frame]))
+    assert calls == [2]
+    assert torch.equal(out[0], out[2]) and torch.equal(out[0], out[3])
+
+
+def test_negative_cache_size_is_refused(clip_dir):
+    with pytest.raises(ZooError, match="cache_size"):
+        CLGReward(clip_dir, cache_size=-1, device="cpu")
+
+
+def test_a_misspelt_head_argument_names_the_valid_ones(clip_dir):
+    with pytest.raises(ZooError, match=r"alpah.*valid:.*alpha"):
+        zoo.create_reward_model(clip_dir, head="clg", alpah=0.5, device="cpu")
+
+
+def test_only_text_goals_count_as_prompts(clip_dir):
+    with pytest.raises(ZooError, match="takes no prompt"):
+        zoo.create_reward_model(clip_dir, head="clg", prompts={"alpha": "0.5"}, device="cpu")

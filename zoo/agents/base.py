@@ -123,16 +123,17 @@ class Agent(L.LightningModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False  # each algorithm steps its optimizers itself, CleanRL style
-        self.save_hyperparameters()
-        # Keep hyper-parameters plain data (checkpoints load with weights_only=True): when the agent
-        # is built in Python rather than from a recipe, store its components as recipe entries.
-        if isinstance(self.hparams.get("env"), EnvConfig):
-            self.hparams["env"] = asdict(self.hparams["env"])
-        if isinstance(self.hparams.get("reward"), RewardModule):
-            self.hparams["reward"] = self.hparams["reward"].config()
-        if "_class_path" not in self.hparams:  # what LightningCLI records, so both load the same way
-            self.hparams["_class_path"] = f"{type(self).__module__}.{type(self).__name__}"
-            self.hparams["_instantiator"] = "lightning.pytorch.cli.instantiate_module"
+        # Keep hyper-parameters plain data (checkpoints load with weights_only=True): components are
+        # stored as recipe entries, also when the agent is built in Python rather than from a recipe,
+        # in the form LightningCLI records, so both load the same way.
+        self.save_hyperparameters(ignore=["reward"])
+        hparams = dict(self.hparams)
+        hparams["reward"] = reward.config() if reward is not None else None
+        if isinstance(hparams.get("env"), EnvConfig):
+            hparams["env"] = asdict(hparams["env"])
+        hparams.setdefault("_class_path", f"{type(self).__module__}.{type(self).__name__}")
+        hparams.setdefault("_instantiator", "lightning.pytorch.cli.instantiate_module")
+        self.save_hyperparameters(hparams)  # also what the logger records
         env = EnvConfig(**env) if isinstance(env, dict) else copy.deepcopy(env) if env else EnvConfig()
         if env.action is None:
             env.action = self.action_modes[0]
@@ -231,8 +232,10 @@ class Agent(L.LightningModule):
 
     def training_step(self, batch: TensorDictBase, batch_idx: int) -> None:
         losses = self.update(batch)
-        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, on_step=True, prog_bar=False)
-        self.log_dict(self.tracker.progress(), on_step=True, prog_bar=True, logger=False)
+        # Logging costs more than a small update: log as often as the trainer writes (log_every_n_steps).
+        if batch_idx % self.trainer.log_every_n_steps == 0:
+            self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, on_step=True, prog_bar=False)
+            self.log_dict(self.tracker.progress(), on_step=True, prog_bar=True, logger=False)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint whose weights do not fit this agent (TorchRL's parameter containers would

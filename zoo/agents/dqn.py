@@ -26,6 +26,7 @@ class DQN(OffPolicyAgent):
         exploration_fraction: share of ``total_frames`` over which ε is annealed.
         target_update_interval: gradient updates between copies of the online network to the target.
         double_dqn: use double Q-learning targets.
+        loss_function: TD-error loss, ``"smooth_l1"`` (Huber, as the DQN paper and stable-baselines3) or ``"l2"``.
         **kwargs: see :class:`~zoo.agents.base.OffPolicyAgent`.
 
     Example:
@@ -37,7 +38,7 @@ class DQN(OffPolicyAgent):
     action_modes = ("discrete",)
 
     def __init__(self, eps_init: float = 1.0, eps_end: float = 0.05, exploration_fraction: float = 0.5,
-                 target_update_interval: int = 50, double_dqn: bool = False,
+                 target_update_interval: int = 50, double_dqn: bool = False, loss_function: str = "smooth_l1",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         num_actions = self.action_spec.space.n
@@ -46,7 +47,7 @@ class DQN(OffPolicyAgent):
         self.greedy = EGreedyModule(self.action_spec, eps_init=eps_init, eps_end=eps_end,
                                     annealing_num_steps=max(1, int(exploration_fraction * self.total_frames)))
         self.loss = DQNLoss(self.q_network, action_space=self.action_spec, double_dqn=double_dqn,
-                            delay_value=True, loss_function="l2")
+                            delay_value=True, loss_function=loss_function)
         self.loss.make_value_estimator(gamma=self.gamma)
         self.target_update_interval = target_update_interval
         self.target_updater = HardUpdate(self.loss, value_network_update_interval=0)  # copies on every step()

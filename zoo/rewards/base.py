@@ -26,6 +26,21 @@ from torchrl.envs import Transform
 from zoo import keys
 
 
+def _public_path(cls: type) -> str:
+    """The shortest importable path of ``cls`` (``zoo.rewards.CLGReward`` rather than ``zoo.rewards.vlm...``)."""
+    import importlib
+
+    parts = cls.__module__.split(".")
+    for end in range(1, len(parts) + 1):
+        module = ".".join(parts[:end])
+        try:
+            if getattr(importlib.import_module(module), cls.__qualname__, None) is cls:
+                return f"{module}.{cls.__qualname__}"
+        except ImportError:
+            continue
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 class RewardModule(Transform):
     """Base class: subclasses name their ``terms`` and implement :meth:`compute`.
 
@@ -96,8 +111,7 @@ class RewardModule(Transform):
                 break
         args = {name: getattr(self, name) for name in names}
         args = {k: v.config() if isinstance(v, RewardModule) else v for k, v in args.items()}
-        cls = type(self)
-        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": args}
+        return {"class_path": _public_path(type(self)), "init_args": args}
 
     def copy_for_env(self) -> RewardModule:
         """A copy to attach to another environment; heavy members (a backbone, a cache) are shared."""

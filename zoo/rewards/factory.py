@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from zoo.registry import Registry, ZooError
@@ -13,6 +14,22 @@ HEADS: Registry[type] = Registry("reward head")
 for _name, _cls in (("clg", CLGReward), ("vlm-sr", VLMSRReward), ("vlm-rm", VLMRMReward), ("lord", LORDReward),
                     ("roboclip", RoboCLIPReward)):
     HEADS.register(_name, _cls)
+
+
+PROMPT_ARGUMENTS = ("positive", "negative", "goal", "baseline")
+
+
+def _arguments(cls: type) -> set[str]:
+    """Keyword arguments of a reward class, along the ``**kwargs`` chain of its bases."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in klass.__dict__:
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        names |= {p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names - {"model"}
 
 
 def create_reward_model(
@@ -47,13 +64,14 @@ def create_reward_model(
     """
     cls = HEADS.get(head)
     prompts = dict(prompts or {})
-    import inspect
-
-    accepted = set(inspect.signature(cls.__init__).parameters)
-    bad = sorted(set(prompts) - accepted)
+    accepted = _arguments(cls)
+    valid_prompts = sorted(p for p in accepted if p in PROMPT_ARGUMENTS)
+    bad = sorted(set(prompts) - set(valid_prompts))
     if bad:
-        valid = sorted(p for p in accepted if p in ("positive", "negative", "goal", "baseline"))
-        raise ZooError(f"head {head!r} takes no prompt {bad}; its prompts are: {', '.join(valid)}")
+        raise ZooError(f"head {head!r} takes no prompt {bad}; its prompts are: {', '.join(valid_prompts)}")
+    unknown = sorted(set(head_kwargs) - accepted)
+    if unknown:
+        raise ZooError(f"head {head!r} has no argument {unknown}; valid: {', '.join(sorted(accepted))}")
     for key, text in prompts.items():
         if not isinstance(text, str) or not text.strip():
             raise ZooError(f"prompt {key!r} must be a non-empty string, got {text!r}")

@@ -54,6 +54,8 @@ class VLMReward(RewardModule):
         check_choice("crop", crop, CROPS)
         if batch_size < 1:
             raise ZooError(f"batch_size must be >= 1, got {batch_size}")
+        if cache_size < 0:
+            raise ZooError(f"cache_size must be >= 0 (0 disables the cache), got {cache_size}")
         self.model = model
         self.quantization = quantization
         self.adapter = adapter
@@ -86,19 +88,28 @@ class VLMReward(RewardModule):
 
     @torch.no_grad()
     def image_embeddings(self, frames: torch.Tensor) -> torch.Tensor:
-        """Normalised embeddings ``[N, D]`` of uint8 frames ``[N, 3, H, W]``; cached frames are not re-embedded."""
+        """Normalised embeddings ``[..., D]`` of uint8 frames ``[..., 3, H, W]``.
+
+        Frames already in the cache, or repeated within ``frames``, are embedded once.
+        """
         from zoo.vlm.encoder import check_frames
 
         frames = self.crop_frames(check_frames(frames))
-        digests = [frame_key(f) for f in frames]
-        found = [self.cache.get(self.fingerprint, d) for d in digests]
-        missing = [i for i, e in enumerate(found) if e is None]
+        lead = frames.shape[:-3]
+        flat = frames.reshape(-1, *frames.shape[-3:])
+        digests = [frame_key(f) for f in flat]
+        known = {d: self.cache.get(self.fingerprint, d) for d in dict.fromkeys(digests)}
+        first_index = {d: i for i, d in reversed(list(enumerate(digests)))}
+        missing = [d for d, e in known.items() if e is None]
         for start in range(0, len(missing), self.batch_size):
-            idx = missing[start:start + self.batch_size]
-            for i, emb in zip(idx, self.encoder.embed_images(frames[idx]).cpu()):
-                found[i] = emb
-                self.cache.put(self.fingerprint, digests[i], emb)
-        return torch.stack(found) if found else torch.empty(0)
+            chunk = missing[start:start + self.batch_size]
+            embeddings = self.encoder.embed_images(flat[[first_index[d] for d in chunk]]).cpu()
+            for digest, emb in zip(chunk, embeddings):
+                known[digest] = emb
+                self.cache.put(self.fingerprint, digest, emb)
+        if not digests:
+            return torch.empty(*lead, 0)
+        return torch.stack([known[d] for d in digests]).reshape(*lead, -1)
 
     def compute(self, next_state: TensorDictBase) -> dict[str, torch.Tensor]:
         frames = next_state.get(keys.PIXELS)

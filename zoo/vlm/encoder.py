@@ -86,9 +86,10 @@ class DualEncoder(nn.Module):
         return (x.clamp(0, 1) - self.mean) / self.std
 
     def embed_images(self, frames: torch.Tensor) -> torch.Tensor:
-        """Normalised image embeddings ``[B, D]`` for uint8 frames ``[B, 3, H, W]``."""
-        out = self.model.get_image_features(pixel_values=self.preprocess(frames))
-        return F.normalize(_pooled(out).float(), dim=-1)
+        """Normalised image embeddings ``[..., D]`` for uint8 frames ``[..., 3, H, W]``."""
+        lead = check_frames(frames).shape[:-3]
+        out = self.model.get_image_features(pixel_values=self.preprocess(frames.reshape(-1, *frames.shape[-3:])))
+        return F.normalize(_pooled(out).float(), dim=-1).reshape(*lead, -1)
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         if isinstance(texts, str) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,19 +9,8 @@ from torch import nn
 
 from zoo.registry import ZooError
 
-# Attention projections of each tower architecture (what the LoRA paper adapts).
-_ATTENTION_PROJECTIONS = {
-    "clip": ["q_proj", "k_proj", "v_proj", "out_proj"],
-    "clip_vision_model": ["q_proj", "k_proj", "v_proj", "out_proj"],
-    "clip_text_model": ["q_proj", "k_proj", "v_proj", "out_proj"],
-    "siglip": ["q_proj", "k_proj", "v_proj", "out_proj"],
-    "siglip_vision_model": ["q_proj", "k_proj", "v_proj", "out_proj"],
-    "siglip_text_model": ["q_proj", "k_proj", "v_proj", "out_proj"],
-    "vit": ["query", "key", "value"],
-    "deit": ["query", "key", "value"],
-    "bert": ["query", "key", "value"],
-    "roberta": ["query", "key", "value"],
-}
+# Names of attention projections across the architectures transformers ships (CLIP, SigLIP, ViT, BERT …).
+ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj", "o_proj", "query", "key", "value")
 TOWERS = {"vision": "vision_model", "text": "text_model"}
 
 
@@ -46,23 +34,22 @@ class LoraSpec:
 
 
 def default_lora_targets(model: nn.Module) -> list[str]:
-    """Attention projection names for the model's family (dual encoders: union over both towers)."""
-    config = model.config
-    types = {config.model_type}
-    for sub in ("vision_config", "text_config"):
-        if getattr(config, sub, None) is not None:
-            types.add(getattr(config, sub).model_type)
-    targets = sorted({name for t in types for name in _ATTENTION_PROJECTIONS.get(t, [])})
+    """The attention projections (LoRA's usual targets) that this model's linear layers are named after."""
+    present = set(linear_module_suffixes(model))
+    targets = [name for name in ATTENTION_PROJECTIONS if name in present]
     if not targets:
-        raise ZooError(f"no default LoRA targets for model type(s) {sorted(types)}; set lora.target_modules "
-                       f"(linear layers: {', '.join(linear_module_suffixes(model)[:30])})")
+        raise ZooError(f"no attention projections found to adapt; set lora.target_modules "
+                       f"(linear layers: {', '.join(sorted(present)[:30])})")
     return targets
+
+
+def _is_linear(module: nn.Module) -> bool:
+    return isinstance(module, nn.Linear) or type(module).__name__.startswith("Linear")  # bitsandbytes' too
 
 
 def linear_module_suffixes(model: nn.Module) -> list[str]:
     """Distinct last name components of the model's linear layers (what ``target_modules`` can name)."""
-    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-             if isinstance(module, nn.Linear) or type(module).__name__.startswith("Linear")}
+    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if _is_linear(module)}
     return sorted(n for n in names if n)
 
 
@@ -79,10 +66,15 @@ def apply_lora(model: nn.Module, spec: LoraSpec | dict[str, Any]):
     if bad or not spec.towers:
         raise ZooError(f"unknown LoRA tower(s) {bad or spec.towers}; valid: {', '.join(TOWERS)}")
     targets = spec.target_modules or default_lora_targets(model)
-    prefixes = "|".join(TOWERS[t] for t in spec.towers)
-    pattern = rf"(?:.*\.)?(?:{prefixes})\..*\.(?:{'|'.join(map(re.escape, targets))})"
-    if not any(re.fullmatch(pattern, name) for name, _ in model.named_modules()):
+    prefixes = tuple(TOWERS[t] for t in spec.towers)
+    modules = dict(model.named_modules())
+    names = [name for name, module in modules.items()
+             if name.rsplit(".", 1)[-1] in targets and _is_linear(module)
+             and any(part in prefixes for part in name.split("."))
+             # nn.MultiheadAttention reads its out_proj weight directly: an adapter there would never run
+             and not isinstance(modules.get(name.rpartition(".")[0]), nn.MultiheadAttention)]
+    if not names:
         raise ZooError(f"LoRA target_modules {targets} match no module in towers {spec.towers}; "
                        f"linear layers are named: {', '.join(linear_module_suffixes(model))}")
-    config = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=pattern)
+    config = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=names)
     return get_peft_model(model, config)
