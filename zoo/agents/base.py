@@ -28,12 +28,10 @@ from torchrl.envs import ExplorationType, set_exploration_type
 from zoo import keys
 from zoo.agents.networks import ENCODERS
 from zoo.envs.make import EnvConfig
+from zoo.evaluation.metrics import MS_TO_KMH
 from zoo.evaluation.rollout import EVAL_SEED_OFFSET
 from zoo.registry import ZooError, check_choice
 from zoo.rewards.base import RewardModule
-
-MS_TO_KMH = 3.6
-
 
 class EpisodeTracker:
     """Counts env steps, episodes and collisions; summarises episodes as they finish."""
