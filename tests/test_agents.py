@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import lightning as L
 import pytest
 import torch
 from tensordict import TensorDict
@@ -11,6 +12,8 @@ from torchrl.envs import ExplorationType, set_exploration_type
 
 import zoo
 from zoo import keys
+from zoo.agents import SAC
+from zoo.envs import EnvConfig
 from zoo.evaluation import EVAL_SEED_OFFSET
 from zoo.registry import ZooError
 
@@ -257,3 +260,39 @@ def test_unknown_network_is_a_zoo_error(make_agent):
 
 def test_every_registered_agent_has_a_case():
     assert {name for name, _ in AGENT_CASES.values()} == set(zoo.list_agents())
+
+
+def test_tracked_episode_returns_equal_torchrl_reward_sum():
+    """The tracker sums the learner's reward per env across batches; it must agree with TorchRL's RewardSum."""
+    from torchrl.collectors import Collector
+
+    from zoo.agents.base import EpisodeTracker
+
+    env = zoo.make_env("highway-fast", num_envs=2, parallel=False, seed=0)
+    collector = Collector(env, None, frames_per_batch=14, total_frames=84)  # random actions
+    tracker, ours, torchrl = EpisodeTracker(), [], []
+    for batch in collector:  # [envs, time]; batches cut episodes in the middle
+        ours += tracker.finished_returns(batch.get("next")).tolist()
+        done = batch.get(("next", "done")).squeeze(-1)
+        torchrl += batch.get(("next", "episode_reward"))[done].squeeze(-1).tolist()
+    collector.shutdown()
+    assert torchrl and sorted(ours) == pytest.approx(sorted(torchrl))
+
+
+def test_collector_reward_batching_scores_whole_batches(tmp_path):
+    """reward_batching="collector": the reward model sees frames_per_batch frames at once (VLM-RL's scheme)."""
+    from zoo.rewards import CLGReward, HierarchicalReward
+    from zoo.vlm.tiny import build_random_dual_encoder
+
+    reward = HierarchicalReward(CLGReward(str(build_random_dual_encoder(tmp_path / "clip")), device="cpu",
+                                          cache_size=0))
+    sizes = []
+    embed = reward.semantic.encoder.embed_images
+    reward.semantic.encoder.embed_images = lambda frames: sizes.append(len(frames)) or embed(frames)
+    agent = SAC(env=EnvConfig("highway-fast", action="continuous"), reward=reward, reward_batching="collector",
+                total_frames=32, frames_per_batch=16, learning_starts=16, updates_per_batch=1, batch_size=8,
+                hidden_sizes=(32,))
+    L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False).fit(agent)
+    assert sizes == [16, 16]
+    assert agent.tracker.frames == 32

@@ -33,6 +33,9 @@ from zoo.evaluation.rollout import EVAL_SEED_OFFSET
 from zoo.registry import ZooError, check_choice
 from zoo.rewards.base import RewardModule
 
+REWARD_BATCHING = ("step", "collector")
+
+
 class EpisodeTracker:
     """Counts env steps, episodes and collisions; summarises episodes as they finish."""
 
@@ -41,6 +44,22 @@ class EpisodeTracker:
         self.episodes = 0
         self.collisions = 0
         self.recent_returns: deque[float] = deque(maxlen=window)
+        self._running: torch.Tensor | None = None  # return so far of each env's current episode
+
+    def finished_returns(self, nxt: TensorDictBase) -> torch.Tensor:
+        """Returns of the episodes that end in this batch, summed from the learner's ``reward`` (right also
+        when rewards are written after collection)."""
+        reward = nxt.get(keys.REWARD).squeeze(-1)
+        done = nxt.get(keys.DONE).squeeze(-1)
+        reward, done = reward.reshape(-1, reward.shape[-1]).cpu(), done.reshape(-1, done.shape[-1]).cpu()
+        if self._running is None or self._running.shape[0] != reward.shape[0]:
+            self._running = torch.zeros(reward.shape[0])
+        finished = []
+        for t in range(reward.shape[1]):  # batches are [envs, time]
+            self._running += reward[:, t]
+            finished.append(self._running[done[:, t]].clone())
+            self._running[done[:, t]] = 0
+        return torch.cat(finished)
 
     def update(self, batch: TensorDictBase) -> dict[str, float]:
         """Account for one collected batch; return metrics of the episodes it finished (may be empty)."""
@@ -52,8 +71,8 @@ class EpisodeTracker:
             for name, value in nxt.get(keys.REWARD_TERMS).items():
                 metrics[f"reward_terms/{name}"] = value.float().mean().item()
         done = nxt.get(keys.DONE).squeeze(-1)
+        returns = self.finished_returns(nxt)
         if done.any():
-            returns = nxt.get(keys.EPISODE_RETURN)[done].squeeze(-1)
             crashed = nxt.get(keys.CRASHED)[done].squeeze(-1)
             self.episodes += int(done.sum())
             self.collisions += int(crashed.sum())
@@ -101,6 +120,9 @@ class Agent(L.LightningModule):
         lr: learning rate.
         max_grad_norm: gradient-norm clip (``None``: no clipping).
         seed: seed of the training environments (evaluation uses disjoint seeds).
+        reward_batching: ``"step"``: the reward scores each env step (a batch of ``num_envs`` frames);
+            ``"collector"``: it scores each collected batch of ``frames_per_batch`` transitions in one pass
+            (VLM-RL's synchronous scheme: collect 64 steps, score the 64 frames, then learn).
     """
 
     #: action modes the algorithm supports; the first is used when the recipe leaves it open
@@ -118,6 +140,7 @@ class Agent(L.LightningModule):
         lr: float = 3e-4,
         max_grad_norm: float | None = 10.0,
         seed: int = 0,
+        reward_batching: str = "step",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False  # each algorithm steps its optimizers itself, CleanRL style
@@ -157,6 +180,7 @@ class Agent(L.LightningModule):
         self.lr = lr
         self.max_grad_norm = max_grad_norm
         self.seed = seed
+        self.reward_batching = check_choice("reward_batching", reward_batching, REWARD_BATCHING)
         self.tracker = EpisodeTracker()
 
         spec_env = env.make(num_envs=1)
@@ -188,16 +212,18 @@ class Agent(L.LightningModule):
         """A fresh encoder for this agent's observation (one per network: no shared trunk)."""
         return ENCODERS.get(self.network)(self.obs_shape, self.hidden_sizes)
 
-    def make_train_env(self):
-        reward = self.reward.copy_for_env() if self.reward is not None else None
-        return self.env_config.make(seed=self.seed, reward=reward)
+    def training_reward(self) -> RewardModule | None:
+        return self.reward.copy_for_env() if self.reward is not None else None
 
     def make_collector(self, **kwargs: Any) -> Collector:
-        env = self.make_train_env()
+        reward = self.training_reward()
+        on_batches = self.reward_batching == "collector" and reward is not None
+        env = self.env_config.make(seed=self.seed, reward=None if on_batches else reward)
         num_envs = env.batch_size.numel()  # 1 for a single env: torch.Size([]).numel() == 1
         return Collector(
             env,
             self.exploration_policy(),
+            postproc=reward if on_batches else None,
             frames_per_batch=max(num_envs, self.frames_per_batch - self.frames_per_batch % num_envs),
             total_frames=self.total_frames,
             device=self.device,
