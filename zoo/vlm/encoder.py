@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -13,8 +14,9 @@ from torch import nn
 
 from zoo.registry import ZooError
 
-# bitsandbytes' 8-bit matmul announces, on every call, the fp16 cast it always does on CPU.
-warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
+# bitsandbytes' 8-bit matmul logs, on every call, the fp16 cast it always does on CPU.
+logging.getLogger("bitsandbytes.autograd._functions").addFilter(
+    lambda record: not record.getMessage().startswith("MatMul8bitLt: inputs will be cast"))
 
 
 def check_frames(frames: torch.Tensor) -> torch.Tensor:
