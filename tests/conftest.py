@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 # No telemetry, no network, before anything imports mlflow.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# Models the tests build (random:<family>-<size>) go to a temp folder, not the user's ~/.cache/zoo.
+os.environ["ZOO_CACHE"] = tempfile.mkdtemp(prefix="zoo-test-cache-")
 
 #: the smallest budget an agent trains on: two collector batches of 32 env steps, small networks
 TINY: dict[str, Any] = {"hidden_sizes": (32,), "total_frames": 64, "frames_per_batch": 32, "seed": 0}
