@@ -216,7 +216,35 @@ def _reward(argv: list[str]) -> None:
         f"(percentiles {args.percentiles[0]:g}/{args.percentiles[1]:g} of {result['frames']} frames)")
 
 
-ZOO_COMMANDS: dict[str, Callable[[list[str]], None]] = {"evaluate": _evaluate, "reward": _reward}
+def _data(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="zoo data", description="Datasets made from the simulator.")
+    sub = parser.add_subparsers(dest="kind", required=True)
+    cap = sub.add_parser("bev-captions", help="BEV frames and windows with ground truth and captions",
+                         description="Drive scenarios with a mix of policies (collisions are common) and save a "
+                                     "Hugging Face dataset of BEV frames, frame windows, simulator ground truth "
+                                     "and templated captions, split train/validation by episode seed.")
+    cap.add_argument("--scenarios", nargs="+", default=["highway-fast"])
+    cap.add_argument("--frames", type=int, required=True, help="rows to record (whole episodes)")
+    cap.add_argument("--out", required=True, help="folder for the dataset (datasets.load_from_disk)")
+    cap.add_argument("--seed", type=int, default=0, help="first episode seed")
+    cap.add_argument("--window", type=int, default=4, help="frames per window")
+    cap.add_argument("--horizon", type=float, default=1.0, help="seconds ahead for collision_within_horizon")
+    cap.add_argument("--bev-size", type=int, default=96)
+    cap.add_argument("--validation-every", type=int, default=5,
+                     help="episodes whose seed is a multiple of this go to validation")
+    cap.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    args = parser.parse_args(argv)
+
+    from zoo.data.bev_captions import make_bev_captions
+
+    dataset = make_bev_captions(args.scenarios, args.frames, args.out, seed=args.seed, window=args.window,
+                                horizon_s=args.horizon, bev_size=args.bev_size,
+                                validation_every=args.validation_every, overwrite=args.overwrite)
+    sizes = ", ".join(f"{name} {len(split)}" for name, split in dataset.items())
+    Console(stderr=True).print(f"wrote {args.out}: {sizes} rows")
+
+
+ZOO_COMMANDS: dict[str, Callable[[list[str]], None]] = {"evaluate": _evaluate, "reward": _reward, "data": _data}
 
 USAGE = """usage: zoo <command> [options]
 
@@ -225,6 +253,7 @@ commands:
   validate   Lightning validate:  zoo validate --config ...
   evaluate   held-out metrics:    zoo evaluate --ckpt <checkpoint or runs:/id> --episodes 20 [--video out.gif]
   reward     reward-model tools:  zoo reward calibrate --model <hub id|folder> --scenario highway-fast
+  data       simulator datasets:  zoo data bev-captions --scenarios highway-fast merge --frames 2000 --out DIR
 
 Run `zoo <command> --help` for its options."""
 

@@ -1,0 +1,1 @@
+"""Datasets the zoo makes from the simulator."""

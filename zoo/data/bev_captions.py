@@ -1,0 +1,177 @@
+"""``zoo data bev-captions``: BEV frames with simulator ground truth and templated captions.
+
+Episodes are driven by a mix of policies chosen per episode (random, reckless, cautious meta-actions), so
+that near-misses and collisions are common. Each row is one step:
+
+* ``image``: the BEV frame; ``window``: the last ``window`` frames up to and including it (the first
+  frame repeated at an episode's start);
+* ground truth read from highway-env: ``crashed``, ``collision_within_horizon`` (a collision happens
+  in this step or within ``horizon_s`` seconds after it), ``time_to_collision`` (s, gap to the leader in
+  the ego lane over the closing speed; ``TTC_NONE`` when not closing or no leader), ``gap_to_leader`` (m,
+  ``GAP_NONE`` without a leader), ``lateral_offset`` (m), ``off_road``, ``speed`` (m/s);
+* ``risk``: the category the caption describes, ``caption``: a template of that category, drawn with
+  paraphrase variety;
+* ``episode_seed``, ``step``, ``scenario``, ``policy``.
+
+Splits are by episode seed: an episode goes to ``validation`` when its seed is a multiple of
+``validation_every``, so no validation frame comes from a training episode.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.registry import ZooError
+
+TTC_NONE = 100.0  # s: no leader, or not closing in
+GAP_NONE = 200.0  # m: no leader in the ego lane
+POLICIES = ("random", "reckless", "cautious")
+#: meta-action probabilities (LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER) of each policy
+_ACTION_PROBS = {
+    "random": (0.2, 0.2, 0.2, 0.2, 0.2),
+    "reckless": (0.15, 0.1, 0.15, 0.6, 0.0),
+    "cautious": (0.05, 0.55, 0.05, 0.05, 0.3),
+}
+CAPTIONS = {
+    "collision": ("Two cars have collided with each other on the road", "A car has crashed into another vehicle",
+                  "There is a collision between two cars on the road"),
+    "imminent": ("Two cars are about to collide on the road", "A collision with the car ahead is about to happen",
+                 "The car is dangerously close to the vehicle ahead"),
+    "closing": ("The car is closing in fast on the vehicle ahead", "The gap to the car ahead is shrinking quickly",
+                "A slower vehicle is ahead in the same lane"),
+    "off_road": ("The car has left the road", "A car is driving off the road"),
+    "clear": ("The road is clear with no car accidents", "The car drives safely with space ahead",
+              "Traffic flows smoothly with no danger ahead"),
+}
+
+
+def risk_category(crashed: bool, imminent: bool, ttc: float, off_road: bool) -> str:
+    """The caption category of one frame, most severe first."""
+    if crashed:
+        return "collision"
+    if off_road:
+        return "off_road"
+    if imminent or ttc < 1.5:
+        return "imminent"
+    if ttc < 4.0:
+        return "closing"
+    return "clear"
+
+
+def _leader_state(env: Any) -> tuple[float, float]:
+    """(gap to the leader in the ego lane in m, time to collision in s) from highway-env's road."""
+    unwrapped = env.unwrapped
+    ego = unwrapped.vehicle
+    front, _ = unwrapped.road.neighbour_vehicles(ego, ego.lane_index)
+    if front is None:
+        return GAP_NONE, TTC_NONE
+    gap = max(0.0, float(ego.lane_distance_to(front)) - (ego.LENGTH + front.LENGTH) / 2)
+    closing = float(ego.speed - front.speed * np.cos(front.heading - ego.heading))
+    return min(gap, GAP_NONE), (min(gap / closing, TTC_NONE) if closing > 1e-3 else TTC_NONE)
+
+
+def _row(env: Any, obs: dict, frames: list[np.ndarray], step: int, window: int) -> dict[str, Any]:
+    gap, ttc = _leader_state(env)
+    state = obs["vehicle_state"]
+    return {"image": frames[-1], "window": [frames[max(0, len(frames) - window + i)] for i in range(window)],
+            "step": step, "gap_to_leader": gap, "time_to_collision": ttc, "speed": float(state["speed"][0]),
+            "lateral_offset": float(state["lateral_offset"][0]), "off_road": bool(state["on_road"][0] < 0.5),
+            "crashed": bool(state["crashed"][0] > 0.5)}
+
+
+def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, horizon_s: float = 1.0,
+                   bev_size: int = 96, max_steps: int = 200) -> list[dict[str, Any]]:
+    """Drive one episode with ``policy`` and return its rows (without captions)."""
+    from zoo.envs.driving import DrivingEnv
+    from zoo.envs.presets import SCENARIOS
+
+    env = DrivingEnv(SCENARIOS.get(scenario), obs="bev", action="discrete", bev_size=bev_size)
+    rng = random.Random(seed)
+    obs, _ = env.reset(seed=seed)
+    dt = 1.0 / env.unwrapped.config["policy_frequency"]
+    frames = [obs["pixels"].transpose(1, 2, 0)]
+    rows = [_row(env, obs, frames, 0, window)]
+    for step in range(1, max_steps):
+        obs, _, terminated, truncated, _ = env.step(rng.choices(range(5), weights=_ACTION_PROBS[policy])[0])
+        frames.append(obs["pixels"].transpose(1, 2, 0))
+        rows.append(_row(env, obs, frames, step, window))
+        if terminated or truncated:
+            break
+    env.close()
+    crash_steps = [r["step"] for r in rows if r["crashed"]]
+    first_crash = crash_steps[0] if crash_steps else None
+    for row in rows:
+        row["collision_within_horizon"] = first_crash is not None and 0 <= (first_crash - row["step"]) * dt <= horizon_s
+    return rows
+
+
+def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, seed: int = 0, window: int = 4,
+                      horizon_s: float = 1.0, bev_size: int = 96, validation_every: int = 5,
+                      overwrite: bool = False, progress: bool = True):
+    """Record about ``frames`` captioned BEV frames over ``scenarios`` and save a ``datasets.DatasetDict``.
+
+    Args:
+        scenarios: scenario names (discrete meta-actions drive them).
+        frames: total number of rows to record (whole episodes, so slightly more).
+        out: folder to save to (``datasets.load_from_disk`` reads it back).
+        seed: first episode seed; episode ``i`` uses ``seed + i``.
+        window: frames per window (the current one and those before it).
+        horizon_s: seconds ahead within which a collision labels a frame as ``collision_within_horizon``.
+        bev_size: frame side in pixels.
+        validation_every: episodes whose seed is a multiple of this go to ``validation``.
+        overwrite: replace an existing non-empty ``out``.
+        progress: show a progress bar.
+
+    Returns:
+        The ``DatasetDict`` with ``train`` and ``validation`` splits.
+    """
+    import datasets
+    from rich.progress import Progress
+
+    from zoo.envs.presets import SCENARIOS
+
+    for name in scenarios:
+        SCENARIOS.get(name)
+        if "discrete" not in SCENARIOS.get(name).action_modes:
+            raise ZooError(f"scenario {name!r} has no discrete meta-actions to drive it with")
+    if frames < 1 or window < 1 or validation_every < 2:
+        raise ZooError(f"need frames >= 1, window >= 1, validation_every >= 2; got {frames}, {window}, "
+                       f"{validation_every}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ZooError(f"{out} exists and is not empty: nothing was written (pass overwrite to replace it)")
+    rng = random.Random(seed)
+    splits: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
+    episode_seed = seed
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("recording BEV frames", total=frames)
+        while sum(map(len, splits.values())) < frames:
+            scenario = scenarios[(episode_seed - seed) % len(scenarios)]
+            policy = rng.choice(POLICIES)
+            rows = record_episode(scenario, episode_seed, policy, window=window, horizon_s=horizon_s,
+                                  bev_size=bev_size)
+            for row in rows:
+                row["risk"] = risk_category(row["crashed"], row["collision_within_horizon"],
+                                            row["time_to_collision"], row["off_road"])
+                row["caption"] = rng.choice(CAPTIONS[row["risk"]])
+                row.update(scenario=scenario, policy=policy, episode_seed=episode_seed)
+            splits["validation" if episode_seed % validation_every == 0 else "train"].extend(rows)
+            episode_seed += 1
+            bar.update(task, completed=min(frames, sum(map(len, splits.values()))))
+    features = datasets.Features({
+        "image": datasets.Image(), "window": datasets.Sequence(datasets.Image()), "caption": datasets.Value("string"),
+        "risk": datasets.ClassLabel(names=list(CAPTIONS)), "crashed": datasets.Value("bool"),
+        "collision_within_horizon": datasets.Value("bool"), "time_to_collision": datasets.Value("float32"),
+        "gap_to_leader": datasets.Value("float32"), "lateral_offset": datasets.Value("float32"),
+        "off_road": datasets.Value("bool"), "speed": datasets.Value("float32"), "step": datasets.Value("int32"),
+        "episode_seed": datasets.Value("int64"), "scenario": datasets.Value("string"),
+        "policy": datasets.Value("string"),
+    })
+    dataset = datasets.DatasetDict({
+        name: datasets.Dataset.from_list(rows, features=features) for name, rows in splits.items()})
+    dataset.save_to_disk(str(out))
+    return dataset
