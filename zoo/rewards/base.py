@@ -26,6 +26,22 @@ from torchrl.envs import Transform
 from zoo import keys
 
 
+def init_arguments(cls: type) -> list[str]:
+    """Keyword arguments of a reward class's ``__init__``, following ``**kwargs`` up to its bases."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if klass is RewardModule:
+            break
+        if "__init__" not in klass.__dict__:
+            continue
+        params = list(inspect.signature(klass.__init__).parameters.values())
+        names += [p.name for p in params if p.name != "self" and p.name not in names
+                  and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
 def _public_path(cls: type) -> str:
     """The shortest importable path of ``cls`` (``zoo.rewards.CLGReward`` rather than ``zoo.rewards.vlm...``)."""
     import importlib
@@ -98,17 +114,7 @@ class RewardModule(Transform):
         Arguments are collected along the class hierarchy as far as ``**kwargs`` forward them;
         nested reward modules are written as entries too.
         """
-        names: list[str] = []
-        for cls in type(self).__mro__:
-            if cls is RewardModule:
-                break
-            if "__init__" not in cls.__dict__:
-                continue
-            params = list(inspect.signature(cls.__init__).parameters.values())
-            names += [p.name for p in params if p.name != "self" and p.name not in names
-                      and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-            if not any(p.kind == p.VAR_KEYWORD for p in params):
-                break
+        names = init_arguments(type(self))
         args = {name: getattr(self, name) for name in names}
         args = {k: v.config() if isinstance(v, RewardModule) else v for k, v in args.items()}
         return {"class_path": _public_path(type(self)), "init_args": args}

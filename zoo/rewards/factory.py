@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from zoo.registry import Registry, ZooError
-from zoo.rewards.base import RewardModule
+from zoo.rewards.base import RewardModule, init_arguments
 from zoo.rewards.synthesis import HierarchicalReward
 from zoo.rewards.vlm import CLGReward, LORDReward, RoboCLIPReward, VLMRMReward, VLMSRReward
 
@@ -17,19 +16,6 @@ for _name, _cls in (("clg", CLGReward), ("vlm-sr", VLMSRReward), ("vlm-rm", VLMR
 
 
 PROMPT_ARGUMENTS = ("positive", "negative", "goal", "baseline")
-
-
-def _arguments(cls: type) -> set[str]:
-    """Keyword arguments of a reward class, along the ``**kwargs`` chain of its bases."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if "__init__" not in klass.__dict__:
-            continue
-        params = inspect.signature(klass.__init__).parameters.values()
-        names |= {p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-        if not any(p.kind == p.VAR_KEYWORD for p in params):
-            break
-    return names - {"model"}
 
 
 def create_reward_model(
@@ -64,7 +50,7 @@ def create_reward_model(
     """
     cls = HEADS.get(head)
     prompts = dict(prompts or {})
-    accepted = _arguments(cls)
+    accepted = set(init_arguments(cls)) - {"model"}
     valid_prompts = sorted(p for p in accepted if p in PROMPT_ARGUMENTS)
     bad = sorted(set(prompts) - set(valid_prompts))
     if bad:
