@@ -164,8 +164,7 @@ class Agent(L.LightningModule):
         if not 0 <= seed < EVAL_SEED_OFFSET:
             raise ZooError(f"seed must be in [0, {EVAL_SEED_OFFSET}) so that evaluation seeds stay held out, "
                            f"got {seed}")
-        check_choice("network", network, ENCODERS.names())
-        encoder_key = ENCODERS.get(network).in_key
+        encoder_key = ENCODERS.get(network).in_key  # raises with the valid names
         if env.obs == "kinematics" and (encoder_key == keys.PIXELS or getattr(reward, "needs_pixels", False)):
             env.obs = "both"  # the CNN or the reward needs frames
         self.env_config = env

@@ -113,9 +113,9 @@ class VLMReward(RewardModule):
 
     def compute(self, next_state: TensorDictBase) -> dict[str, torch.Tensor]:
         frames = next_state.get(keys.PIXELS)
-        batch = frames.shape[:-3]
-        values = self.score(self.image_embeddings(frames.reshape(-1, *frames.shape[-3:])))
-        return {k: v.reshape(*batch, 1).to(frames.device) for k, v in values.items()}
+        embeddings = self.image_embeddings(frames)
+        values = self.score(embeddings.reshape(-1, embeddings.shape[-1]))
+        return {k: v.reshape(*frames.shape[:-3], 1).to(frames.device) for k, v in values.items()}
 
     def score(self, embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{"reward": [N], term: [N], ...}`` from normalised image embeddings ``[N, D]``."""
@@ -253,7 +253,7 @@ class RoboCLIPReward(VLMReward):
             raise ZooError("RoboCLIP mode='episode' needs whole episodes in order: use it on an environment")
         frames = next_state.get(keys.PIXELS)
         batch = frames.shape[:-3]
-        embeddings = self.image_embeddings(frames.reshape(-1, *frames.shape[-3:]))
+        embeddings = self.image_embeddings(frames).reshape(-1, self.text_embedding(self.goal).numel())
         if self._episode_sum is None or self._episode_sum.shape != embeddings.shape:
             self._episode_sum = torch.zeros_like(embeddings)
         self._episode_sum += embeddings
