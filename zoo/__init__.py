@@ -23,6 +23,8 @@ _LAZY = {
     "load_agent": "zoo.agents.checkpoint",
     "evaluate": "zoo.evaluation.rollout",
     "create_reward_model": "zoo.rewards.factory",
+    "list_models": "zoo.registry",
+    "load_policy": "zoo.api",
 }
 
 __all__ = sorted(_LAZY)

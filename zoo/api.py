@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def list_scenarios() -> list[str]:
     """Names accepted by ``zoo.make_env``.
@@ -21,3 +23,51 @@ def list_agents() -> list[str]:
     from zoo.agents import AGENTS
 
     return AGENTS.names()
+
+
+def load_policy(source: str, map_location: str = "cpu"):
+    """A trained policy by zoo name, ``models:/`` URI, policy folder, Lightning checkpoint or ``runs:/`` run.
+
+    Example:
+        >>> agent = zoo.load_policy("models:/highway-dqn@champion")  # doctest: +SKIP
+        >>> td = agent.act(env.reset())  # doctest: +SKIP
+    """
+    from pathlib import Path
+
+    from zoo.registry import ZooError, resolve_model
+
+    path = Path(str(source)).expanduser()
+    if path.is_file() or str(source).startswith("runs:/"):  # a Lightning checkpoint
+        from zoo.agents.checkpoint import load_agent
+
+        return load_agent(source, map_location=map_location)
+    resolved = resolve_model(source)
+    if (resolved.card or {}).get("kind") != "policy":
+        kind = (resolved.card or {}).get("kind", "plain Hugging Face")
+        raise ZooError(f"{source!r} is a {kind} model, not a policy; see zoo.list_models('policy')")
+    from zoo.agents.checkpoint import load_policy_folder
+
+    return load_policy_folder(resolved.path, map_location=map_location)
+
+
+def model_parameters(folder) -> int:
+    """Number of parameters in a zoo model folder: its weights plus the ``base`` components its card names."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    from zoo.registry import read_card
+
+    folder = Path(folder)
+    files = sorted(folder.glob("*.safetensors"))
+    card = read_card(folder) if (folder / "zoo.json").is_file() else {}
+    if card.get("base"):
+        from zoo.vlm.architectures import resolve_pip_model
+
+        files += [resolve_pip_model(spec) / "model.safetensors" for spec in card["base"].values()]
+    total = 0
+    for file in files:
+        with safe_open(str(file), "pt") as f:
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                total += math.prod(f.get_slice(key).get_shape())
+    return total

@@ -14,17 +14,25 @@ from rich.console import Console
 
 class EnvStepProgressBar(RichProgressBar):
     """Rich progress bar counting environment steps (not gradient updates) toward ``total_frames``;
-    env steps, episodes, recent return and collisions are shown beside it."""
+    env steps, episodes, recent return and collisions are shown beside it. Modules that do not collect
+    (reward-model training) get Lightning's usual batch bar."""
+
+    def _collects(self) -> bool:
+        return hasattr(self.trainer.lightning_module, "tracker")
 
     @property
     def total_train_batches(self) -> int | float:
-        return getattr(self.trainer.lightning_module, "total_frames", super().total_train_batches)
+        if not self._collects():
+            return super().total_train_batches
+        return self.trainer.lightning_module.total_frames
 
     def _get_train_description(self, current_epoch: int) -> str:
-        return "env steps"
+        return "env steps" if self._collects() else super()._get_train_description(current_epoch)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        if not self._collects():
+            return super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         if not self.is_disabled and self.train_progress_bar_id is None:
             self._initialize_train_progress_bar_id()
         self._update(self.train_progress_bar_id, pl_module.tracker.frames)

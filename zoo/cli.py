@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Optional
 from pathlib import Path
+from typing import Optional
 
 from rich.console import Console
 
@@ -24,10 +24,10 @@ LIGHTNING_COMMANDS = ("fit", "validate")
 
 
 def _lightning_cli(argv: list[str] | None) -> None:
+    from lightning.pytorch import LightningModule
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
-    from zoo.agents import Agent
     from zoo.callbacks import EnvStepProgressBar, MLflowRecipeCallback
 
     class ZooCLI(LightningCLI):
@@ -61,7 +61,7 @@ def _lightning_cli(argv: list[str] | None) -> None:
                                    / "checkpoints")
 
     ZooCLI(
-        Agent,
+        LightningModule,  # agents (zoo.agents) and reward-model training (zoo.train)
         subclass_mode_model=True,
         auto_configure_optimizers=False,
         save_config_callback=MLflowRecipeCallback,
@@ -244,7 +244,49 @@ def _data(argv: list[str]) -> None:
     Console(stderr=True).print(f"wrote {args.out}: {sizes} rows")
 
 
-ZOO_COMMANDS: dict[str, Callable[[list[str]], None]] = {"evaluate": _evaluate, "reward": _reward, "data": _data}
+def _models(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="zoo models", description="The zoo's models: shipped, buildable, registered.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    listing = sub.add_parser("list", help="a table of the zoo's models")
+    listing.add_argument("--kind", default=None, help="reward or policy")
+    listing.add_argument("--pretrained", action="store_true", help="only models with trained weights")
+    info = sub.add_parser("info", help="a model's card")
+    info.add_argument("name", help="zoo name (family.tag), folder or models:/ URI")
+    args = parser.parse_args(argv)
+
+    from rich.markdown import Markdown
+    from rich.table import Table
+
+    from zoo.api import model_parameters
+    from zoo.registry import ARCHITECTURES, list_models, read_card, resolve_model, shipped_models
+
+    console = Console()
+    if args.action == "list":
+        shipped = shipped_models()
+        table = Table("name", "kind", "parameters", "source", "summary", title="zoo models")
+        for name in list_models(args.kind, pretrained=args.pretrained):
+            if name in shipped:
+                card = read_card(shipped[name])
+                source = f"adapter on {card['adapter_of']}" if "adapter_of" in card else str(shipped[name])
+                table.add_row(name, card["kind"], f"{model_parameters(shipped[name]) / 1e6:.2f} M", source,
+                              card["summary"])
+            else:
+                table.add_row(name, "reward", "", "architecture (untrained: pretrained=False)",
+                              ARCHITECTURES.get(name)[0].rsplit(":", 1)[-1])
+        console.print(table)
+        return
+    resolved = resolve_model(args.name)
+    if resolved.card is None:
+        console.print(f"{args.name}: a plain Hugging Face model at {resolved.path} (no zoo card)")
+        return
+    folder = shipped_models().get(args.name)
+    readme = (folder or resolved.path) / "README.md"
+    console.print(Markdown(readme.read_text()) if readme.is_file() else resolved.card)
+    console.print(f"folder: {resolved.path}")
+
+
+ZOO_COMMANDS: dict[str, Callable[[list[str]], None]] = {"evaluate": _evaluate, "reward": _reward, "data": _data,
+                                                     "models": _models}
 
 USAGE = """usage: zoo <command> [options]
 
@@ -254,6 +296,7 @@ commands:
   evaluate   held-out metrics:    zoo evaluate --ckpt <checkpoint or runs:/id> --episodes 20 [--video out.gif]
   reward     reward-model tools:  zoo reward calibrate --model <hub id|folder> --scenario highway-fast
   data       simulator datasets:  zoo data bev-captions --scenarios highway-fast merge --frames 2000 --out DIR
+  models     the zoo's models:    zoo models list [--kind reward] [--pretrained] | zoo models info NAME
 
 Run `zoo <command> --help` for its options."""
 

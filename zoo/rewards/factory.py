@@ -20,8 +20,9 @@ PROMPT_ARGUMENTS = ("positive", "negative", "goal", "baseline")
 
 def create_reward_model(
     name_or_path: str,
+    pretrained: bool = True,
     *,
-    head: str = "clg",
+    head: str | None = None,
     prompts: dict[str, str] | None = None,
     quantization: dict[str, Any] | None = None,
     lora: dict[str, Any] | None = None,
@@ -30,11 +31,15 @@ def create_reward_model(
     device: str | None = None,
     **head_kwargs: Any,
 ) -> RewardModule:
-    """A VLM reward module on any Hugging Face dual encoder.
+    """A VLM reward module: a zoo model by name, or any Hugging Face dual encoder.
+
+    A zoo model's card supplies the defaults (head, prompts, synthesis …); keyword arguments override them.
 
     Args:
-        name_or_path: hub id (in the local cache) or folder of a CLIP, SigLIP or VisionTextDualEncoder model.
-        head: ``clg``, ``vlm-sr``, ``vlm-rm``, ``lord`` or ``roboclip``.
+        name_or_path: zoo name (``drive-clip-bev-tiny``, see :func:`zoo.list_models`), ``models:/<name>@<alias>``
+            URI, folder, or hub id in the local cache: any source :func:`zoo.registry.resolve_model` takes.
+        pretrained: load trained weights; ``False`` builds a zoo architecture freshly initialised.
+        head: ``clg``, ``vlm-sr``, ``vlm-rm``, ``lord`` or ``roboclip`` (default: the card's, else ``clg``).
         prompts: the head's text goals by argument name, e.g. ``{"positive": ..., "negative": ...}`` for CLG,
             ``{"goal": ..., "baseline": ...}`` for VLM-RM.
         quantization: ``{"bits": 4|8}``.
@@ -45,11 +50,20 @@ def create_reward_model(
         **head_kwargs: other head arguments (``alpha``, ``crop``, ``batch_size`` …).
 
     Example:
+        >>> reward = zoo.create_reward_model("drive-clip-bev-tiny", synthesis=True)  # doctest: +SKIP
+        >>> reward = zoo.create_reward_model("models:/drive-clip@champion")  # doctest: +SKIP
         >>> reward = zoo.create_reward_model("path/to/clip", head="clg", quantization={"bits": 8})  # doctest: +SKIP
         >>> reward = zoo.create_reward_model("path/to/clip", synthesis={"theta_min": -0.05})  # doctest: +SKIP
     """
+    from zoo.registry import resolve_model
+
+    resolved = resolve_model(name_or_path, pretrained=pretrained)
+    defaults = dict((resolved.card or {}).get("reward") or {})
+    head = head or defaults.pop("head", "clg")
+    prompts = {**(defaults.pop("prompts", None) or {}), **(prompts or {})}
+    synthesis = defaults.pop("synthesis", None) if synthesis is None else synthesis
+    head_kwargs = {**defaults, **head_kwargs}
     cls = HEADS.get(head)
-    prompts = dict(prompts or {})
     accepted = set(init_arguments(cls)) - {"model"}
     valid_prompts = sorted(p for p in accepted if p in PROMPT_ARGUMENTS)
     bad = sorted(set(prompts) - set(valid_prompts))
@@ -61,7 +75,9 @@ def create_reward_model(
     for key, text in prompts.items():
         if not isinstance(text, str) or not text.strip():
             raise ZooError(f"prompt {key!r} must be a non-empty string, got {text!r}")
-    reward: RewardModule = cls(name_or_path, quantization=quantization, lora=lora, adapter=adapter, device=device,
+    # the name is what a recipe or checkpoint records; an untrained architecture only exists as its folder
+    model = str(name_or_path) if pretrained else str(resolved.path)
+    reward: RewardModule = cls(model, quantization=quantization, lora=lora, adapter=adapter, device=device,
                                **prompts, **head_kwargs)
     if synthesis:
         reward = HierarchicalReward(reward, **(synthesis if isinstance(synthesis, dict) else {}))

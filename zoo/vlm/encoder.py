@@ -119,53 +119,65 @@ def _pooled(output: Any) -> torch.Tensor:
 RANDOM_PREFIX = "random:"
 
 
-def _random_model(spec: str) -> Path:
+def zoo_cache() -> Path:
+    """Where the zoo keeps what it builds or downloads: ``$ZOO_CACHE``, default ``~/.cache/zoo``."""
+    return Path(os.environ.get("ZOO_CACHE", Path.home() / ".cache" / "zoo"))
+
+
+def random_model_folder(name: str) -> Path:
+    """``random:<family>-<size>`` → a randomly initialised model built once under ``$ZOO_CACHE/random``.
+
+    It runs the real loading path (:mod:`zoo.vlm.tiny`); its rewards mean nothing.
+    """
     from zoo.vlm.tiny import FAMILIES, SIZES, build_random_dual_encoder
 
-    family, _, size = spec.rpartition("-")
+    family, _, size = name.removeprefix(RANDOM_PREFIX).rpartition("-")
     if family not in FAMILIES or size not in SIZES:
         choices = [f"{RANDOM_PREFIX}{f}-{s}" for f in FAMILIES for s in SIZES]
-        raise ZooError(f"unknown random model {RANDOM_PREFIX + spec!r}; valid: {', '.join(choices)}")
-    folder = Path(os.environ.get("ZOO_CACHE", Path.home() / ".cache" / "zoo")) / "random" / f"{family}-{size}"
+        raise ZooError(f"unknown random model {name!r}; valid: {', '.join(choices)}")
+    folder = zoo_cache() / "random" / f"{family}-{size}"
     if not (folder / "config.json").is_file():
-        staging = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
-        build_random_dual_encoder(staging, family, size, seed=0)
-        try:
-            staging.rename(folder)
-        except OSError:  # another process finished first
-            import shutil
-
-            shutil.rmtree(staging, ignore_errors=True)
+        build_once(folder, lambda staging: build_random_dual_encoder(staging, family, size, seed=0))
     return folder
 
 
-def resolve_pretrained(name_or_path: str | os.PathLike) -> str:
-    """A local folder as is; a hub id if it is in the local Hugging Face cache (offline first).
+def build_once(folder: Path, build) -> Path:
+    """Run ``build(staging)`` and move the result to ``folder`` atomically (concurrent builders are safe)."""
+    import shutil
 
-    A hub id that is not cached is refused with instructions, unless ``ZOO_ALLOW_DOWNLOADS=1``.
-    ``random:<family>-<size>`` (e.g. ``random:clip-tiny``) names a randomly initialised model built from
-    a config (:mod:`zoo.vlm.tiny`) and saved under ``$ZOO_CACHE`` (default ``~/.cache/zoo``): it runs
-    the real loading path, its rewards mean nothing.
+    staging = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        build(staging)
+        staging.rename(folder)
+    except OSError:  # another process finished first
+        if not folder.is_dir():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def resolve_hub_id(hub_id: str) -> Path:
+    """The local snapshot folder of a Hugging Face hub id (offline first).
+
+    A hub id that is not in the local cache is refused with instructions, unless ``ZOO_ALLOW_DOWNLOADS=1``.
 
     Raises:
-        ZooError: not a model folder, or an id not available offline.
+        ZooError: the id is not available offline.
     """
-    if str(name_or_path).startswith(RANDOM_PREFIX):
-        return str(_random_model(str(name_or_path)[len(RANDOM_PREFIX):]))
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ZooError(f"{path} is not a Hugging Face model folder (no config.json)")
-        return str(path)
-    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
-    cached = try_to_load_from_cache(str(name_or_path), "config.json")
-    if isinstance(cached, str) or os.environ.get("ZOO_ALLOW_DOWNLOADS") == "1":
-        return str(name_or_path)
-    raise ZooError(
-        f"model {str(name_or_path)!r} is neither a local folder nor in the local Hugging Face cache. The zoo "
-        "works offline (this machine has no network): download it where there is network (`hf download "
-        f"{name_or_path} --local-dir DIR`) and pass DIR, or set ZOO_ALLOW_DOWNLOADS=1 to let transformers fetch it.")
+    allow = os.environ.get("ZOO_ALLOW_DOWNLOADS") == "1"
+    try:
+        return Path(snapshot_download(hub_id, local_files_only=not allow))
+    except (LocalEntryNotFoundError, HFValidationError, OSError):
+        raise ZooError(
+            f"model {hub_id!r} is neither a local folder nor in the local Hugging Face cache. The zoo works "
+            f"offline: download it where there is network (`hf download {hub_id} --local-dir DIR`) and pass "
+            "DIR, or set ZOO_ALLOW_DOWNLOADS=1 to let the zoo fetch it.") from None
 
 
 def load_dual_encoder(
@@ -180,8 +192,9 @@ def load_dual_encoder(
     """Load any Hugging Face dual encoder by hub id or local folder.
 
     Args:
-        name_or_path: hub id (must be in the local cache here) or a folder with config, weights,
-            tokenizer and image-processor files.
+        name_or_path: any source :func:`zoo.registry.resolve_model` takes: zoo name (``drive-clip-bev-tiny``),
+            ``models:/`` URI, folder, or hub id (in the local cache here). A LoRA adapter folder loads its
+            base (with the adapter's quantization unless ``quantization`` is given), then the adapter.
         quantization: ``{"bits": 4|8, ...}`` for bitsandbytes (see :func:`zoo.vlm.quantization_config`).
         lora: fresh LoRA adapters (see :class:`zoo.vlm.LoraSpec`), for fine-tuning.
         adapter: a folder with saved LoRA adapters to load on top of the (possibly quantized) base.
@@ -195,12 +208,22 @@ def load_dual_encoder(
     """
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
+    from zoo.registry import resolve_model
     from zoo.vlm.lora import apply_lora
     from zoo.vlm.quantization import quantization_config
 
     if lora is not None and adapter is not None:
         raise ZooError("give either `lora` (new adapters) or `adapter` (saved adapters), not both")
-    source = resolve_pretrained(name_or_path)
+    resolved = resolve_model(name_or_path)
+    if resolved.card and resolved.card["kind"] != "reward":
+        raise ZooError(f"{name_or_path!r} is a {resolved.card['kind']} model, not a reward model's backbone")
+    if resolved.card and "adapter_of" in resolved.card:  # a LoRA adapter folder: its base, then the adapter
+        if adapter is not None or lora is not None:
+            raise ZooError(f"{name_or_path!r} is already a LoRA adapter; load its base to add other adapters")
+        adapter = resolved.path
+        quantization = quantization if quantization is not None else resolved.card.get("quantization")
+        resolved = resolve_model(resolved.card["adapter_of"])
+    source = str(resolved.path)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     bnb = quantization_config(quantization)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}

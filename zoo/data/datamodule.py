@@ -1,0 +1,149 @@
+"""``BEVCaptionsData``: the captioned BEV frames as a LightningDataModule, made on first use.
+
+``train`` and ``validation`` come from one dataset (split by episode seed, ``zoo data bev-captions``);
+``test`` from another one recorded on seeds from ``1_000_000`` on, which no training or model-selection
+episode uses: the numbers a model card reports come from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+
+from zoo.registry import ZooError
+
+#: columns a captioned BEV dataset must have
+COLUMNS = ("image", "caption", "risk", "collision_within_horizon", "crashed", "time_to_collision")
+TEST_SEED = 1_000_000
+
+
+@dataclass
+class CaptionDataset:
+    """Where a captioned BEV dataset lives, and how to record it when it is not there yet.
+
+    Attributes:
+        path: dataset folder (``datasets.load_from_disk``).
+        scenarios: scenarios to record.
+        frames: frames to record.
+        seed: first episode seed.
+    """
+
+    path: str
+    scenarios: list[str] = field(default_factory=lambda: ["highway-fast"])
+    frames: int = 2000
+    seed: int = 0
+
+    def load(self):
+        """Record the dataset if its folder is missing, then load it (checked for the expected columns)."""
+        import datasets
+
+        from zoo.data.bev_captions import make_bev_captions
+
+        if not Path(self.path).exists():
+            make_bev_captions(self.scenarios, self.frames, self.path, seed=self.seed)
+        try:
+            data = datasets.load_from_disk(self.path)
+        except (FileNotFoundError, ValueError) as err:
+            raise ZooError(f"{self.path} is not a saved dataset ({err}); make one with `zoo data bev-captions`") from None
+        splits = data if isinstance(data, datasets.DatasetDict) else {"train": data}
+        for name, split in splits.items():
+            missing = [c for c in COLUMNS if c not in split.column_names]
+            if missing:
+                raise ZooError(f"dataset {self.path} split {name!r} lacks column(s) {', '.join(missing)}: "
+                               f"not a `zoo data bev-captions` dataset (columns: {', '.join(split.column_names)})")
+        return data
+
+
+def frames_tensor(split) -> torch.Tensor:
+    """uint8 frames ``[N, 3, H, W]`` of a dataset split."""
+    images = split.with_format("numpy", columns=["image"])["image"]
+    return torch.from_numpy(np.ascontiguousarray(np.stack(list(images)))).permute(0, 3, 1, 2).contiguous()
+
+
+def labels(split) -> dict[str, np.ndarray]:
+    """The ground-truth columns a reward-quality measure needs, as arrays."""
+    return {c: np.asarray(split[c]) for c in ("collision_within_horizon", "crashed", "time_to_collision", "risk")}
+
+
+class BEVCaptionsData(LightningDataModule):
+    """Captioned BEV frames for contrastive reward-model training.
+
+    Batches are ``(frames uint8 [B, 3, H, W], caption index [B], risk category [B])``; the captions
+    themselves are in :attr:`captions`.
+
+    Args:
+        train: training dataset (its ``validation`` split selects the model).
+        test: held-out dataset for the card's numbers (default: none).
+        batch_size: frames per batch.
+        balance: sample risk categories equally often (collisions are rare among driving frames).
+
+    Example:
+        >>> data = BEVCaptionsData(CaptionDataset("data/bev", ["highway-fast"], frames=500))  # doctest: +SKIP
+    """
+
+    def __init__(self, train: CaptionDataset, test: CaptionDataset | None = None, batch_size: int = 128,
+                 balance: bool = True) -> None:
+        super().__init__()
+        if batch_size < 2:
+            raise ZooError(f"batch_size must be >= 2 for a contrastive loss, got {batch_size}")
+        self.train_spec, self.test_spec = train, test
+        self.batch_size = batch_size
+        self.balance = balance
+        self.captions: list[str] = []
+        self.caption_risk: list[int] = []
+        self.risk_names: list[str] = []
+        self.splits: dict[str, Any] = {}
+
+    def prepare_data(self) -> None:
+        self.train_spec.load()
+        if self.test_spec is not None:
+            self.test_spec.load()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        data = self.train_spec.load()
+        if "validation" not in data or "train" not in data:
+            raise ZooError(f"dataset {self.train_spec.path} needs train and validation splits")
+        self.splits = {"train": data["train"], "validation": data["validation"]}
+        if self.test_spec is not None:
+            test = self.test_spec.load()
+            self.splits["test"] = _concat(test)
+        risk_of = dict(zip(data["train"]["caption"], data["train"]["risk"]))
+        self.captions = sorted(risk_of)
+        self.caption_risk = [risk_of[c] for c in self.captions]
+        self.risk_names = data["train"].features["risk"].names
+
+    def tensors(self, split: str) -> TensorDataset:
+        rows = self.splits[split]
+        index = {c: i for i, c in enumerate(self.captions)}
+        captions = torch.tensor([index.get(c, -1) for c in rows["caption"]])
+        return TensorDataset(frames_tensor(rows), captions, torch.tensor(rows["risk"]))
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.tensors("train")
+        sampler = None
+        if self.balance:
+            risk = dataset.tensors[2]
+            counts = torch.bincount(risk, minlength=len(self.risk_names)).float()
+            # 1/sqrt(count): rare categories (collisions) come up far more often, without repeating a few
+            # frames so often that the model memorises them.
+            sampler = WeightedRandomSampler(counts[risk].rsqrt().double(), num_samples=len(risk))
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, shuffle=sampler is None,
+                          drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.tensors("validation"), batch_size=self.batch_size * 2)
+
+
+def _concat(data):
+    """All splits of a held-out dataset as one (every one of its episodes is unseen)."""
+    import datasets
+
+    return datasets.concatenate_datasets(list(data.values())) if isinstance(data, datasets.DatasetDict) else data

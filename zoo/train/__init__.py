@@ -1,0 +1,5 @@
+"""LightningModules that train or fine-tune the zoo's reward models."""
+
+from zoo.train.contrastive import ContrastiveRewardTraining, Export
+
+__all__ = ["ContrastiveRewardTraining", "Export"]

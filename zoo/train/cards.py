@@ -1,0 +1,78 @@
+"""Write a trained reward model as a zoo model folder whose card states what it was measured to do."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+METRIC_NAMES = {"auroc_collision_1s": "AUROC, collision within 1 s vs safe", "spearman_ttc": "Spearman with TTC"}
+
+
+def export_trained(module: Any, results: dict[str, dict[str, dict[str, float]]]) -> None:
+    """Save ``module``'s (best) model to ``module.hparams.export.folder`` with ``zoo.json`` and ``README.md``."""
+    from transformers import AutoImageProcessor
+
+    from zoo.vlm.architectures import MINILM
+    from zoo.vlm.packaging import export_reward_folder
+
+    hp = module.hparams
+    export, data = module.export, module.trainer.datamodule
+    card: dict[str, Any] = {
+        "name": export.name, "kind": "reward", "summary": export.summary,
+        "reward": {"head": "clg"},
+        "metrics": results,
+        "training": {"command": export.command, "model": hp.model, "pretrained": hp.pretrained,
+                     "lora": hp.lora, "quantization": hp.quantization, "epochs": module.current_epoch,
+                     "best_epoch": module.best["epoch"], "train_data": asdict(data.train_spec),
+                     "test_data": asdict(data.test_spec) if data.test_spec else None},
+    }
+    readme = render_readme(card, export.notes)
+    if hp.lora is not None:
+        card.update(adapter_of=hp.model, quantization=hp.quantization)
+        _export_adapter(module.encoder.model, export.folder, card, readme)
+        return
+    base_card = module.source.card or {}
+    if "base" in base_card or hp.model.startswith("drive-clip-bev"):
+        card["base"] = base_card.get("base", {"text_model": MINILM})
+    processor = AutoImageProcessor.from_pretrained(str(module.source.path))
+    export_reward_folder(module.encoder.model, module.encoder.tokenizer, processor, export.folder, card, readme)
+
+
+def _export_adapter(model: Any, folder: str, card: dict[str, Any], readme: str) -> None:
+    import shutil
+    from pathlib import Path
+
+    from zoo.registry import CARD_FILE, read_card
+
+    folder_path = Path(folder)
+    staging = folder_path.with_name(f"{folder_path.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    (staging / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    (staging / "README.md").write_text(readme)
+    read_card(staging)
+    if folder_path.exists():
+        shutil.rmtree(folder_path)
+    staging.rename(folder_path)
+
+
+def render_readme(card: dict[str, Any], notes: list[str]) -> str:
+    """The human card: what the model is, how it was trained, what it measured (a table per split)."""
+    training = card["training"]
+    start = "the same architecture untrained" if not training["pretrained"] else f"`{training['model']}` before"
+    measured = ("CLG reward with PAPER.md's exact prompts (α = β = 1), measured by "
+                "`zoo.evaluation.reward_quality`: the test split's episodes (seeds from "
+                f"{(training['test_data'] or {}).get('seed', '—')}) were never used for training or model "
+                "selection (the validation split selected the epoch).")
+    lines = [f"# {card['name']}", "", card["summary"], "", "## Quality", "", measured, "",
+             f"| split | metric | trained | {start} |", "|---|---|---|---|"]
+    for split, values in card["metrics"]["trained"].items():
+        for key, label in METRIC_NAMES.items():
+            lines.append(f"| {split} ({int(values['frames'])} frames, {int(values['imminent_frames'])} imminent) "
+                         f"| {label} | {values[key]:.3f} | {card['metrics']['start'][split][key]:.3f} |")
+    data = json.dumps(training["train_data"])
+    lines += ["", "## Training", "", f"Train again: `{training['command']}`", "",
+              f"Best epoch {training['best_epoch']} of {training['epochs']}; data: `{data}`.", ""]
+    lines += [f"{note}\n" for note in notes]
+    return "\n".join(lines)

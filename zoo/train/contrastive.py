@@ -1,0 +1,180 @@
+"""``ContrastiveRewardTraining``: train or fine-tune a dual-encoder reward model on captioned BEV frames.
+
+The loss is CLIP's, adapted to a small caption vocabulary: each frame is classified among all captions
+(image → text), its target spread evenly over the paraphrases of its risk category; and each caption
+in the batch picks the frames that share its category (text → image). The model is selected on the
+validation split by what the reward is for: the AUROC with which the CLG reward (PAPER.md's exact
+prompts) separates frames that precede a collision within 1 s from safe ones. At the end of the fit the
+best model is scored on the held-out test episodes, next to the same architecture untrained, and — if
+``export`` is set — written as a zoo model folder with its card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+
+from zoo.registry import ZooError
+
+
+@dataclass
+class Export:
+    """Where and under which name a trained reward model is written (a zoo model folder).
+
+    Attributes:
+        folder: destination (replaced only once the new folder is complete).
+        name: the card's ``family.tag``.
+        summary: the card's one-line summary.
+        command: how to train it again (goes into the card).
+    """
+
+    folder: str
+    name: str
+    summary: str = ""
+    command: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+class ContrastiveRewardTraining(LightningModule):
+    """Contrastive training of a dual encoder for CLG rewards.
+
+    Args:
+        model: any source :func:`zoo.registry.resolve_model` takes (zoo name, folder, ``models:/`` URI, hub id).
+        pretrained: start from the trained weights (``False``: the zoo architecture freshly initialised).
+        quantization: ``{"bits": 4|8}`` for the frozen base (QLoRA with ``lora``).
+        lora: train LoRA adapters (:class:`zoo.vlm.LoraSpec` fields) instead of the image tower.
+        train_text: also train the text tower (otherwise only its projection is trained).
+        learning_rate: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        augment: vertical flips (the road mirrored across lanes) and shifts of a few pixels.
+        export: write the best model as a zoo model folder at the end of the fit.
+        seed: seed of the untrained architecture (``pretrained=False``).
+
+    Example:
+        >>> module = ContrastiveRewardTraining("drive-clip-bev-tiny", pretrained=False)  # doctest: +SKIP
+        >>> lightning.Trainer(max_epochs=10).fit(module, datamodule=BEVCaptionsData(...))  # doctest: +SKIP
+    """
+
+    def __init__(self, model: str = "drive-clip-bev-tiny", pretrained: bool = False,
+                 quantization: dict[str, Any] | None = None, lora: dict[str, Any] | None = None,
+                 train_text: bool = False, learning_rate: float = 1e-3, weight_decay: float = 0.05,
+                 augment: bool = True, export: Export | None = None, seed: int = 0) -> None:
+        super().__init__()
+        from zoo.registry import resolve_model
+        from zoo.vlm import load_dual_encoder
+
+        self.save_hyperparameters()
+        self.export = Export(**export) if isinstance(export, dict) else export
+        self.source = resolve_model(model, pretrained=pretrained)
+        self.encoder = load_dual_encoder(str(self.source.path), quantization=quantization, lora=lora, device="cpu")
+        self.encoder.train()
+        trainable = 0
+        for name, param in self.encoder.model.named_parameters():
+            if lora is not None:
+                param.requires_grad_("lora_" in name)
+            else:
+                param.requires_grad_(train_text or not name.startswith("text_model."))
+            trainable += param.numel() if param.requires_grad else 0
+        if trainable == 0:
+            raise ZooError(f"nothing to train in {model!r} with lora={lora} and train_text={train_text}")
+        self.best: dict[str, Any] = {"auroc": -1.0, "state": None, "epoch": -1}
+        self._val: list[torch.Tensor] = []
+
+    # -- the loss ----------------------------------------------------------------------------------------
+    def augment(self, frames: torch.Tensor) -> torch.Tensor:
+        if not self.hparams.augment:
+            return frames
+        flip = torch.rand(len(frames), device=frames.device) < 0.5
+        frames = torch.where(flip[:, None, None, None], frames.flip(-2), frames)
+        dy, dx = (int(v) for v in torch.randint(-4, 5, (2,)))
+        return torch.roll(frames, shifts=(dy, dx), dims=(-2, -1))
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        frames, caption, risk = batch
+        data = self.trainer.datamodule
+        images = self.encoder.embed_images(self.augment(frames))
+        texts = self.encoder.embed_texts(data.captions)
+        scale = self.encoder.model.logit_scale.exp().clamp(max=100)
+        caption_risk = torch.as_tensor(data.caption_risk, device=risk.device)
+        # image → text over all captions; the paraphrases of the frame's category share the target
+        loss_image = _soft_cross_entropy(scale * images @ texts.T, risk[:, None] == caption_risk[None, :])
+        # text → image: each frame's caption against the batch's frames, those of its category are targets
+        loss_text = _soft_cross_entropy(scale * texts[caption] @ images.T, risk[:, None] == risk[None, :])
+        loss = (loss_image + loss_text) / 2
+        self.log_dict({"train/loss": loss, "train/logit_scale": scale}, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        params = [p for p in self.encoder.model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
+
+    # -- model selection on the validation split --------------------------------------------------------
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._val.append(clg_rewards(self.encoder, batch[0]).cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        from zoo.evaluation.reward_quality import reward_quality
+
+        rewards = torch.cat(self._val).numpy() if self._val else np.empty(0)
+        self._val.clear()
+        if self.trainer.sanity_checking:
+            return
+        quality = reward_quality(rewards, self.trainer.datamodule.splits["validation"])
+        self.log_dict({f"val/{k}": quality[k] for k in ("auroc_collision_1s", "spearman_ttc")}, prog_bar=True)
+        if quality["auroc_collision_1s"] > self.best["auroc"]:
+            trainable = {k for k, p in self.encoder.model.named_parameters() if p.requires_grad}
+            state = {k: v.detach().clone() for k, v in self.encoder.model.state_dict().items()
+                     if any(k.startswith(t.removesuffix(".weight").removesuffix(".bias")) for t in trainable)}
+            self.best = {"auroc": quality["auroc_collision_1s"], "state": state, "epoch": self.current_epoch}
+
+    # -- the end of the fit: the best model on held-out episodes, exported with its card ---------------
+    def on_fit_end(self) -> None:
+        if self.best["state"] is not None:
+            self.encoder.model.load_state_dict(self.best["state"], strict=False)
+        self.encoder.eval()
+        if self.export is None:
+            return
+        from zoo.vlm import load_dual_encoder
+
+        data = self.trainer.datamodule
+        splits = ["validation", *(["test"] if "test" in data.splits else [])]
+        start = load_dual_encoder(str(self.source.path), quantization=self.hparams.quantization, device="cpu")
+        results = {"trained": {s: split_quality(self.encoder, data.splits[s]) for s in splits},
+                   "start": {s: split_quality(start, data.splits[s]) for s in splits}}
+        if self.logger is not None:
+            final = splits[-1]
+            self.logger.log_metrics({**{f"{final}/{k}": v for k, v in results["trained"][final].items()},
+                                     **{f"{final}/start_{k}": v for k, v in results["start"][final].items()}})
+        from zoo.train.cards import export_trained
+
+        export_trained(self, results)
+
+
+def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against targets spread evenly over the ``True`` entries of each row."""
+    targets = targets.float()
+    return -(F.log_softmax(logits, dim=-1) * targets / targets.sum(1, keepdim=True)).sum(1).mean()
+
+
+@torch.no_grad()
+def clg_rewards(encoder, frames: torch.Tensor) -> torch.Tensor:
+    """CLG rewards with PAPER.md's exact prompts (α = β = 1) of uint8 frames ``[N, 3, H, W]``."""
+    from zoo.rewards.vlm import CLG_NEGATIVE, CLG_POSITIVE
+
+    cos = encoder.embed_images(frames) @ encoder.embed_texts([CLG_POSITIVE, CLG_NEGATIVE]).T
+    return cos[:, 0] - cos[:, 1]
+
+
+def split_quality(encoder, rows) -> dict[str, float]:
+    """:func:`zoo.evaluation.reward_quality.reward_quality` of the CLG reward on a dataset split."""
+    from zoo.data.datamodule import frames_tensor
+    from zoo.evaluation.reward_quality import reward_quality
+
+    frames = frames_tensor(rows)
+    rewards = torch.cat([clg_rewards(encoder, chunk) for chunk in frames.split(256)]).numpy()
+    return reward_quality(rewards, rows)
