@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from zoo.registry import ZooError
-from zoo.tracking.settings import _local_artifact_location, configure_mlflow, tracking_uri as _default_tracking_uri
+from zoo.tracking.settings import _local_artifact_location, configure_mlflow
+from zoo.tracking.settings import tracking_uri as _default_tracking_uri
 
 configure_mlflow()
 
@@ -336,7 +337,7 @@ def register_model(folder: str | Path, registered_name: str, alias: str | None =
     import zoo
 
     with _using(uri), mlflow.start_run(experiment_id=experiment_id, run_name=f"register-{registered_name}",
-                                       tags=_tags(card), nested=mlflow.active_run() is not None) as run:
+                                       tags=_tags(card), nested=mlflow.active_run() is not None):
         with warnings.catch_warnings():  # the signature is given; an input example would only be JSON noise
             warnings.filterwarnings("ignore", message=".*input example was not provided.*")
             info = mlflow.pyfunc.log_model(

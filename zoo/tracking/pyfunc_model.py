@@ -16,7 +16,13 @@ import warnings
 import mlflow
 from mlflow.pyfunc import PythonModel
 
-from zoo.tracking.model_registry import ARTIFACT_KEY, build_from_folder, predict_actions, predict_rewards, read_card
+from zoo.tracking.model_registry import (
+    ARTIFACT_KEY,
+    build_from_folder,
+    predict_actions,
+    predict_rewards,
+    read_card,
+)
 
 # MLflow asks a PythonModel without type hints on predict to add some, when the class is defined; this
 # one carries an explicit tensor signature instead.
