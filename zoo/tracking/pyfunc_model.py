@@ -11,8 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
-
 import mlflow
 from mlflow.pyfunc import PythonModel
 
@@ -24,26 +22,25 @@ from zoo.tracking.model_registry import (
     read_card,
 )
 
-# MLflow asks a PythonModel without type hints on predict to add some, when the class is defined; this
-# one carries an explicit tensor signature instead.
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
 
-    class ZooPyfuncModel(PythonModel):
-        """A registered zoo model: rewards of images (reward models) or actions of observations (policies).
+class ZooPyfuncModel(PythonModel):
+    """A registered zoo model: rewards of images (reward models) or actions of observations (policies).
 
-        ``predict`` has no type hints on purpose: the logged model carries a tensor signature instead.
-        """
+    The logged model carries an explicit tensor signature, which MLflow enforces; ``predict`` has no type
+    hints, and MLflow is told not to look for them (it would warn once per process otherwise).
+    """
 
-        def load_context(self, context) -> None:
-            folder = context.artifacts[ARTIFACT_KEY]
-            self.kind = read_card(folder)["kind"]
-            self.model = build_from_folder(folder)
+    _skip_type_hint_validation = True
 
-        def predict(self, context, model_input, params=None):
-            if self.kind == "policy":
-                return predict_actions(self.model, model_input)
-            return predict_rewards(self.model, model_input)
+    def load_context(self, context) -> None:
+        folder = context.artifacts[ARTIFACT_KEY]
+        self.kind = read_card(folder)["kind"]
+        self.model = build_from_folder(folder)
+
+    def predict(self, context, model_input, params=None):
+        if self.kind == "policy":
+            return predict_actions(self.model, model_input)
+        return predict_rewards(self.model, model_input)
 
 
 mlflow.models.set_model(ZooPyfuncModel())
