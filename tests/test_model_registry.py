@@ -142,7 +142,10 @@ def test_registered_reward_model_predicts_the_zoo_rewards(reward_folder, store):
 
 def test_registered_model_holds_the_folder_files_and_no_pickle(reward_folder, store):
     name = _unique("clip")
+    env_before = os.environ.get("MLFLOW_TRACKING_URI")
     register_model(reward_folder, name)
+    assert os.environ.get("MLFLOW_TRACKING_URI") == env_before and mlflow.active_run() is None  # no leftovers
+    assert tracking_utils._tracking_uri == store
     folder = download_model(f"models:/{name}/1")
     model_root = folder.parents[1]  # <model>/artifacts/<folder>
     assert (model_root / "MLmodel").is_file() and (model_root / "pyfunc_model.py").is_file()
