@@ -285,8 +285,70 @@ def _models(argv: list[str]) -> None:
     console.print(f"folder: {resolved.path}")
 
 
+def _register(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="zoo register",
+        description="Register a zoo model in the MLflow model registry (MLFLOW_TRACKING_URI, else the local "
+                    "store ./mlflow.db) as a pyfunc model whose artifacts are the model folder's files.")
+    parser.add_argument("source", help="zoo model folder (with zoo.json), agent checkpoint (.ckpt), training run "
+                                       "(runs:/<run_id>), models:/ URI or zoo model name")
+    parser.add_argument("--as", dest="name", required=True, metavar="NAME", help="registered model name")
+    parser.add_argument("--alias", default=None, help="alias to point at the new version (e.g. champion)")
+    parser.add_argument("--summary", default=None, help="card summary of a policy exported from a checkpoint")
+    args = parser.parse_args(argv)
+
+    import tempfile
+
+    from zoo.tracking import tracking_uri, ui_command
+    from zoo.tracking.model_registry import register_model
+
+    with tempfile.TemporaryDirectory(prefix="zoo-register-") as tmp:
+        folder = _model_folder(args.source, Path(tmp), args.summary)
+        version = register_model(folder, args.name, alias=args.alias)
+    ref = f"models:/{version.name}@{args.alias}" if args.alias else f"models:/{version.name}/{version.version}"
+    alias = f" (alias @{args.alias})" if args.alias else ""
+    print(f"registered {version.name} version {version.version}{alias}\n"
+          f"load it: zoo.create_reward_model(\"{ref}\") / zoo.load_policy(\"{ref}\"), or without the zoo's "
+          f"registry: mlflow.pyfunc.load_model(\"{ref}\")")
+    Console(stderr=True).print(f"store: {tracking_uri()}; UI: {ui_command()}", highlight=False)
+
+
+def _model_folder(source: str, tmp: Path, summary: str | None) -> Path:
+    """A zoo model folder for ``zoo register``'s source (checkpoints are exported as policy folders)."""
+    from zoo.tracking.settings import _RUN_ID
+
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "zoo.json").is_file():
+            raise ZooError(f"{source} is not a zoo model folder (no zoo.json)")
+        return path
+    if (path.is_file() and path.suffix == ".ckpt") or _RUN_ID.match(source):
+        from zoo.agents.checkpoint import load_agent, save_policy_folder
+
+        agent = load_agent(source)
+        run = _RUN_ID.match(source)
+        tag = run.group(2)[:8] if run else path.stem.replace(".", "-")
+        algorithm, scenario = type(agent).__name__, agent.env_config.scenario
+        return save_policy_folder(agent, tmp / "policy", f"{algorithm.lower()}-{scenario}.{tag}",
+                                  summary or f"{algorithm} policy on {scenario}, from {source}")
+    if source.startswith(("models:/", "runs:/")):
+        from zoo.tracking.model_registry import download_model
+
+        return download_model(source)
+    from zoo.registry import read_card, shipped_models
+
+    if source in shipped_models():  # register the shipped folder itself, not its completed cache copy
+        return shipped_models()[source]
+    if path.is_dir():
+        read_card(path)
+        return path
+    raise ZooError(f"cannot register {source!r}: give a zoo model folder (with zoo.json), a shipped model name "
+                   f"({', '.join(shipped_models()) or 'none shipped'}), a .ckpt checkpoint, runs:/<run_id> of a "
+                   "training run, or a models:/ URI")
+
+
 ZOO_COMMANDS: dict[str, Callable[[list[str]], None]] = {"evaluate": _evaluate, "reward": _reward, "data": _data,
-                                                     "models": _models}
+                                                        "models": _models, "register": _register}
 
 USAGE = """usage: zoo <command> [options]
 
@@ -297,6 +359,7 @@ commands:
   reward     reward-model tools:  zoo reward calibrate --model <hub id|folder> --scenario highway-fast
   data       simulator datasets:  zoo data bev-captions --scenarios highway-fast merge --frames 2000 --out DIR
   models     the zoo's models:    zoo models list [--kind reward] [--pretrained] | zoo models info NAME
+  register   MLflow registry:     zoo register <folder|.ckpt|runs:/id|name> --as NAME [--alias champion]
 
 Run `zoo <command> --help` for its options."""
 

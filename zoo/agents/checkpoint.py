@@ -1,11 +1,13 @@
-"""Load a trained agent back from a Lightning checkpoint or an MLflow run, safely."""
+"""Load a trained agent back from a Lightning checkpoint or an MLflow run, safely; export it as a policy folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from zoo.registry import ZooError
 from zoo.tracking.settings import resolve_checkpoint
+
 
 def load_agent(source: str | Path, map_location: str = "cpu"):
     """Rebuild a trained agent from ``source`` (checkpoint file or MLflow run).
@@ -36,3 +38,130 @@ def load_agent(source: str | Path, map_location: str = "cpu"):
     except (RuntimeError, ValueError, KeyError, EOFError) as err:
         first_line = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         raise ZooError(f"checkpoint {path} does not match the agent its recipe describes ({first_line})") from None
+
+
+POLICY_FILES = ("zoo.json", "README.md", "agent.yaml", "model.safetensors")
+
+
+def _plain(value: Any) -> Any:
+    """Recipe values as YAML-safe data: tuples as lists, dataclasses and namespaces as dicts."""
+    from dataclasses import asdict, is_dataclass
+
+    if hasattr(value, "as_dict"):
+        value = value.as_dict()
+    elif is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _agent_classes() -> dict[str, type]:
+    """Registered agent classes by every class path a recipe or checkpoint may name."""
+    from zoo.agents import AGENTS
+
+    by_path = {f"{cls.__module__}.{cls.__name__}": cls for cls in map(AGENTS.get, AGENTS.names())}
+    by_path.update({f"zoo.agents.{name}": AGENTS.get(name) for name in AGENTS.names()})
+    return by_path
+
+
+def save_policy_folder(agent, folder: str | Path, name: str, summary: str) -> Path:
+    """Export a trained agent as a zoo model folder of kind ``policy``.
+
+    Writes ``zoo.json`` (the card, with the observation and action spec), ``model.safetensors`` (the
+    agent's state dict), ``agent.yaml`` (its recipe entry: ``class_path`` and ``init_args``) and a
+    ``README.md``. Nothing is pickled.
+
+    Args:
+        agent: a zoo agent (:class:`zoo.agents.Agent`).
+        folder: where to write (created; files of the same names are replaced).
+        name: card name, ``family.tag`` (e.g. ``dqn-highway.v1``).
+        summary: one line for the card.
+
+    Example:
+        >>> save_policy_folder(zoo.load_agent("last.ckpt"), "exports/dqn", "dqn-highway.v1", "DQN on highway-fast")  # doctest: +SKIP
+    """
+    import json
+
+    import yaml
+    from safetensors.torch import save_file
+
+    from zoo import keys
+
+    if not isinstance(name, str) or name.count(".") < 1 or not all(name.split(".")):
+        raise ZooError(f"policy name must look like 'family.tag', got {name!r}")
+    if not isinstance(summary, str) or not summary.strip() or "\n" in summary.strip():
+        raise ZooError(f"summary must be one non-empty line, got {summary!r}")
+    hparams = dict(agent.hparams)
+    class_path = hparams.pop("_class_path", f"{type(agent).__module__}.{type(agent).__name__}")
+    hparams.pop("_instantiator", None)
+    if class_path not in _agent_classes():
+        raise ZooError(f"agent class {class_path!r} is not a registered zoo agent; known: "
+                       f"{', '.join(sorted(_agent_classes()))}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    # Clones: TorchRL losses share tensors with the networks, and safetensors refuses shared storage.
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in agent.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"))
+    entry = {"class_path": class_path, "init_args": _plain(hparams)}
+    (folder / "agent.yaml").write_text(yaml.safe_dump(entry, sort_keys=False))
+    action = agent.action_spec
+    card = {
+        "name": name, "kind": "policy", "summary": summary.strip(),
+        "policy": {"algorithm": type(agent).__name__, "scenario": agent.env_config.scenario,
+                   "obs_key": agent.obs_key, "obs_shape": list(agent.obs_shape),
+                   "obs_dtype": "uint8" if agent.obs_key == keys.PIXELS else "float32",
+                   "action_shape": list(action.shape), "action_dtype": str(action.dtype).removeprefix("torch.")},
+    }
+    (folder / "zoo.json").write_text(json.dumps(card, indent=2) + "\n")
+    (folder / "README.md").write_text(
+        f"# {name}\n\n{summary.strip()}\n\n"
+        f"A {type(agent).__name__} policy for the `{agent.env_config.scenario}` scenario: it reads "
+        f"`{agent.obs_key}` {list(agent.obs_shape)} and outputs actions {list(action.shape)} "
+        f"({str(action.dtype).removeprefix('torch.')}).\n\n"
+        "```python\nfrom zoo.agents.checkpoint import load_policy_folder\n\n"
+        "agent = load_policy_folder(\"path/to/this/folder\")\ntd = agent.act(env.reset())\n```\n")
+    return folder
+
+
+def load_policy_folder(folder: str | Path, map_location: str = "cpu"):
+    """Rebuild the agent of a policy folder written by :func:`save_policy_folder`.
+
+    The class comes from ``agent.yaml`` and must be a registered zoo agent; the weights are read with
+    ``safetensors`` (no pickle). The training reward recorded in ``agent.yaml`` is not rebuilt: acting
+    does not need it.
+
+    Example:
+        >>> agent = load_policy_folder("exports/dqn")  # doctest: +SKIP
+        >>> td = agent.act(env.reset())  # doctest: +SKIP
+    """
+    import yaml
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    for file in ("agent.yaml", "model.safetensors"):
+        if not (folder / file).is_file():
+            raise ZooError(f"{folder} is not a policy folder (no {file})")
+    try:
+        entry = yaml.safe_load((folder / "agent.yaml").read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ZooError(f"{folder / 'agent.yaml'} is not valid YAML: {str(err).splitlines()[0]}") from None
+    classes = _agent_classes()
+    class_path = entry.get("class_path") if isinstance(entry, dict) else None
+    if class_path not in classes:
+        raise ZooError(f"{folder / 'agent.yaml'} names agent class {class_path!r}; known: {', '.join(sorted(classes))}")
+    init_args = dict(entry.get("init_args") or {})
+    init_args.pop("reward", None)
+    try:
+        agent = classes[class_path](**init_args)
+    except TypeError as err:
+        raise ZooError(f"{folder / 'agent.yaml'} does not fit {class_path}: {err}") from None
+    try:
+        agent.load_state_dict(load_file(str(folder / "model.safetensors"), device=map_location))
+    except RuntimeError as err:
+        detail = str(err).strip().splitlines()
+        raise ZooError(f"{folder / 'model.safetensors'} does not match the agent agent.yaml describes "
+                       f"({(detail[1] if len(detail) > 1 else detail[0]).strip()[:300]})") from None
+    return agent.to(map_location).eval()

@@ -59,7 +59,8 @@ def create_reward_model(
 
     resolved = resolve_model(name_or_path, pretrained=pretrained)
     defaults = dict((resolved.card or {}).get("reward") or {})
-    head = head or defaults.pop("head", "clg")
+    head = head or defaults.get("head", "clg")
+    defaults.pop("head", None)
     prompts = {**(defaults.pop("prompts", None) or {}), **(prompts or {})}
     synthesis = defaults.pop("synthesis", None) if synthesis is None else synthesis
     head_kwargs = {**defaults, **head_kwargs}
