@@ -34,13 +34,25 @@ class LoraSpec:
 
 
 def default_lora_targets(model: nn.Module) -> list[str]:
-    """The attention projections (LoRA's usual targets) that this model's linear layers are named after."""
+    """The attention projections (LoRA's usual targets) that this model's linear layers are named after.
+
+    A tower without attention (a convolutional one, such as ConvNeXt) gets its linear layers adapted
+    instead: ConvNeXt's pointwise convolutions are ``nn.Linear`` (``pwconv1``, ``pwconv2``).
+    """
     present = set(linear_module_suffixes(model))
     targets = [name for name in ATTENTION_PROJECTIONS if name in present]
     if not targets:
         raise ZooError(f"no attention projections found to adapt; set lora.target_modules "
                        f"(linear layers: {', '.join(sorted(present)[:30])})")
     return targets
+
+
+def _tower_targets(model: nn.Module, tower: str) -> list[str]:
+    module = dict(model.named_modules()).get(TOWERS[tower])
+    if module is None:
+        return default_lora_targets(model)
+    present = set(linear_module_suffixes(module))
+    return [n for n in ATTENTION_PROJECTIONS if n in present] or sorted(present)
 
 
 def _is_linear(module: nn.Module) -> bool:
@@ -65,12 +77,12 @@ def apply_lora(model: nn.Module, spec: LoraSpec | dict[str, Any]):
     bad = [t for t in spec.towers if t not in TOWERS]
     if bad or not spec.towers:
         raise ZooError(f"unknown LoRA tower(s) {bad or spec.towers}; valid: {', '.join(TOWERS)}")
-    targets = spec.target_modules or default_lora_targets(model)
-    prefixes = tuple(TOWERS[t] for t in spec.towers)
+    prefixes = {TOWERS[t]: spec.target_modules or _tower_targets(model, t) for t in spec.towers}
+    targets = sorted({t for names in prefixes.values() for t in names})
     modules = dict(model.named_modules())
     names = [name for name, module in modules.items()
-             if name.rsplit(".", 1)[-1] in targets and _is_linear(module)
-             and any(part in prefixes for part in name.split("."))
+             if _is_linear(module)
+             and any(part in prefixes and name.rsplit(".", 1)[-1] in prefixes[part] for part in name.split("."))
              # nn.MultiheadAttention reads its out_proj weight directly: an adapter there would never run
              and not isinstance(modules.get(name.rpartition(".")[0]), nn.MultiheadAttention)]
     if not names:
