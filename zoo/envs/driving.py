@@ -137,6 +137,9 @@ class DrivingEnv(gym.Wrapper):
     def bev_frame(self) -> np.ndarray:
         """The BEV frame as highway-env renders it, uint8 C x H x W."""
         frame = self.env.render()
+        # render() also makes highway-env draw every intermediate simulation step of the next action (frames
+        # for its video recorder): 14 wasted renders per step at 15 Hz. The zoo only needs decision frames.
+        self.unwrapped.enable_auto_render = False
         return np.ascontiguousarray(frame.transpose(2, 0, 1))
 
     def vehicle_state(self) -> dict[str, float]:

@@ -1,0 +1,78 @@
+"""Benchmark: how well reward models see danger, on held-out episodes (issue: the zoo itself).
+
+For each scenario's test dataset (``zoo data bev-captions`` on seeds from 1 000 000, which no training or
+model-selection episode uses) and each model, the CLG reward with PAPER.md's exact prompts is scored by
+``zoo.evaluation.reward_quality``: AUROC for frames that precede a collision within 1 s against safe
+frames, and Spearman correlation with time to collision. Models: the zoo's shipped ones, the same
+architecture untrained, and a random CLIP (the recipes' stand-in before the zoo shipped a model).
+
+Usage::
+
+    python benchmarks/reward_model_quality.py                       # records the test data if missing
+    python benchmarks/reward_model_quality.py --frames 500          # smaller test sets
+
+Results go to ``benchmarks/results/reward_model_quality.json``; docs/models.md quotes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import warnings
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent
+warnings.filterwarnings("ignore")
+
+MODELS = {
+    "drive-clip-bev-tiny.sim": {"model": "drive-clip-bev-tiny.sim"},
+    "drive-clip-bev-tiny.lora-roundabout": {"model": "drive-clip-bev-tiny.lora-roundabout"},
+    "drive-clip-bev-tiny (untrained)": {"model": "drive-clip-bev-tiny", "pretrained": False},
+    "random:clip-tiny": {"model": "random:clip-tiny"},
+}
+SCENARIOS = ("highway-fast", "highway", "merge", "roundabout")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=1500, help="test frames per scenario")
+    parser.add_argument("--data", default="data/reward-quality", help="where the test datasets live")
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
+    parser.add_argument("--out", default=str(ROOT / "results" / "reward_model_quality.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+
+    import datasets
+
+    from zoo.data.datamodule import CaptionDataset
+    from zoo.registry import resolve_model
+    from zoo.train.contrastive import split_quality
+    from zoo.vlm import load_dual_encoder
+
+    results: dict[str, dict] = {}
+    for scenario in args.scenarios:
+        spec = CaptionDataset(f"{args.data}/{scenario}", [scenario], frames=args.frames, seed=1_000_000)
+        data = spec.load()
+        rows = datasets.concatenate_datasets(list(data.values()))
+        results[scenario] = {}
+        for label, source in MODELS.items():
+            path = resolve_model(source["model"], pretrained=source.get("pretrained", True)).path
+            encoder = load_dual_encoder(path, device="cpu")
+            quality = split_quality(encoder, rows)
+            results[scenario][label] = quality
+            print(f"{scenario:13s} {label:40s} AUROC {quality['auroc_collision_1s']:.3f}  "
+                  f"Spearman(TTC) {quality['spearman_ttc']:+.3f}  ({int(quality['imminent_frames'])} imminent "
+                  f"of {int(quality['frames'])})", flush=True)
+    Path(args.out).write_text(json.dumps({
+        "benchmark": "reward_model_quality", "date": dt.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", "frames_per_scenario": args.frames,
+        "test_seed": 1_000_000, "results": results}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
