@@ -243,3 +243,19 @@ def test_merge_refuses_continuous_actions():
     with pytest.raises(ZooError) as err:
         zoo.make_env("merge", action="continuous")
     assert "'merge'" in str(err.value) and "'continuous'" in str(err.value) and "discrete" in str(err.value)
+
+
+def test_only_decision_frames_are_rendered(monkeypatch):
+    """highway-env would also draw every intermediate simulation step (14 per step at 15 Hz) after a render."""
+    from highway_env.envs.common.graphics import EnvViewer
+
+    calls = []
+    display = EnvViewer.display
+    monkeypatch.setattr(EnvViewer, "display", lambda self: calls.append(1) or display(self))
+    env = DrivingEnv(SCENARIOS.get("merge"), obs="bev", action="discrete", bev_size=48)
+    env.reset(seed=0)
+    calls.clear()
+    for _ in range(3):
+        obs, *_ = env.step(1)
+    assert len(calls) == 3 and obs[keys.PIXELS].std() > 0
+    env.close()
