@@ -263,16 +263,23 @@ def _models(argv: list[str]) -> None:
     console = Console()
     if args.action == "list":
         shipped = shipped_models()
-        table = Table("name", "kind", "parameters", "source", "summary", title="zoo models")
+        table = Table(title="zoo models")
+        table.add_column("name", no_wrap=True)
+        table.add_column("kind")
+        table.add_column("parameters", justify="right", no_wrap=True)
+        table.add_column("source", overflow="fold")
+        table.add_column("summary", ratio=2)
         for name in list_models(args.kind, pretrained=args.pretrained):
             if name in shipped:
                 card = read_card(shipped[name])
-                source = f"adapter on {card['adapter_of']}" if "adapter_of" in card else str(shipped[name])
+                folder = shipped[name]
+                source = f"{folder.parent.name}/{folder.name}" + (f" (adapter on {card['adapter_of']})"
+                                                                  if "adapter_of" in card else "")
                 table.add_row(name, card["kind"], f"{model_parameters(shipped[name]) / 1e6:.2f} M", source,
                               card["summary"])
             else:
                 table.add_row(name, "reward", "", "architecture (untrained: pretrained=False)",
-                              ARCHITECTURES.get(name)[0].rsplit(":", 1)[-1])
+                              ARCHITECTURES.get(name).summary)
         console.print(table)
         return
     resolved = resolve_model(args.name)

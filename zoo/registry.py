@@ -80,9 +80,22 @@ MODEL_KINDS = ("reward", "policy")
 #: fields every card (``zoo.json``) must have
 CARD_FIELDS = ("name", "kind", "summary")
 CARD_FILE = "zoo.json"
-#: architectures the zoo can build untrained (``pretrained=False``): family → (builder, keyword arguments)
-ARCHITECTURES: Registry[tuple[str, dict]] = Registry("model architecture")
-ARCHITECTURES.register("drive-clip-bev-tiny", ("zoo.vlm.architectures:build_drive_clip_bev", {"size": "tiny"}))
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A model family the zoo can build untrained: ``builder(folder, seed=..., **kwargs)`` writes a HF folder."""
+
+    builder: str
+    kwargs: dict[str, Any]
+    summary: str
+
+
+#: architectures the zoo can build untrained (``pretrained=False``)
+ARCHITECTURES: Registry[Architecture] = Registry("model architecture")
+ARCHITECTURES.register("drive-clip-bev-tiny", Architecture(
+    "zoo.vlm.architectures:build_drive_clip_bev", {"size": "tiny"},
+    "ConvNeXt image tower (1.0 M) + pretrained MiniLM text tower, VisionTextDualEncoder, 64 px frames"))
 
 
 def checkpoint_roots() -> list[Path]:
@@ -193,7 +206,8 @@ def resolve_model(source: str | os.PathLike, *, pretrained: bool = True) -> Reso
         return ResolvedModel(path)
     family = text.partition(".")[0]
     if not pretrained and family in ARCHITECTURES:
-        return ResolvedModel(packaging.untrained_folder(family, *ARCHITECTURES.get(family)))
+        architecture = ARCHITECTURES.get(family)
+        return ResolvedModel(packaging.untrained_folder(family, architecture.builder, architecture.kwargs))
     shipped = shipped_models()
     if text in shipped:
         return _complete(shipped[text])
