@@ -83,6 +83,30 @@ def _row(env: Any, obs: dict, frames: list[np.ndarray], step: int, window: int) 
             "crashed": bool(state["crashed"][0] > 0.5)}
 
 
+def _encode_frames(rows: list[dict[str, Any]]) -> None:
+    """Replace an episode's frames by PNG bytes, each frame encoded once although windows share it.
+
+    Handing numpy frames to ``datasets`` would turn every pixel into a Python int first (gigabytes for a
+    few thousand rows); PNG bytes are what its ``Image`` feature stores anyway.
+    """
+    import io
+
+    from PIL import Image
+
+    encoded: dict[int, dict[str, Any]] = {}
+
+    def png(frame: np.ndarray) -> dict[str, Any]:
+        if id(frame) not in encoded:
+            buffer = io.BytesIO()
+            Image.fromarray(frame).save(buffer, format="PNG")
+            encoded[id(frame)] = {"bytes": buffer.getvalue(), "path": None}
+        return encoded[id(frame)]
+
+    for row in rows:
+        row["image"] = png(row["image"])
+        row["window"] = [png(frame) for frame in row["window"]]
+
+
 def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, horizon_s: float = 1.0,
                    bev_size: int = 96, max_steps: int = 200) -> list[dict[str, Any]]:
     """Drive one episode with ``policy`` and return its rows (without captions)."""
@@ -154,6 +178,7 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
             policy = rng.choice(POLICIES)
             rows = record_episode(scenario, episode_seed, policy, window=window, horizon_s=horizon_s,
                                   bev_size=bev_size)
+            _encode_frames(rows)
             for row in rows:
                 row["risk"] = risk_category(row["crashed"], row["collision_within_horizon"],
                                             row["time_to_collision"], row["off_road"])
