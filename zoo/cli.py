@@ -37,11 +37,15 @@ def _lightning_cli(argv: list[str] | None) -> None:
                                      "the simulator on few cores; default: torch's choice)")
 
         def before_instantiate_classes(self) -> None:
-            threads = self.config[self.config.subcommand].get("torch_threads")
+            config = self.config[self.config.subcommand]
+            threads = config.get("torch_threads")
             if threads:
                 import torch
 
                 torch.set_num_threads(threads)
+            if config.trainer.get("enable_progress_bar") is False:  # the default bar would contradict it
+                self.trainer_defaults["callbacks"] = [c for c in self.trainer_defaults["callbacks"]
+                                                      if not isinstance(c, EnvStepProgressBar)]
 
         def _parse_ckpt_path(self) -> None:
             # Lightning rebuilds the model from the checkpoint's hyper-parameters, silently replacing the

@@ -171,7 +171,7 @@ def resolve_model(source: str | os.PathLike, *, pretrained: bool = True) -> Reso
        registry or run (``MLFLOW_TRACKING_URI``), downloaded once to ``$ZOO_CACHE/mlflow``.
     2. ``random:<family>-<size>``: a randomly initialised test model built from a config.
     3. An existing local folder (a zoo model folder with ``zoo.json``, or any Hugging Face folder).
-    4. A zoo name, ``family.tag`` or just ``family`` (its first tag): a folder under ``$ZOO_CHECKPOINTS``
+    4. A zoo name, ``family.tag`` or just ``family`` (its first tag that is not an adapter): a folder under ``$ZOO_CHECKPOINTS``
        or the repo's ``checkpoints/``. With ``pretrained=False``, the family's architecture untrained.
     5. A Hugging Face hub id present in the local cache (fetched only with ``ZOO_ALLOW_DOWNLOADS=1``).
 
@@ -211,7 +211,9 @@ def resolve_model(source: str | os.PathLike, *, pretrained: bool = True) -> Reso
     shipped = shipped_models()
     if text in shipped:
         return _complete(shipped[text])
-    tags = [name for name in shipped if name.partition(".")[0] == text]
+    # the family alone: its first full model (adapters need their base, so they are never the default)
+    tags = sorted((name for name in shipped if name.partition(".")[0] == text),
+                  key=lambda name: ("adapter_of" in read_card(shipped[name]), name))
     if tags:
         return _complete(shipped[tags[0]])
     from zoo.vlm.encoder import resolve_hub_id

@@ -48,6 +48,9 @@ CAPTIONS = {
               "Traffic flows smoothly with no danger ahead"),
 }
 
+#: how dangerous each caption category is (0 safe … 3 catastrophic): an ordinal scale for soft targets
+SEVERITY = {"collision": 3, "imminent": 2, "closing": 1, "off_road": 3, "clear": 0}
+
 
 def risk_category(crashed: bool, imminent: bool, ttc: float, off_road: bool) -> str:
     """The caption category of one frame, most severe first."""

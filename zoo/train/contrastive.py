@@ -52,6 +52,10 @@ class ContrastiveRewardTraining(LightningModule):
         learning_rate: AdamW learning rate.
         weight_decay: AdamW weight decay.
         augment: vertical flips (the road mirrored across lanes) and shifts of a few pixels.
+        ordinal_softness: how far a frame's target spreads to captions of neighbouring severity
+            (:data:`zoo.data.bev_captions.SEVERITY`; weight ``exp(−Δseverity / softness)``, 0: own category only).
+            Imminent danger then sits between the clear road and the collision, which is the order CLG
+            measures along.
         export: write the best model as a zoo model folder at the end of the fit.
         seed: seed of the untrained architecture (``pretrained=False``).
 
@@ -63,7 +67,8 @@ class ContrastiveRewardTraining(LightningModule):
     def __init__(self, model: str = "drive-clip-bev-tiny", pretrained: bool = False,
                  quantization: dict[str, Any] | None = None, lora: dict[str, Any] | None = None,
                  train_text: bool = False, learning_rate: float = 1e-3, weight_decay: float = 0.05,
-                 augment: bool = True, export: Export | None = None, seed: int = 0) -> None:
+                 augment: bool = True, ordinal_softness: float = 0.7, export: Export | None = None,
+                 seed: int = 0) -> None:
         super().__init__()
         from zoo.registry import resolve_model
         from zoo.vlm import load_dual_encoder
@@ -100,14 +105,26 @@ class ContrastiveRewardTraining(LightningModule):
         images = self.encoder.embed_images(self.augment(frames))
         texts = self.encoder.embed_texts(data.captions)
         scale = self.encoder.model.logit_scale.exp().clamp(max=100)
+        affinity = self.risk_affinity(data.risk_names).to(risk.device)
         caption_risk = torch.as_tensor(data.caption_risk, device=risk.device)
-        # image → text over all captions; the paraphrases of the frame's category share the target
-        loss_image = _soft_cross_entropy(scale * images @ texts.T, risk[:, None] == caption_risk[None, :])
-        # text → image: each frame's caption against the batch's frames, those of its category are targets
-        loss_text = _soft_cross_entropy(scale * texts[caption] @ images.T, risk[:, None] == risk[None, :])
+        # image → text over all captions: the target is the frame's category's paraphrases, and to a lesser
+        # degree the categories of neighbouring severity
+        loss_image = _soft_cross_entropy(scale * images @ texts.T, affinity[risk][:, caption_risk])
+        # text → image: each frame's caption against the batch's frames, weighted the same way
+        loss_text = _soft_cross_entropy(scale * texts[caption] @ images.T, affinity[risk][:, risk])
         loss = (loss_image + loss_text) / 2
         self.log_dict({"train/loss": loss, "train/logit_scale": scale}, prog_bar=True)
         return loss
+
+    def risk_affinity(self, risk_names: list[str]) -> torch.Tensor:
+        """``exp(−ordinal_softness⁻¹·|severity_i − severity_j|)`` between risk categories (identity when 0)."""
+        from zoo.data.bev_captions import SEVERITY
+
+        severity = torch.tensor([float(SEVERITY[name]) for name in risk_names])
+        distance = (severity[:, None] - severity[None, :]).abs()
+        if self.hparams.ordinal_softness <= 0:
+            return (distance == 0).float()
+        return torch.exp(-distance / self.hparams.ordinal_softness)
 
     def configure_optimizers(self):
         params = [p for p in self.encoder.model.parameters() if p.requires_grad]
@@ -156,7 +173,7 @@ class ContrastiveRewardTraining(LightningModule):
 
 
 def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against targets spread evenly over the ``True`` entries of each row."""
+    """Cross-entropy against non-negative target weights, normalised per row."""
     targets = targets.float()
     return -(F.log_softmax(logits, dim=-1) * targets / targets.sum(1, keepdim=True)).sum(1).mean()
 
@@ -166,7 +183,9 @@ def clg_rewards(encoder, frames: torch.Tensor) -> torch.Tensor:
     """CLG rewards with PAPER.md's exact prompts (α = β = 1) of uint8 frames ``[N, 3, H, W]``."""
     from zoo.rewards.vlm import CLG_NEGATIVE, CLG_POSITIVE
 
-    cos = encoder.embed_images(frames) @ encoder.embed_texts([CLG_POSITIVE, CLG_NEGATIVE]).T
+    # one prompt per call, as CLGReward embeds them: an 8-bit text tower's outputs depend on the batch
+    goals = torch.cat([encoder.embed_texts([text]) for text in (CLG_POSITIVE, CLG_NEGATIVE)])
+    cos = encoder.embed_images(frames) @ goals.T
     return cos[:, 0] - cos[:, 1]
 
 
