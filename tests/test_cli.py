@@ -94,7 +94,8 @@ def test_fit_logs_hyperparameters(quickstart):
     assert params["total_frames"] == "64"
     assert params["learning_starts"] == "32"
     assert params["env/scenario"] == "highway-fast"
-    assert params["reward/class_path"] == "zoo.rewards.EngineeredReward"
+    assert params["reward/class_path"] == "zoo.rewards.HierarchicalReward"
+    assert params["reward/init_args/semantic/init_args/model"] == "drive-clip-bev-tiny"  # the shipped model
 
 
 def test_fit_logs_training_metrics_with_steps(quickstart):

@@ -87,8 +87,9 @@ def test_a_shipped_name_loads_in_one_line_and_scores_frames(trained_folder, monk
     assert type(reward).__name__ == "CLGReward"  # the card's head
     scores = reward.score(reward.image_embeddings(_frames(3)))["reward"]
     assert scores.shape == (3,) and torch.isfinite(scores).all()
-    # the family alone resolves to its (first) shipped tag
-    assert resolve_model("drive-clip-bev-tiny").path == resolve_model("drive-clip-bev-tiny.test").path
+    # the family alone resolves to a full model of the family, never to an adapter
+    family = resolve_model("drive-clip-bev-tiny").card
+    assert family["name"].startswith("drive-clip-bev-tiny.") and "adapter_of" not in family
 
 
 def test_completed_folder_matches_the_trained_model(trained_folder):
