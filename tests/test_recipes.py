@@ -8,7 +8,10 @@ import pytest
 
 from zoo.cli import main
 
-RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
+ALL_RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
+#: recipes that train a policy (the others train reward models on captioned BEV frames)
+RECIPES = [r for r in ALL_RECIPES if "class_path: zoo.agents." in r.read_text()]
+REWARD_RECIPES = [r for r in ALL_RECIPES if "class_path: zoo.train." in r.read_text()]
 TINY = {
     "total_frames": "64",
     "frames_per_batch": "16",
@@ -32,6 +35,8 @@ def _tiny_overrides(recipe: Path) -> list[str]:
 def test_recipes_exist():
     names = {r.stem for r in RECIPES}
     assert {"quickstart", "dqn_highway", "sac_highway", "td3_highway", "ppo_highway", "ppo_merge"} <= names
+    assert {r.stem for r in REWARD_RECIPES} == {"pretrain_drive_clip", "finetune_drive_clip_roundabout"}
+    assert set(RECIPES) | set(REWARD_RECIPES) == set(ALL_RECIPES)
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda r: r.stem)
@@ -52,3 +57,39 @@ def test_recipe_trains_on_tiny_budget(recipe: Path, tmp_path, monkeypatch):
     assert main(["fit", "--config", str(recipe), *_tiny_overrides(recipe)]) == 0
     checkpoints = list((tmp_path / "runs").rglob("last.ckpt"))
     assert len(checkpoints) == 1
+
+
+@pytest.mark.parametrize("recipe", REWARD_RECIPES, ids=lambda r: r.stem)
+def test_reward_recipe_resolves(recipe: Path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(recipe), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "${" not in printed and "class_path: zoo.train.ContrastiveRewardTraining" in printed
+
+
+@pytest.fixture(scope="module")
+def tiny_captions(tmp_path_factory):
+    from zoo.data.bev_captions import make_bev_captions
+
+    root = tmp_path_factory.mktemp("captions")
+    make_bev_captions(["highway-fast"], 80, root / "train", seed=0, progress=False)
+    make_bev_captions(["highway-fast"], 40, root / "test", seed=1_000_000, progress=False)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", REWARD_RECIPES, ids=lambda r: r.stem)
+def test_reward_recipe_trains_and_exports_on_tiny_data(recipe: Path, tiny_captions, tmp_path, monkeypatch):
+    from zoo.registry import read_card
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    out = tmp_path / "exported"
+    assert main(["fit", "--config", str(recipe), "--trainer.max_epochs=1", "--data.init_args.batch_size=16",
+                 f"--data.init_args.train.path={tiny_captions / 'train'}",
+                 f"--data.init_args.test.path={tiny_captions / 'test'}",
+                 f"--model.init_args.export.folder={out}"]) == 0
+    card = read_card(out)
+    assert card["metrics"]["trained"]["test"]["frames"] > 0
+    assert ("adapter_of" in card) == ("lora" in recipe.read_text())

@@ -8,6 +8,8 @@ from episodes the model never trained on:
   horizon. 0.5 is chance, 1.0 perfect.
 * ``spearman_ttc``: Spearman correlation between the reward and the time to collision with the leader
   (frames with no closing leader carry the cap, 100 s). Positive means safer frames score higher.
+* ``oracle_auroc_ttc`` / ``oracle_auroc_gap``: the AUROC of the simulator's true time to collision and gap
+  to the leader on the same frames — what perfect knowledge of the leader would reach.
 """
 
 from __future__ import annotations
@@ -42,9 +44,16 @@ def reward_quality(rewards: np.ndarray, rows: Any) -> dict[str, float]:
     crashed = np.asarray(rows["crashed"], bool)
     keep = ~crashed
     ttc = np.asarray(rows["time_to_collision"], float)
-    return {
+    gap = np.asarray(rows["gap_to_leader"], float) if "gap_to_leader" in rows else None
+    quality = {
         "auroc_collision_1s": danger_auroc(rewards[keep], within[keep]),
         "spearman_ttc": float(spearmanr(rewards, ttc).statistic),
         "frames": float(len(rewards)),
         "imminent_frames": float((within & keep).sum()),
+        # for scale: the same measure for the simulator's own ground truth, which no frame-reading model beats
+        # by much (collisions from a lane change the policy has not made yet are invisible in the frame)
+        "oracle_auroc_ttc": danger_auroc(ttc[keep], within[keep]),
     }
+    if gap is not None:
+        quality["oracle_auroc_gap"] = danger_auroc(gap[keep], within[keep])
+    return quality

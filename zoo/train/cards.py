@@ -71,6 +71,13 @@ def render_readme(card: dict[str, Any], notes: list[str]) -> str:
         for key, label in METRIC_NAMES.items():
             lines.append(f"| {split} ({int(values['frames'])} frames, {int(values['imminent_frames'])} imminent) "
                          f"| {label} | {values[key]:.3f} | {card['metrics']['start'][split][key]:.3f} |")
+    final = list(card["metrics"]["trained"])[-1]
+    oracle = card["metrics"]["trained"][final]
+    if "oracle_auroc_ttc" in oracle:
+        lines += ["", f"For scale, on the same {final} frames: ranking them by the simulator's true time to collision "
+                  f"gives AUROC {oracle['oracle_auroc_ttc']:.3f}, by the true gap to the leader "
+                  f"{oracle.get('oracle_auroc_gap', float('nan')):.3f} (collisions from lane changes the policy "
+                  "has not made yet cannot be seen in a frame)."]
     data = json.dumps(training["train_data"])
     lines += ["", "## Training", "", f"Train again: `{training['command']}`", "",
               f"Best epoch {training['best_epoch']} of {training['epochs']}; data: `{data}`.", ""]
