@@ -9,7 +9,7 @@ architecture untrained, and a random CLIP (the recipes' stand-in before the zoo 
 Usage::
 
     python benchmarks/reward_model_quality.py                       # records the test data if missing
-    python benchmarks/reward_model_quality.py --frames 500          # smaller test sets
+    python benchmarks/reward_model_quality.py --datasets data/drive-clip/test data/drive-clip/roundabout-test
 
 Results go to ``benchmarks/results/reward_model_quality.json``; docs/models.md quotes them.
 """
@@ -39,8 +39,11 @@ SCENARIOS = ("highway-fast", "highway", "merge", "roundabout")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=1500, help="test frames per scenario")
-    parser.add_argument("--data", default="data/reward-quality", help="where the test datasets live")
+    parser.add_argument("--datasets", nargs="*", default=None,
+                        help="held-out captioned datasets to score (rows grouped by scenario); default: record "
+                             "one per scenario under --data")
+    parser.add_argument("--frames", type=int, default=1500, help="test frames per scenario when recording")
+    parser.add_argument("--data", default="data/reward-quality", help="where recorded test datasets go")
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
     parser.add_argument("--out", default=str(ROOT / "results" / "reward_model_quality.json"))
     args = parser.parse_args()
@@ -53,24 +56,31 @@ def main() -> None:
     from zoo.train.contrastive import split_quality
     from zoo.vlm import load_dual_encoder
 
+    paths = args.datasets or [CaptionDataset(f"{args.data}/{s}", [s], frames=args.frames, seed=1_000_000).path
+                              for s in args.scenarios]
+    if not args.datasets:
+        for scenario, path in zip(args.scenarios, paths):
+            CaptionDataset(path, [scenario], frames=args.frames, seed=1_000_000).load()
+    tables = [datasets.load_from_disk(p) for p in paths]
+    rows = datasets.concatenate_datasets([split for t in tables for split in t.values()])
+    if min(rows["episode_seed"]) < 1_000_000:
+        raise SystemExit("these datasets hold episodes with seeds < 1 000 000 (training seeds): not held out")
+    encoders = {label: load_dual_encoder(resolve_model(source["model"], pretrained=source.get("pretrained", True)).path,
+                                         device="cpu") for label, source in MODELS.items()}
     results: dict[str, dict] = {}
-    for scenario in args.scenarios:
-        spec = CaptionDataset(f"{args.data}/{scenario}", [scenario], frames=args.frames, seed=1_000_000)
-        data = spec.load()
-        rows = datasets.concatenate_datasets(list(data.values()))
+    for scenario in sorted(set(rows["scenario"])):
+        subset = rows.filter(lambda r, s=scenario: r["scenario"] == s)
         results[scenario] = {}
-        for label, source in MODELS.items():
-            path = resolve_model(source["model"], pretrained=source.get("pretrained", True)).path
-            encoder = load_dual_encoder(path, device="cpu")
-            quality = split_quality(encoder, rows)
+        for label, encoder in encoders.items():
+            quality = split_quality(encoder, subset)
             results[scenario][label] = quality
-            print(f"{scenario:13s} {label:40s} AUROC {quality['auroc_collision_1s']:.3f}  "
-                  f"Spearman(TTC) {quality['spearman_ttc']:+.3f}  ({int(quality['imminent_frames'])} imminent "
-                  f"of {int(quality['frames'])})", flush=True)
+            print(f"{scenario:13s} {label:38s} AUROC {quality['auroc_collision_1s']:.3f}  "
+                  f"Spearman(TTC) {quality['spearman_ttc']:+.3f}  oracle(TTC) {quality['oracle_auroc_ttc']:.3f}  "
+                  f"({int(quality['imminent_frames'])} imminent of {int(quality['frames'])})", flush=True)
     Path(args.out).write_text(json.dumps({
         "benchmark": "reward_model_quality", "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", "frames_per_scenario": args.frames,
-        "test_seed": 1_000_000, "results": results}, indent=2) + "\n")
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", "datasets": paths,
+        "results": results}, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

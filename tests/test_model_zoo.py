@@ -74,7 +74,7 @@ def test_export_writes_a_card_with_held_out_metrics_and_no_text_tower(trained_fo
     assert card["metrics"]["start"]["test"]["frames"] == test["frames"]
     assert card["training"]["test_data"]["seed"] == 1_000_000
     with safe_open(str(trained_folder / "model.safetensors"), "pt") as f:
-        names = list(f.keys())  # noqa: SIM118
+        names = list(f.keys())
     assert names and not any(n.startswith("text_model.") for n in names)  # MiniLM comes from its package
     assert (trained_folder / "model.safetensors").stat().st_size < 20e6
     readme = (trained_folder / "README.md").read_text()

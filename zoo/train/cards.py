@@ -74,10 +74,11 @@ def render_readme(card: dict[str, Any], notes: list[str]) -> str:
     final = list(card["metrics"]["trained"])[-1]
     oracle = card["metrics"]["trained"][final]
     if "oracle_auroc_ttc" in oracle:
-        lines += ["", f"For scale, on the same {final} frames: ranking them by the simulator's true time to collision "
-                  f"gives AUROC {oracle['oracle_auroc_ttc']:.3f}, by the true gap to the leader "
-                  f"{oracle.get('oracle_auroc_gap', float('nan')):.3f} (collisions from lane changes the policy "
-                  "has not made yet cannot be seen in a frame)."]
+        scale = (f"For scale, on the same {final} frames: ranking them by the simulator's true time to collision "
+                 f"gives AUROC {oracle['oracle_auroc_ttc']:.3f}, by the true gap to the leader "
+                 f"{oracle.get('oracle_auroc_gap', float('nan')):.3f} (collisions from lane changes the policy "
+                 "has not made yet cannot be seen in a frame).")
+        lines += ["", scale]
     data = json.dumps(training["train_data"])
     lines += ["", "## Training", "", f"Train again: `{training['command']}`", "",
               f"Best epoch {training['best_epoch']} of {training['epochs']}; data: `{data}`.", ""]

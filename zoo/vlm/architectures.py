@@ -55,10 +55,10 @@ def build_drive_clip_bev(folder: str | Path, size: str = "tiny", seed: int = 0) 
         AutoConfig,
         AutoModel,
         AutoTokenizer,
+        CLIPImageProcessor,
         CLIPVisionConfig,
         VisionTextDualEncoderConfig,
         VisionTextDualEncoderModel,
-        CLIPImageProcessor,
     )
 
     check_choice("drive-clip-bev size", size, list(DRIVE_CLIP_SIZES))
