@@ -200,7 +200,8 @@ def test_reward_quality_measures_are_correct_on_known_inputs():
     assert danger_auroc(np.array([1.0, 0.5, -0.2, -0.3, -0.1]), imminent) == 0.0
     assert danger_auroc(np.zeros(5), imminent) == 0.5
     rows = {"collision_within_horizon": [True, True, False, False], "crashed": [True, False, False, False],
-            "time_to_collision": [0.0, 0.5, 3.0, 100.0]}
+            "time_to_collision": [0.0, 0.5, 3.0, 100.0], "gap_to_leader": [0.0, 30.0, 10.0, 200.0]}
     quality = reward_quality(np.array([-2.0, -1.0, 0.5, 1.0]), rows)
     assert quality["auroc_collision_1s"] == 1.0 and quality["imminent_frames"] == 1  # the crash frame is left out
     assert quality["spearman_ttc"] == pytest.approx(1.0)
+    assert quality["oracle_auroc_ttc"] == 1.0 and quality["oracle_auroc_gap"] == 0.5  # gap 30 vs 10 and 200

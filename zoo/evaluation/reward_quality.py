@@ -44,7 +44,8 @@ def reward_quality(rewards: np.ndarray, rows: Any) -> dict[str, float]:
     crashed = np.asarray(rows["crashed"], bool)
     keep = ~crashed
     ttc = np.asarray(rows["time_to_collision"], float)
-    gap = np.asarray(rows["gap_to_leader"], float) if "gap_to_leader" in rows else None
+    columns = rows.column_names if hasattr(rows, "column_names") else list(rows)
+    gap = np.asarray(rows["gap_to_leader"], float) if "gap_to_leader" in columns else None
     quality = {
         "auroc_collision_1s": danger_auroc(rewards[keep], within[keep]),
         "spearman_ttc": float(spearmanr(rewards, ttc).statistic),
