@@ -51,7 +51,7 @@ def main() -> None:
 
     import datasets
 
-    from zoo.data.datamodule import CaptionDataset
+    from zoo.data.datamodule import CaptionDataset, frames_tensor
     from zoo.registry import resolve_model
     from zoo.train.contrastive import split_quality
     from zoo.vlm import load_dual_encoder
@@ -70,9 +70,10 @@ def main() -> None:
     results: dict[str, dict] = {}
     for scenario in sorted(set(rows["scenario"])):
         subset = rows.filter(lambda r, s=scenario: r["scenario"] == s)
+        frames = frames_tensor(subset)
         results[scenario] = {}
         for label, encoder in encoders.items():
-            quality = split_quality(encoder, subset)
+            quality = split_quality(encoder, subset, frames)
             results[scenario][label] = quality
             print(f"{scenario:13s} {label:38s} AUROC {quality['auroc_collision_1s']:.3f}  "
                   f"Spearman(TTC) {quality['spearman_ttc']:+.3f}  oracle(TTC) {quality['oracle_auroc_ttc']:.3f}  "

@@ -348,13 +348,14 @@ def _model_folder(source: str, tmp: Path, summary: str | None) -> Path:
         return download_model(source)
     from zoo.registry import read_card, shipped_models
 
-    if source in shipped_models():  # register the shipped folder itself, not its completed cache copy
-        return shipped_models()[source]
+    shipped = shipped_models()
+    if source in shipped:  # register the shipped folder itself, not its completed cache copy
+        return shipped[source]
     if path.is_dir():
         read_card(path)
         return path
     raise ZooError(f"cannot register {source!r}: give a zoo model folder (with zoo.json), a shipped model name "
-                   f"({', '.join(shipped_models()) or 'none shipped'}), a .ckpt checkpoint, runs:/<run_id> of a "
+                   f"({', '.join(shipped) or 'none shipped'}), a .ckpt checkpoint, runs:/<run_id> of a "
                    "training run, or a models:/ URI")
 
 

