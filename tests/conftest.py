@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -105,3 +112,118 @@ def fit_updates() -> Callable[..., Any]:
         return trainer
 
     return fit
+
+
+# -- a real MLflow tracking server ------------------------------------------------------------------
+MLFLOW = str(Path(sys.executable).parent / "mlflow")  # the console script of this environment
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on (closed again: a server may take it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class MlflowServer:
+    """``mlflow server`` on 127.0.0.1 with a SQLite backend and served artifacts under ``root``; ``stop()`` and
+    ``start()`` again on the same port and store (a server outage and its return)."""
+
+    root: Path
+    port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 180) -> MlflowServer:
+        import requests
+
+        with open(self.root / "server.log", "a") as log:
+            self.process = subprocess.Popen(
+                [MLFLOW, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+                 "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+                 "--artifacts-destination", str(self.root / "artifacts")],
+                cwd=self.root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if requests.get(f"{self.uri}/health", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"mlflow server did not start: {(self.root / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Kill the server and its workers (started here in their own session)."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """The URI of a real ``mlflow server`` shared by the session (SQLite backend), torn down at the end."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"), free_port()).start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_mlflow_server(tmp_path_factory) -> Iterator[MlflowServer]:
+    """A real ``mlflow server`` of the test's own, which the test may stop and start again."""
+    server = MlflowServer(tmp_path_factory.mktemp("own-mlflow-server"), free_port()).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+#: the smallest ``zoo fit`` recipe: DQN with the engineered reward, no evaluation, 64 env steps
+TINY_RECIPE = """\
+seed_everything: 0
+torch_threads: 1
+trainer:
+  logger:
+    class_path: zoo.tracking.ZooMLFlowLogger
+    init_args:
+      experiment_name: tiny
+  log_every_n_steps: 1
+  enable_progress_bar: false
+  enable_model_summary: false
+model:
+  class_path: zoo.agents.DQN
+  init_args:
+    env:
+      scenario: highway-fast
+    hidden_sizes: [32]
+    total_frames: 64
+    frames_per_batch: 16
+    learning_starts: 16
+    updates_per_batch: 1
+    buffer_size: 256
+    batch_size: 16
+"""
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path) -> Path:
+    """A ``zoo fit`` recipe of a few seconds (see :data:`TINY_RECIPE`), written to the test's folder."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_RECIPE)
+    return path

@@ -6,11 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +13,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from conftest import free_port
 from mlflow.tracking._model_registry import utils as registry_utils
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
@@ -27,8 +23,6 @@ from zoo.agents.checkpoint import load_policy_folder, save_policy_folder
 from zoo.cli import main
 from zoo.registry import ZooError
 from zoo.tracking.model_registry import build_from_folder, download_model, register_model, set_alias
-
-MLFLOW = str(Path(sys.executable).parent / "mlflow")  # the console script of this environment
 
 
 # -- fixtures ---------------------------------------------------------------------------------------
@@ -46,43 +40,6 @@ def reward_folder(tmp_path_factory) -> Path:
     folder = build_random_dual_encoder(tmp_path_factory.mktemp("reward") / "m", "vision-text", "tiny")
     return _write_card(folder, name="test-clip.tiny", kind="reward", summary="A random tiny reward model",
                        reward={"head": "clg"})
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    """A real ``mlflow server`` on a free local port (SQLite backend, served artifacts), torn down at the end."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with open(root / "server.log", "w") as log:
-        process = subprocess.Popen(
-            [MLFLOW, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-             "--artifacts-destination", str(root / "artifacts")],
-            cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        import requests
-
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if requests.get(f"{uri}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield uri
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the server and its workers, started here in their own session
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 @pytest.fixture(params=["local", "server"])
@@ -188,9 +145,7 @@ def test_unknown_model_alias_or_version_is_a_helpful_zoo_error(reward_folder, st
 
 
 def test_unreachable_tracking_server_is_named():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()
     with pytest.raises(ZooError, match=f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}"):
         download_model("models:/clip@champion", tracking_uri=f"http://127.0.0.1:{port}")
 

@@ -63,6 +63,8 @@ def _lightning_cli(argv: list[str] | None) -> None:
                 experiment = getattr(logger, "_experiment_name", logger.name)
                 ckpt.dirpath = str(Path(self.trainer.default_root_dir) / experiment / str(logger.version)
                                    / "checkpoints")
+            if getattr(logger, "pending_root", False) is None:  # the outage journal beside the checkpoints
+                logger.pending_root = self.trainer.default_root_dir
 
     ZooCLI(
         LightningModule,  # agents (zoo.agents) and reward-model training (zoo.train)
@@ -87,12 +89,9 @@ _STRUCTURAL = ("env", "network", "hidden_sizes")
 
 
 def _check_checkpoint_matches_recipe(ckpt_path: str, model_config) -> None:
-    import torch
+    from zoo.agents.checkpoint import read_checkpoint
 
-    try:
-        hparams = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {})
-    except Exception as err:
-        raise ZooError(f"cannot read checkpoint {ckpt_path}: {str(err).splitlines()[0][:200]}") from None
+    hparams = read_checkpoint(ckpt_path).get("hyper_parameters", {})
     recipe_class = model_config.get("class_path") if hasattr(model_config, "get") else None
     ckpt_class = hparams.get("_class_path")
     if recipe_class and ckpt_class and recipe_class.rsplit(".", 1)[-1] != ckpt_class.rsplit(".", 1)[-1]:
@@ -120,6 +119,10 @@ def _plain(value):
     return value
 
 
+ALLOW_PICKLE_HELP = ("also read a checkpoint that holds pickled objects (runs code from the file: only for a "
+                     "source you trust; default: weights_only loading)")
+
+
 def _evaluate(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         prog="zoo evaluate",
@@ -132,6 +135,7 @@ def _evaluate(argv: list[str]) -> None:
     parser.add_argument("--video", default=None, help="save the first episode as GIF/MP4 at this path")
     parser.add_argument("--out", default=None, help="folder for metrics.json and episodes.csv (default: "
                                                     "evaluation/ beside the checkpoint, or ./evaluation/<run id>)")
+    parser.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
@@ -151,7 +155,7 @@ def _evaluate(argv: list[str]) -> None:
     from zoo.evaluation.report import log_to_mlflow, print_table, write_result
     from zoo.tracking import tracking_uri, ui_command
 
-    agent = load_agent(ckpt)
+    agent = load_agent(ckpt, allow_pickle=args.allow_pickle)
     result = evaluate(agent, scenario=args.scenario, episodes=args.episodes, seed=args.seed, video=args.video)
     print_table(result, title=f"held-out evaluation: {result.scenario}, {args.episodes} episodes, seed {args.seed}")
     if args.out:
@@ -306,6 +310,7 @@ def _register(argv: list[str]) -> None:
     parser.add_argument("--as", dest="name", required=True, metavar="NAME", help="registered model name")
     parser.add_argument("--alias", default=None, help="alias to point at the new version (e.g. champion)")
     parser.add_argument("--summary", default=None, help="card summary of a policy exported from a checkpoint")
+    parser.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
     args = parser.parse_args(argv)
 
     import tempfile
@@ -314,7 +319,7 @@ def _register(argv: list[str]) -> None:
     from zoo.tracking.model_registry import register_model
 
     with tempfile.TemporaryDirectory(prefix="zoo-register-") as tmp:
-        folder = _model_folder(args.source, Path(tmp), args.summary)
+        folder = _model_folder(args.source, Path(tmp), args.summary, args.allow_pickle)
         version = register_model(folder, args.name, alias=args.alias)
     ref = f"models:/{version.name}@{args.alias}" if args.alias else f"models:/{version.name}/{version.version}"
     alias = f" (alias @{args.alias})" if args.alias else ""
@@ -324,7 +329,7 @@ def _register(argv: list[str]) -> None:
     Console(stderr=True).print(f"store: {tracking_uri()}; UI: {ui_command()}", highlight=False)
 
 
-def _model_folder(source: str, tmp: Path, summary: str | None) -> Path:
+def _model_folder(source: str, tmp: Path, summary: str | None, allow_pickle: bool = False) -> Path:
     """A zoo model folder for ``zoo register``'s source (checkpoints are exported as policy folders)."""
     from zoo.tracking.settings import _RUN_ID
 
@@ -336,7 +341,7 @@ def _model_folder(source: str, tmp: Path, summary: str | None) -> Path:
     if (path.is_file() and path.suffix == ".ckpt") or _RUN_ID.match(source):
         from zoo.agents.checkpoint import load_agent, save_policy_folder
 
-        agent = load_agent(source)
+        agent = load_agent(source, allow_pickle=allow_pickle)
         run = _RUN_ID.match(source)
         tag = run.group(2)[:8] if run else path.stem.replace(".", "-")
         algorithm, scenario = type(agent).__name__, agent.env_config.scenario
@@ -359,8 +364,32 @@ def _model_folder(source: str, tmp: Path, summary: str | None) -> Path:
                    "training run, or a models:/ URI")
 
 
+def _tracking(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="zoo tracking", description="MLflow tracking tools.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    sync = sub.add_parser("sync", help="send what a run journaled while the tracking server was unreachable",
+                          description="Send the logging calls that runs kept in <run folder>/mlflow-pending "
+                                      "while their MLflow server was unreachable, in order; sent calls leave "
+                                      "the journal.")
+    sync.add_argument("journals", nargs="*", help="journal folders (default: every one under --root)")
+    sync.add_argument("--root", default="runs", help="runs folder searched when no journal is given")
+    sync.add_argument("--tracking-uri", default=None, help="send there instead of the server each run used")
+    args = parser.parse_args(argv)
+
+    from zoo.tracking.pending import find_journals, pending_calls, sync
+
+    journals = [Path(j) for j in args.journals] or find_journals(args.root)
+    if not journals:
+        print(f"nothing to sync: no mlflow-pending journal under {args.root}")
+    for journal in journals:
+        calls = pending_calls(journal)
+        sync(journal, args.tracking_uri)
+        print(f"sent {calls} logging calls from {journal}")
+
+
 ZOO_COMMANDS: dict[str, Callable[[list[str]], None]] = {"evaluate": _evaluate, "reward": _reward, "data": _data,
-                                                        "models": _models, "register": _register}
+                                                        "models": _models, "register": _register,
+                                                        "tracking": _tracking}
 
 USAGE = """usage: zoo <command> [options]
 
@@ -372,6 +401,7 @@ commands:
   data       simulator datasets:  zoo data bev-captions --scenarios highway-fast merge --frames 2000 --out DIR
   models     the zoo's models:    zoo models list [--kind reward] [--pretrained] | zoo models info NAME
   register   MLflow registry:     zoo register <folder|.ckpt|runs:/id|name> --as NAME [--alias champion]
+  tracking   MLflow tools:        zoo tracking sync [runs/<experiment>/<run id>/mlflow-pending ...]
 
 Run `zoo <command> --help` for its options."""
 

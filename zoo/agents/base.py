@@ -26,6 +26,7 @@ from torchrl.data import LazyTensorStorage, ReplayBuffer
 from torchrl.envs import ExplorationType, set_exploration_type
 
 from zoo import keys
+from zoo.agents.guards import check_finite_batch
 from zoo.agents.networks import ENCODERS
 from zoo.envs.make import EnvConfig
 from zoo.evaluation.metrics import MS_TO_KMH
@@ -254,6 +255,7 @@ class Agent(L.LightningModule):
         return DataLoader(_Stream(self), batch_size=None, collate_fn=_identity)
 
     def training_step(self, batch: TensorDictBase, batch_idx: int) -> None:
+        check_finite_batch(batch, update=batch_idx, env_steps=self.tracker.frames)
         losses = self.update(batch)
         # Logging costs more than a small update: log as often as the trainer writes (log_every_n_steps).
         if batch_idx % self.trainer.log_every_n_steps == 0:

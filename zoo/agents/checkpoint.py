@@ -9,32 +9,55 @@ from zoo.registry import ZooError
 from zoo.tracking.settings import resolve_checkpoint
 
 
-def load_agent(source: str | Path, map_location: str = "cpu"):
+def read_checkpoint(path: str | Path, allow_pickle: bool = False) -> dict[str, Any]:
+    """The contents of a Lightning checkpoint, read with ``torch.load(weights_only=True)``.
+
+    Args:
+        path: a ``.ckpt`` file.
+        allow_pickle: also read a checkpoint that holds pickled objects (``weights_only=False``): this runs
+            code from the file, so only for checkpoints of a source you trust.
+
+    Raises:
+        ZooError: the file is truncated or corrupted, or needs pickle and ``allow_pickle`` is off.
+    """
+    import pickle
+    import re
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError, KeyError, AttributeError) as err:
+        text = str(err)
+        refused = re.search(r"GLOBAL ([\w.]+)", text)  # weights_only refused a class or function: needs pickle
+        if refused and not allow_pickle:
+            raise ZooError(f"checkpoint {path} holds pickled objects ({refused.group(1)}); the zoo never "
+                           "unpickles a file by default: pass allow_pickle=True (--allow-pickle) only if you "
+                           "trust its source") from None
+        first_line = text.strip().splitlines()[0][:200] if text.strip() else type(err).__name__
+        raise ZooError(f"cannot read checkpoint {path} (truncated or corrupted?): {first_line}") from None
+
+
+def load_agent(source: str | Path, map_location: str = "cpu", allow_pickle: bool = False):
     """Rebuild a trained agent from ``source`` (checkpoint file or MLflow run).
 
-    Checkpoints are read with ``torch.load(weights_only=True)``: no pickled code is executed. The
-    agent class and its arguments come from the recipe saved in the checkpoint.
+    Checkpoints are read with ``torch.load(weights_only=True)``: no pickled code is executed unless
+    ``allow_pickle`` (see :func:`read_checkpoint`). The agent class and its arguments come from the recipe
+    saved in the checkpoint.
 
     Example:
         >>> agent = zoo.load_agent("runs/quickstart/checkpoints/last.ckpt")  # doctest: +SKIP
         >>> td = agent.act(env.reset())  # doctest: +SKIP
     """
-    import torch
-
-    from zoo.agents import AGENTS
-
     path = resolve_checkpoint(source)
-    try:
-        hparams = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-    except Exception as err:  # a truncated, corrupted or pickle-only file
-        raise ZooError(f"cannot read checkpoint {path}: {err}") from None
+    hparams = read_checkpoint(path, allow_pickle).get("hyper_parameters", {})
     class_path = hparams.get("_class_path", "")
-    by_path = {f"{cls.__module__}.{cls.__name__}": cls for cls in map(AGENTS.get, AGENTS.names())}
-    by_path.update({f"zoo.agents.{name}": AGENTS.get(name) for name in AGENTS.names()})
+    by_path = _agent_classes()
     if class_path not in by_path:
         raise ZooError(f"checkpoint {path} names agent class {class_path!r}; known: {', '.join(sorted(by_path))}")
     try:
-        return by_path[class_path].load_from_checkpoint(path, map_location=map_location, weights_only=True)
+        return by_path[class_path].load_from_checkpoint(path, map_location=map_location,
+                                                        weights_only=not allow_pickle)
     except (RuntimeError, ValueError, KeyError, EOFError) as err:
         first_line = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         raise ZooError(f"checkpoint {path} does not match the agent its recipe describes ({first_line})") from None

@@ -1,16 +1,28 @@
-"""Lightning's MLflow logger with the zoo's defaults."""
+"""Lightning's MLflow logger with the zoo's defaults, and training that outlives a tracking-server outage."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
+from rich.console import Console
 
-from zoo.tracking.settings import _default_uri, _local_artifact_location
+from zoo.tracking.settings import _default_uri, _local_artifact_location, check_reachable
+
+#: Lightning's run statuses → MLflow's
+_STATUS = {"success": "FINISHED", "finished": "FINISHED", "failed": "FAILED"}
 
 
 class ZooMLFlowLogger(MLFlowLogger):
     """Lightning's MLflow logger with the zoo's defaults (local SQLite store, checkpoints logged).
+
+    With a tracking server (``http(s)://`` URI) the server must answer when the logger is built (else a
+    :class:`~zoo.registry.ZooError` naming the URI, before any training). If it goes away later, training
+    goes on: metrics, params, artifacts and the run's end are journaled in
+    ``<pending_root>/<experiment>/<run id>/mlflow-pending/`` and sent when the server answers again, or
+    later with ``zoo tracking sync`` (see :mod:`zoo.tracking.pending`).
 
     Args:
         experiment_name: MLflow experiment (recipes set their own).
@@ -19,11 +31,47 @@ class ZooMLFlowLogger(MLFlowLogger):
         log_model: log checkpoints as run artifacts.
         artifact_location: where a new experiment stores artifacts (default ``<cwd>/mlartifacts`` for the
             local store; the server's choice with ``MLFLOW_TRACKING_URI``).
+        pending_root: runs folder holding the outage journal (default: the trainer's ``default_root_dir``
+            under ``zoo fit``, else ``runs``).
+        retry_every: seconds between checks whether a lost server is back.
         **kwargs: passed to :class:`lightning.pytorch.loggers.MLFlowLogger`.
+
+    Example:
+        >>> trainer = L.Trainer(logger=ZooMLFlowLogger("quickstart"))  # doctest: +SKIP
     """
 
     def __init__(self, experiment_name: str = "zoo", run_name: str | None = None, tracking_uri: str | None = None,
-                 log_model: bool = True, artifact_location: str | None = None, **kwargs: Any) -> None:
-        super().__init__(experiment_name=experiment_name, run_name=run_name,
-                         tracking_uri=tracking_uri or _default_uri(), log_model=log_model,
-                         artifact_location=artifact_location or _local_artifact_location(), **kwargs)
+                 log_model: bool = True, artifact_location: str | None = None, pending_root: str | None = None,
+                 retry_every: float = 10.0, **kwargs: Any) -> None:
+        tracking_uri = tracking_uri or _default_uri()
+        check_reachable(tracking_uri)
+        super().__init__(experiment_name=experiment_name, run_name=run_name, tracking_uri=tracking_uri,
+                         log_model=log_model, artifact_location=artifact_location or _local_artifact_location(),
+                         **kwargs)
+        self.pending_root = pending_root
+        if tracking_uri.startswith(("http://", "https://")):
+            from zoo.tracking.pending import PendingClient
+
+            self._mlflow_client = PendingClient(tracking_uri, self.pending_dir, retry_every=retry_every)
+
+    def pending_dir(self) -> Path:
+        """The run's outage journal: ``<pending_root>/<experiment>/<run id>/mlflow-pending``."""
+        from zoo.tracking.pending import PENDING_DIR
+
+        return Path(self.pending_root or "runs") / self._experiment_name / str(self._run_id) / PENDING_DIR
+
+    @rank_zero_only
+    def finalize(self, status: str = "success") -> None:
+        """Log the checkpoints and end the run, as Lightning does, without asking a lost server for the run
+        first; say where the calls still pending are and how to send them."""
+        if not self._initialized:
+            return
+        if self._checkpoint_callback:
+            self._scan_and_log_checkpoints(self._checkpoint_callback)
+        self.experiment.set_terminated(self.run_id, _STATUS.get(status, status))
+        client = self._mlflow_client
+        if hasattr(client, "flush") and client.flush(force=True):
+            Console(stderr=True).print(
+                f"[bold yellow]MLflow server {self._tracking_uri} unreachable:[/bold yellow] {client.pending()} "
+                f"logging calls kept in {client.journal}; send them with "
+                f"[green]zoo tracking sync {client.journal}[/green]", highlight=False)

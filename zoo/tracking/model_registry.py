@@ -28,6 +28,7 @@ from typing import Any
 from zoo.registry import CARD_FILE as CARD
 from zoo.registry import ZooError, read_card
 from zoo.tracking.settings import _local_artifact_location, configure_mlflow
+from zoo.tracking.settings import check_reachable as _check_reachable
 from zoo.tracking.settings import tracking_uri as _default_tracking_uri
 
 configure_mlflow()
@@ -131,19 +132,6 @@ def _client(uri: str):
 
     _check_reachable(uri)
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def _check_reachable(uri: str) -> None:
-    """Fail fast, naming the URI, when a tracking server does not answer (MLflow retries for minutes)."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    import requests
-
-    try:
-        requests.get(uri.rstrip("/") + "/health", timeout=10)
-    except requests.RequestException as err:
-        raise ZooError(f"cannot reach the MLflow tracking server at {uri} ({type(err).__name__}); "
-                       "is it running? (MLFLOW_TRACKING_URI selects it)") from None
 
 
 def _missing(err: Exception) -> bool:

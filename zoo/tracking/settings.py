@@ -38,6 +38,25 @@ def _local_artifact_location() -> str | None:
     return (Path.cwd() / "mlartifacts").as_uri()
 
 
+def check_reachable(uri: str, timeout: float = 10) -> None:
+    """Fail fast, naming the URI, when a tracking server does not answer (MLflow retries for minutes).
+
+    A local store (``sqlite:``, a folder) always passes.
+
+    Raises:
+        ZooError: ``cannot reach the MLflow tracking server at <uri> …``.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=timeout).raise_for_status()
+    except requests.RequestException as err:
+        raise ZooError(f"cannot reach the MLflow tracking server at {uri} ({type(err).__name__}); "
+                       "is it running? (MLFLOW_TRACKING_URI selects it)") from None
+
+
 def ui_command(uri: str | None = None) -> str:
     """The shell command that opens the MLflow UI on this store."""
     uri = uri or tracking_uri()
