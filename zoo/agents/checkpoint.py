@@ -163,10 +163,13 @@ def load_policy_folder(folder: str | Path, map_location: str = "cpu"):
     import yaml
     from safetensors.torch import load_file
 
+    from zoo.registry import check_safetensors
+
     folder = Path(folder)
     for file in ("agent.yaml", "model.safetensors"):
         if not (folder / file).is_file():
             raise ZooError(f"{folder} is not a policy folder (no {file})")
+    check_safetensors(folder)
     try:
         entry = yaml.safe_load((folder / "agent.yaml").read_text()) or {}
     except yaml.YAMLError as err:

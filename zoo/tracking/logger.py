@@ -9,7 +9,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
 
-from zoo.tracking.settings import _default_uri, _local_artifact_location, check_reachable
+from zoo.tracking.settings import _default_uri, _local_artifact_location, check_tracking_uri
 
 #: Lightning's run statuses → MLflow's
 _STATUS = {"success": "FINISHED", "finished": "FINISHED", "failed": "FAILED"}
@@ -44,7 +44,7 @@ class ZooMLFlowLogger(MLFlowLogger):
                  log_model: bool = True, artifact_location: str | None = None, pending_root: str | None = None,
                  retry_every: float = 10.0, **kwargs: Any) -> None:
         tracking_uri = tracking_uri or _default_uri()
-        check_reachable(tracking_uri)
+        check_tracking_uri(tracking_uri)
         super().__init__(experiment_name=experiment_name, run_name=run_name, tracking_uri=tracking_uri,
                          log_model=log_model, artifact_location=artifact_location or _local_artifact_location(),
                          **kwargs)

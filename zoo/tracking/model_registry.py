@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from zoo.registry import CARD_FILE as CARD
-from zoo.registry import ZooError, read_card
+from zoo.registry import ZooError, check_safetensors, read_card
 from zoo.tracking.settings import _local_artifact_location, configure_mlflow
-from zoo.tracking.settings import check_reachable as _check_reachable
+from zoo.tracking.settings import check_tracking_uri
 from zoo.tracking.settings import tracking_uri as _default_tracking_uri
 
 configure_mlflow()
@@ -100,6 +100,8 @@ def predict_actions(agent: Any, observations: Any) -> Any:
                        f"({agent.obs_key}), got {tuple(obs.shape)}")
     if agent.obs_key != keys.PIXELS:
         obs = obs.float()
+        if not torch.isfinite(obs).all():
+            raise ZooError(f"observations hold {int((~torch.isfinite(obs)).sum())} NaN or infinite values")
     batch = TensorDict({agent.obs_key: obs.to(agent.device)}, batch_size=[obs.shape[0]])
     return agent.act(batch)[keys.ACTION].cpu().numpy()
 
@@ -130,7 +132,7 @@ def _using(uri: str) -> Iterator[None]:
 def _client(uri: str):
     import mlflow
 
-    _check_reachable(uri)
+    check_tracking_uri(uri)
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -256,6 +258,7 @@ def register_model(folder: str | Path, registered_name: str, alias: str | None =
     if not folder.is_dir():
         raise ZooError(f"model folder {folder} does not exist")
     card = read_card(folder)
+    check_safetensors(folder)  # a truncated or corrupted file never reaches the registry
     missing = [f for f in _required_files(folder, card) if not (folder / f).is_file()]
     if missing:
         raise ZooError(f"{folder} is a {card['kind']} card without {', '.join(missing)}")

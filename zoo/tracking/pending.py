@@ -29,7 +29,7 @@ import mlflow
 from mlflow.entities import Metric, Param, RunTag
 
 from zoo.registry import ZooError
-from zoo.tracking.settings import check_reachable
+from zoo.tracking.settings import check_tracking_uri
 
 #: the journal folder's name inside a run folder (``runs/<experiment>/<run id>/``)
 PENDING_DIR = "mlflow-pending"
@@ -43,7 +43,7 @@ _ENTITIES = {"Metric": Metric, "Param": Param, "RunTag": RunTag}
 def server_answers(uri: str) -> bool:
     """Whether the tracking server at ``uri`` answers (always true for a local store)."""
     try:
-        check_reachable(uri, timeout=5)
+        check_tracking_uri(uri, timeout=5)
     except ZooError:
         return False
     return True
@@ -181,7 +181,7 @@ def sync(journal: str | Path, tracking_uri: str | None = None, quiet: bool = Fal
         for call in calls:
             uri = tracking_uri or call["uri"]
             if uri not in clients:
-                check_reachable(uri)
+                check_tracking_uri(uri)
                 clients[uri] = mlflow.MlflowClient(tracking_uri=uri)
             args = _decode(call["args"])
             for key in ("local_path", "local_dir"):

@@ -38,14 +38,21 @@ def _local_artifact_location() -> str | None:
     return (Path.cwd() / "mlartifacts").as_uri()
 
 
-def check_reachable(uri: str, timeout: float = 10) -> None:
-    """Fail fast, naming the URI, when a tracking server does not answer (MLflow retries for minutes).
+#: tracking URI schemes MLflow stores accept (a plain path is a local folder store)
+TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file", "databricks", "databricks-uc", "uc")
 
-    A local store (``sqlite:``, a folder) always passes.
+
+def check_tracking_uri(uri: str, timeout: float = 10) -> None:
+    """Fail fast, naming the URI, when it is no MLflow store or its tracking server does not answer (MLflow
+    itself retries for minutes). A local store (``sqlite:``, a folder) passes without a look.
 
     Raises:
-        ZooError: ``cannot reach the MLflow tracking server at <uri> …``.
+        ZooError: ``unsupported MLflow tracking URI …`` or ``cannot reach the MLflow tracking server at <uri> …``.
     """
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", uri)
+    if scheme and scheme.group(1).split("+")[0].lower() not in TRACKING_SCHEMES:
+        raise ZooError(f"unsupported MLflow tracking URI {uri!r}: use http(s)://host:port (a tracking server), "
+                       "sqlite:///path/mlflow.db, postgresql://user@host/db or a folder")
     if not uri.startswith(("http://", "https://")):
         return
     import requests

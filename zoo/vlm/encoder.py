@@ -229,7 +229,13 @@ def load_dual_encoder(
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if bnb is not None:
         kwargs.update(quantization_config=bnb, device_map=device)
-    model = AutoModel.from_pretrained(source, **kwargs)
+    try:
+        model = AutoModel.from_pretrained(source, **kwargs)
+    except ValueError as err:
+        if "trust_remote_code" not in str(err):
+            raise
+        raise ZooError(f"{source} needs its own model code to load; the zoo runs such code only when asked: pass "
+                       "trust_remote_code=True if you trust its source") from None
     if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
         raise ZooError(f"{source} is a {type(model).__name__}, not a dual encoder (CLIPModel, SiglipModel, "
                        "VisionTextDualEncoderModel …)")
