@@ -88,7 +88,6 @@ class PendingClient(mlflow.MlflowClient):
         self._journal = journal
         self.retry_every = retry_every
         self._last_check = 0.0
-        self._outage = False
 
     @property
     def journal(self) -> Path:
@@ -101,24 +100,23 @@ class PendingClient(mlflow.MlflowClient):
     def flush(self, force: bool = False) -> int:
         """Send the journal if the server answers (checked at most every ``retry_every`` seconds unless
         ``force``); return the calls still pending."""
-        if not self._outage and not self.pending():
+        if not self.pending():
             return 0
-        if not force and time.monotonic() - self._last_check < self.retry_every:
-            return self.pending()
-        self._last_check = time.monotonic()
-        if server_answers(self.uri):
-            self._outage = sync(self.journal, self.uri, quiet=True) > 0
+        if force or time.monotonic() - self._last_check >= self.retry_every:
+            self._last_check = time.monotonic()
+            if server_answers(self.uri):
+                return sync(self.journal, self.uri, quiet=True)
         return self.pending()
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        # While calls are pending, later ones queue behind them (order matters: the run's end comes last).
         # A quick health check first: MLflow itself retries a lost server for minutes before it gives up.
-        if self.flush() == 0 and not self._outage and server_answers(self.uri):
+        if self.flush() == 0 and server_answers(self.uri):
             try:
                 return getattr(super(), name)(*args, **kwargs)
             except Exception:
                 if server_answers(self.uri):
                     raise  # the server answered: a real error, not an outage
-        self._outage = True
         self._last_check = time.monotonic()
         self._append(name, args, kwargs)
         return None
