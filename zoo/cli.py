@@ -141,9 +141,7 @@ def _evaluate(argv: list[str]) -> None:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
 
     from zoo.envs.presets import SCENARIOS
-    from zoo.tracking.settings import resolve_checkpoint
-
-    from zoo.tracking.settings import check_tracking_uri, tracking_uri
+    from zoo.tracking.settings import check_tracking_uri, resolve_checkpoint, tracking_uri
 
     if args.scenario is not None:
         SCENARIOS.get(args.scenario)

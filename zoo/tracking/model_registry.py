@@ -27,8 +27,7 @@ from typing import Any
 
 from zoo.registry import CARD_FILE as CARD
 from zoo.registry import ZooError, check_safetensors, read_card
-from zoo.tracking.settings import _local_artifact_location, configure_mlflow
-from zoo.tracking.settings import check_tracking_uri
+from zoo.tracking.settings import _local_artifact_location, check_tracking_uri, configure_mlflow
 from zoo.tracking.settings import tracking_uri as _default_tracking_uri
 
 configure_mlflow()
