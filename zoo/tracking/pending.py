@@ -4,8 +4,8 @@
 artifacts, the run's end) never fail because the server is gone: when the server does not answer, the
 call is appended to a journal folder (``calls.jsonl``; files to log are copied beside it) and training
 goes on. Every later call first replays the journal, in order, once the server answers again (checked at
-most every ``retry_every`` seconds). While the server is up, each call costs one extra ``GET /health``. What is still pending at the end stays on disk until
-:func:`sync` (``zoo tracking sync``) sends it.
+most every ``retry_every`` seconds). What is still pending at the end stays on disk until :func:`sync`
+(``zoo tracking sync``) sends it. While the server is up, each call costs one extra ``GET /health``.
 
 Only outages are journaled: an error the server answers (a bad value, an unknown run) is raised as usual.
 
@@ -172,7 +172,13 @@ def sync(journal: str | Path, tracking_uri: str | None = None, quiet: bool = Fal
     calls_file = folder / CALLS
     if not calls_file.is_file():
         raise ZooError(f"{folder} is not an MLflow journal folder (no {CALLS})")
-    calls = [json.loads(line) for line in calls_file.read_text().splitlines() if line.strip()]
+    calls = []
+    for number, line in enumerate(calls_file.read_text().splitlines(), 1):
+        try:
+            calls += [json.loads(line)] if line.strip() else []
+        except json.JSONDecodeError as err:  # a line cut short by a crash while it was written
+            raise ZooError(f"{calls_file} line {number} is not a complete call ({err.msg}); remove it and "
+                           "sync again") from None
     clients: dict[str, mlflow.MlflowClient] = {}
     sent = 0
     try:
