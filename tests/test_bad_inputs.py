@@ -261,6 +261,7 @@ def _frames(dtype=torch.uint8, shape=(2, 3, 32, 32), fill: float | None = None) 
 
 
 #: case -> (call, the error must match)
+UNREADABLE = r"cannot read weights .*{}/model.safetensors \(truncated or corrupted\?\)"
 API_CASES: dict[str, tuple[Callable[[SimpleNamespace], Any], str]] = {
     "checkpoint-pickle": (lambda h: load_agent(h.root / "payload.ckpt"), "holds pickled objects.*allow_pickle=True"),
     "checkpoint-needs-pickle": (lambda h: load_agent(h.root / "needs-pickle.ckpt"),
@@ -268,13 +269,13 @@ API_CASES: dict[str, tuple[Callable[[SimpleNamespace], Any], str]] = {
     "checkpoint-truncated": (lambda h: load_agent(h.root / "truncated.ckpt"), "truncated or corrupted"),
     "checkpoint-garbage": (lambda h: load_agent(h.root / "garbage.ckpt"), "truncated or corrupted"),
     "safetensors-truncated-policy": (lambda h: zoo.load_policy(str(h.root / "policy-truncated")),
-                                     r"policy-truncated/model.safetensors is not a readable safetensors"),
+                                     UNREADABLE.format("policy-truncated")),
     "safetensors-corrupted-policy": (lambda h: load_policy_folder(h.root / "policy-corrupted"),
-                                     r"policy-corrupted/model.safetensors is not a readable safetensors"),
+                                     UNREADABLE.format("policy-corrupted")),
     "safetensors-truncated-reward": (lambda h: zoo.create_reward_model(str(h.root / "reward-truncated")),
-                                     r"reward-truncated/model.safetensors is not a readable safetensors"),
+                                     UNREADABLE.format("reward-truncated")),
     "safetensors-corrupted-reward": (lambda h: zoo.create_reward_model(str(h.root / "reward-corrupted")),
-                                     r"reward-corrupted/model.safetensors is not a readable safetensors"),
+                                     UNREADABLE.format("reward-corrupted")),
     "register-truncated-folder": (lambda h: _register(h.root / "policy-truncated"), "truncated or corrupted"),
     "remote-code-off": (lambda h: zoo.create_reward_model(str(h.root / "remote-code")), "trust_remote_code=True"),
     "unknown-reward-model": (lambda h: zoo.create_reward_model("drive-clip-bev-tiy"),

@@ -257,7 +257,7 @@ def check_safetensors(folder: str | os.PathLike) -> None:
             with safe_open(str(file), "pt"):
                 pass
         except (SafetensorError, OSError) as err:
-            raise ZooError(f"{file} is not a readable safetensors file (truncated or corrupted?): "
+            raise ZooError(f"cannot read weights {file} (truncated or corrupted?): "
                            f"{str(err).splitlines()[0][:200]}") from None
 
 
