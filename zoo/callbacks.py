@@ -1,4 +1,5 @@
-"""Lightning callbacks of the zoo: env-step progress bar, recipe logging, evaluation after fit."""
+"""Lightning callbacks of the zoo: env-step progress bar, recipe logging, periodic training checkpoints,
+evaluation after fit."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, RichProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import MLFlowLogger
 from rich.console import Console
@@ -57,6 +58,54 @@ class MLflowRecipeCallback(SaveConfigCallback):
             f"[cyan]{logger._experiment_name}[/cyan] at {logger._tracking_uri}\n"
             f"  open the UI with: [green]{ui_command(logger._tracking_uri)}[/green]"
         )
+
+
+class TrainingCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` every ``every_n_train_steps`` optimizer steps and when training ends, for resuming a run
+    (``zoo fit … --ckpt_path last``); no other checkpoint files, since each one holds the replay buffer.
+
+    Lightning's ``ModelCheckpoint`` with ``every_n_train_steps`` skips the end of training, needs the step
+    count to hit an exact multiple (SAC and TD3 take several optimizer steps per update) and, under manual
+    optimization, warns that it saves the state after the update: for a resumable RL run that state, with the
+    buffer and counters that produced it, is the one wanted. At most ``every_n_train_steps`` optimizer steps
+    (and the env steps collected for them) are lost to a crash.
+
+    Args:
+        every_n_train_steps: optimizer steps between checkpoints (Lightning's ``global_step``: SAC counts
+            three per update: critic, actor and temperature).
+        **kwargs: passed to :class:`~lightning.pytorch.callbacks.ModelCheckpoint` (``dirpath`` …).
+
+    Example:
+        >>> trainer = L.Trainer(callbacks=[TrainingCheckpoint(every_n_train_steps=3000)])  # doctest: +SKIP
+    """
+
+    def __init__(self, every_n_train_steps: int = 1000, **kwargs: Any) -> None:
+        if every_n_train_steps < 1:
+            from zoo.registry import ZooError
+
+            raise ZooError(f"every_n_train_steps must be >= 1, got {every_n_train_steps}")
+        super().__init__(save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps, **kwargs)
+        self._saved_at_step = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._saved_at_step = trainer.global_step  # a resumed run counts from its checkpoint
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if trainer.global_step - self._saved_at_step >= self._every_n_train_steps:
+            self._save_last(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Nothing: the end of training is saved in :meth:`on_train_end`."""
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step != self._saved_at_step:
+            self._save_last(trainer)
+
+    def _save_last(self, trainer: L.Trainer) -> None:
+        if not trainer.sanity_checking and not trainer.fast_dev_run:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            self._saved_at_step = trainer.global_step
 
 
 class EvaluateAfterFit(Callback):

@@ -28,6 +28,7 @@ def _lightning_cli(argv: list[str] | None) -> None:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
+    from zoo.agents.checkpoint_io import AtomicCheckpointIO
     from zoo.callbacks import EnvStepProgressBar, MLflowRecipeCallback
 
     class ZooCLI(LightningCLI):
@@ -46,11 +47,16 @@ def _lightning_cli(argv: list[str] | None) -> None:
             if config.trainer.get("enable_progress_bar") is False:  # the default bar would contradict it
                 self.trainer_defaults["callbacks"] = [c for c in self.trainer_defaults["callbacks"]
                                                       if not isinstance(c, EnvStepProgressBar)]
+            if _recipe_has_model_checkpoint(config.trainer.get("callbacks")):  # the recipe's replaces the default
+                self.trainer_defaults["callbacks"] = [c for c in self.trainer_defaults["callbacks"]
+                                                      if not isinstance(c, ModelCheckpoint)]
 
         def _parse_ckpt_path(self) -> None:
             # Lightning rebuilds the model from the checkpoint's hyper-parameters, silently replacing the
             # recipe's; refuse instead when they describe another agent.
             config = self.config[self.config.subcommand]
+            if config.get("ckpt_path") == "last":
+                _resolve_last_checkpoint(config)
             ckpt_path = config.get("ckpt_path")
             if ckpt_path and Path(ckpt_path).is_file():
                 _check_checkpoint_matches_recipe(ckpt_path, config.model)
@@ -76,10 +82,59 @@ def _lightning_cli(argv: list[str] | None) -> None:
             "default_root_dir": "runs",
             "logger": {"class_path": "zoo.tracking.ZooMLFlowLogger"},
             "callbacks": [EnvStepProgressBar(), ModelCheckpoint(save_last=True)],
+            "plugins": [AtomicCheckpointIO()],
             "log_every_n_steps": 10,
         },
         args=argv,
     )
+
+
+def _recipe_has_model_checkpoint(callbacks) -> bool:
+    """Whether the recipe configures its own ``ModelCheckpoint`` (e.g. ``every_n_train_steps``)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    import importlib
+
+    entries = callbacks if isinstance(callbacks, list) else [callbacks] if callbacks else []
+    for entry in entries:
+        if isinstance(entry, ModelCheckpoint):
+            return True
+        class_path = entry.get("class_path") if hasattr(entry, "get") else None
+        module, _, name = (class_path or "").rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name) if module else None
+        except ImportError:
+            continue  # jsonargparse reports a bad class path when it builds the callbacks
+        if isinstance(cls, type) and issubclass(cls, ModelCheckpoint):
+            return True
+    return False
+
+
+def _resolve_last_checkpoint(config) -> None:
+    """``--ckpt_path last``: the newest ``last.ckpt`` of the recipe's experiment, continued in the same MLflow run.
+
+    Lightning's own ``"last"`` looks in the new run's checkpoint folder, which is empty: the zoo keeps
+    checkpoints per MLflow run (``<default_root_dir>/<experiment>/<run id>/checkpoints``). Here the run is
+    found, its checkpoint becomes ``ckpt_path`` and the logger resumes that run (same run id: metrics go on
+    at the steps they had reached, checkpoints land in the same folder). With no checkpoint yet the fit
+    starts from scratch, as Lightning does, and says so.
+    """
+    from zoo.agents.checkpoint_io import find_last_checkpoint
+
+    logger = config.trainer.get("logger")
+    init_args = logger.get("init_args") if hasattr(logger, "get") else None
+    experiment = (init_args.get("experiment_name") if init_args is not None else None) or "zoo"
+    root = config.trainer.get("default_root_dir") or "runs"
+    found = find_last_checkpoint(root, experiment)
+    if found is None:
+        Console(stderr=True).print(f"--ckpt_path last: no {root}/{experiment}/*/checkpoints/last.ckpt yet; "
+                                   "starting from scratch", highlight=False)
+        config.ckpt_path = None
+        return
+    config.ckpt_path = str(found)
+    if init_args is not None and "MLFlowLogger" in str(logger.get("class_path")):
+        init_args.run_id = found.parents[1].name
+    Console(stderr=True).print(f"resuming from {found}", highlight=False)
 
 
 #: recipe entries that decide the networks' shapes: a checkpoint must agree on them
