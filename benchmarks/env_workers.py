@@ -73,8 +73,8 @@ def main() -> None:
     if args.quick:
         args.frames = 128
     torch.set_num_threads(args.torch_threads)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout
+    dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=False).stdout)
     result = {
         "benchmark": "env_workers",
         "command": "python benchmarks/env_workers.py" + (" --quick" if args.quick else ""),

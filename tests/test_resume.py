@@ -84,7 +84,7 @@ def test_fit_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
     run_id = last.parents[1].name
 
     resumed = subprocess.run([*command, "--ckpt_path", "last"], cwd=tmp_path, env=env, capture_output=True,
-                             text=True, timeout=600)
+                             text=True, timeout=600, check=False)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {last.relative_to(tmp_path)}" in resumed.stderr
 
@@ -104,8 +104,9 @@ def test_fit_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
 
 
 def test_resume_last_without_a_checkpoint_starts_from_scratch(tmp_path):
-    from zoo.cli import _resolve_last_checkpoint
     from jsonargparse import Namespace
+
+    from zoo.cli import _resolve_last_checkpoint
 
     config = Namespace(ckpt_path="last", trainer=Namespace(default_root_dir=str(tmp_path / "runs"), logger=Namespace(
         class_path="zoo.tracking.ZooMLFlowLogger", init_args=Namespace(experiment_name="resume"))))
@@ -163,3 +164,33 @@ def test_training_env_seeds_are_disjoint_per_rank_and_stay_below_the_evaluation_
     assert training_env_seed(7, rank=1) != training_env_seed(7, rank=0)
     assert training_env_seed(7, frames_done=500) == 507  # a resumed run does not replay its first episodes
     assert training_env_seed(EVAL_SEED_OFFSET - 1, rank=3, frames_done=10**7) < EVAL_SEED_OFFSET
+
+
+def test_checkpoint_carries_the_resume_state_into_a_resumed_fit(make_agent, fit_updates, tmp_path):
+    import lightning as L
+
+    agent = make_agent("dqn")
+    trainer = fit_updates(agent, n=2)
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    state = _load(tmp_path / "last.ckpt")[RESUME_KEY]["parts"]
+    assert state["attributes"] == {"updates": 2}
+    frames = state["tracker"]["frames"]
+
+    fresh = make_agent("dqn", total_frames=frames)  # the budget is spent: the resumed fit only restores
+    assert fresh.tracker.frames == 0 and len(fresh.buffer) == 0
+    L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False).fit(fresh, ckpt_path=tmp_path / "last.ckpt")
+    assert fresh.tracker.state_dict() == agent.tracker.state_dict()
+    assert fresh.updates == 2 and len(fresh.buffer) == len(agent.buffer) == frames
+    assert torch.equal(fresh.buffer[:]["observation"], agent.buffer[:]["observation"])
+    assert torch.equal(fresh.greedy.eps, agent.greedy.eps)  # exploration schedule continues
+
+
+def test_loading_a_checkpoint_for_evaluation_does_not_restore_the_training_state(make_agent, fit_updates, tmp_path):
+    from zoo.agents.checkpoint import load_agent
+
+    trainer = fit_updates(make_agent("dqn"))
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    agent = load_agent(tmp_path / "last.ckpt")
+    # counters, buffer (and the global RNG states) belong to a resumed fit, not to evaluation
+    assert agent.tracker.frames == 0 and len(agent.buffer) == 0

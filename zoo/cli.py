@@ -28,7 +28,6 @@ def _lightning_cli(argv: list[str] | None) -> None:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
-    from zoo.agents.checkpoint_io import AtomicCheckpointIO
     from zoo.callbacks import EnvStepProgressBar, MLflowRecipeCallback
 
     class ZooCLI(LightningCLI):
@@ -82,7 +81,7 @@ def _lightning_cli(argv: list[str] | None) -> None:
             "default_root_dir": "runs",
             "logger": {"class_path": "zoo.tracking.ZooMLFlowLogger"},
             "callbacks": [EnvStepProgressBar(), ModelCheckpoint(save_last=True)],
-            "plugins": [AtomicCheckpointIO()],
+            "plugins": [{"class_path": "zoo.agents.checkpoint_io.AtomicCheckpointIO"}],
             "log_every_n_steps": 10,
         },
         args=argv,
@@ -91,9 +90,9 @@ def _lightning_cli(argv: list[str] | None) -> None:
 
 def _recipe_has_model_checkpoint(callbacks) -> bool:
     """Whether the recipe configures its own ``ModelCheckpoint`` (e.g. ``every_n_train_steps``)."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
     import importlib
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
     entries = callbacks if isinstance(callbacks, list) else [callbacks] if callbacks else []
     for entry in entries:

@@ -28,7 +28,15 @@ from torchrl.envs import ExplorationType, set_exploration_type
 from zoo import keys
 from zoo.agents.collect import build_collector
 from zoo.agents.networks import ENCODERS
-from zoo.agents.state import RESUME_KEY, RewardState, Stateful, collect_state, restore_state, training_env_seed
+from zoo.agents.state import (
+    RESUME_KEY,
+    AttributeState,
+    RewardState,
+    Stateful,
+    collect_state,
+    restore_state,
+    training_env_seed,
+)
 from zoo.envs.make import EnvConfig
 from zoo.evaluation.metrics import MS_TO_KMH
 from zoo.evaluation.rollout import EVAL_SEED_OFFSET
@@ -117,6 +125,8 @@ class _Stream(IterableDataset):
         self.agent = agent
 
     def __iter__(self) -> Iterator[TensorDictBase]:
+        if self.agent.tracker.frames >= self.agent.total_frames:  # resumed from the run's final checkpoint
+            return iter(())
         return self.agent.batches()
 
 
@@ -144,6 +154,8 @@ class Agent(L.LightningModule):
 
     #: action modes the algorithm supports; the first is used when the recipe leaves it open
     action_modes: tuple[str, ...] = ("continuous", "discrete")
+    #: plain counters of the algorithm (not tensors) that a resumed run must get back
+    resume_attributes: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -253,6 +265,8 @@ class Agent(L.LightningModule):
         """The parts of the run's state that a checkpoint carries beside weights and optimizers (see
         :mod:`zoo.agents.state`); subclasses and reward workers add theirs."""
         parts: dict[str, Stateful] = {"tracker": self.tracker}
+        if self.resume_attributes:
+            parts["attributes"] = AttributeState(self, self.resume_attributes)
         if self.reward is not None:
             parts["reward"] = RewardState(self.reward)
         return parts

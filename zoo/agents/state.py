@@ -101,3 +101,17 @@ class RewardState:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.reward.load_resume_state(state)
+
+
+class AttributeState:
+    """Plain attributes of an object (an agent's update counter …) seen as a :class:`Stateful` part."""
+
+    def __init__(self, owner: Any, names: tuple[str, ...]) -> None:
+        self.owner, self.names = owner, names
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: getattr(self.owner, name) for name in self.names}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self.names:
+            setattr(self.owner, name, state[name])
