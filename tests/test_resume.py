@@ -27,6 +27,7 @@ TOTAL_FRAMES = 320
 RECIPE = f"""
 seed_everything: 0
 torch_threads: 1
+checkpoint_every_n_steps: 30
 trainer:
   enable_progress_bar: false
   enable_model_summary: false
@@ -34,10 +35,6 @@ trainer:
     class_path: zoo.tracking.ZooMLFlowLogger
     init_args:
       experiment_name: resume
-  callbacks:
-    - class_path: zoo.callbacks.TrainingCheckpoint
-      init_args:
-        every_n_train_steps: 30
 model:
   class_path: zoo.agents.SAC
   init_args:

@@ -28,13 +28,17 @@ def _lightning_cli(argv: list[str] | None) -> None:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
-    from zoo.callbacks import EnvStepProgressBar, MLflowRecipeCallback
+    from zoo.callbacks import EnvStepProgressBar, MLflowRecipeCallback, TrainingCheckpoint
 
     class ZooCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_argument("--torch_threads", type=Optional[int], default=None,
                                 help="torch intra-op threads (1 suits small policy networks stepping beside "
                                      "the simulator on few cores; default: torch's choice)")
+            parser.add_argument("--checkpoint_every_n_steps", type=Optional[int], default=None,
+                                help="write last.ckpt every N optimizer steps and at the end of training "
+                                     "(zoo.callbacks.TrainingCheckpoint), to resume with --ckpt_path last; "
+                                     "default: Lightning's, at the end of each epoch")
 
         def before_instantiate_classes(self) -> None:
             config = self.config[self.config.subcommand]
@@ -46,9 +50,16 @@ def _lightning_cli(argv: list[str] | None) -> None:
             if config.trainer.get("enable_progress_bar") is False:  # the default bar would contradict it
                 self.trainer_defaults["callbacks"] = [c for c in self.trainer_defaults["callbacks"]
                                                       if not isinstance(c, EnvStepProgressBar)]
+            every = config.get("checkpoint_every_n_steps")
             if _recipe_has_model_checkpoint(config.trainer.get("callbacks")):  # the recipe's replaces the default
+                if every is not None:
+                    raise ZooError("checkpoint_every_n_steps sets the default checkpoint callback, but the recipe "
+                                   "lists its own ModelCheckpoint: set its every_n_train_steps instead")
                 self.trainer_defaults["callbacks"] = [c for c in self.trainer_defaults["callbacks"]
                                                       if not isinstance(c, ModelCheckpoint)]
+            elif every is not None:
+                self.trainer_defaults["callbacks"] = [TrainingCheckpoint(every) if isinstance(c, ModelCheckpoint)
+                                                      else c for c in self.trainer_defaults["callbacks"]]
 
         def _parse_ckpt_path(self) -> None:
             # Lightning rebuilds the model from the checkpoint's hyper-parameters, silently replacing the
@@ -88,25 +99,27 @@ def _lightning_cli(argv: list[str] | None) -> None:
     )
 
 
-def _recipe_has_model_checkpoint(callbacks) -> bool:
-    """Whether the recipe configures its own ``ModelCheckpoint`` (e.g. ``every_n_train_steps``)."""
+def _named_class(entry) -> type | None:
+    """The class of a recipe entry (an instance, or ``class_path``/``init_args``); ``None`` if it names none
+    that imports (jsonargparse reports a bad class path itself when it builds the component)."""
     import importlib
 
+    if not hasattr(entry, "get"):
+        return type(entry) if entry is not None and not isinstance(entry, (bool, str, list)) else None
+    module, _, name = str(entry.get("class_path") or "").rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name, None) if module else None
+    except ImportError:
+        return None
+    return cls if isinstance(cls, type) else None
+
+
+def _recipe_has_model_checkpoint(callbacks) -> bool:
+    """Whether the recipe configures its own ``ModelCheckpoint`` (then it replaces the CLI's default one)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     entries = callbacks if isinstance(callbacks, list) else [callbacks] if callbacks else []
-    for entry in entries:
-        if isinstance(entry, ModelCheckpoint):
-            return True
-        class_path = entry.get("class_path") if hasattr(entry, "get") else None
-        module, _, name = (class_path or "").rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module), name) if module else None
-        except ImportError:
-            continue  # jsonargparse reports a bad class path when it builds the callbacks
-        if isinstance(cls, type) and issubclass(cls, ModelCheckpoint):
-            return True
-    return False
+    return any(issubclass(cls, ModelCheckpoint) for cls in map(_named_class, entries) if cls is not None)
 
 
 def _resolve_last_checkpoint(config) -> None:
@@ -131,7 +144,10 @@ def _resolve_last_checkpoint(config) -> None:
         config.ckpt_path = None
         return
     config.ckpt_path = str(found)
-    if init_args is not None and "MLFlowLogger" in str(logger.get("class_path")):
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    logger_class = _named_class(logger)
+    if init_args is not None and logger_class is not None and issubclass(logger_class, MLFlowLogger):
         init_args.run_id = found.parents[1].name
     Console(stderr=True).print(f"resuming from {found}", highlight=False)
 
