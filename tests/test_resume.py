@@ -191,3 +191,20 @@ def test_loading_a_checkpoint_for_evaluation_does_not_restore_the_training_state
     agent = load_agent(tmp_path / "last.ckpt")
     # counters, buffer (and the global RNG states) belong to a resumed fit, not to evaluation
     assert agent.tracker.frames == 0 and len(agent.buffer) == 0
+
+
+def test_a_vlm_reward_nested_in_synthesis_keeps_its_embedding_cache_across_a_resume(tmp_path):
+    from zoo.rewards import CLGReward, HierarchicalReward
+    from zoo.vlm.tiny import build_random_dual_encoder
+
+    folder = str(build_random_dual_encoder(tmp_path / "clip"))
+    reward = HierarchicalReward(CLGReward(folder, device="cpu"))
+    frames = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    reward.semantic.image_embeddings(frames)
+    torch.save(reward.resume_state(), tmp_path / "state.pt")
+
+    resumed = HierarchicalReward(CLGReward(folder, device="cpu"))
+    resumed.load_resume_state(torch.load(tmp_path / "state.pt", weights_only=True))
+    assert len(resumed.semantic.cache) == 3 and resumed.semantic.cache.misses == 3
+    resumed.semantic.image_embeddings(frames)
+    assert resumed.semantic.cache.hits == 3  # warm: no frame embedded again
