@@ -116,7 +116,8 @@ class EvaluateAfterFit(Callback):
         seed: evaluation seed (offset into the held-out range).
         video: also save a GIF of the first episode.
         before: also evaluate the untrained policy when fit starts, on the same seeds, and show
-            both side by side (so the table shows what training changed).
+            both side by side (so the table shows what training changed); skipped when the fit resumes
+            from a checkpoint (the policy is no longer untrained).
     """
 
     def __init__(self, episodes: int = 20, seed: int = 0, video: bool = False, before: bool = True) -> None:
@@ -127,7 +128,7 @@ class EvaluateAfterFit(Callback):
         self.initial = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.before and trainer.is_global_zero:
+        if self.before and trainer.is_global_zero and trainer.ckpt_path is None:
             from zoo.evaluation import evaluate
 
             self.initial = evaluate(pl_module, episodes=self.episodes, seed=self.seed)
