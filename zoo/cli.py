@@ -35,7 +35,7 @@ def _lightning_cli(argv: list[str] | None) -> None:
             parser.add_argument("--torch_threads", type=Optional[int], default=None,
                                 help="torch intra-op threads (1 suits small policy networks stepping beside "
                                      "the simulator on few cores; default: torch's choice)")
-            parser.add_argument("--checkpoint_every_n_steps", type=Optional[int], default=None,
+            parser.add_argument("--checkpoint_every_n_steps", type=int | None, default=None,
                                 help="write last.ckpt every N optimizer steps and at the end of training "
                                      "(zoo.callbacks.TrainingCheckpoint), to resume with --ckpt_path last; "
                                      "default: Lightning's, at the end of each epoch")
