@@ -1,4 +1,5 @@
-"""Lightning callbacks of the zoo: env-step progress bar, recipe logging, evaluation after fit."""
+"""Lightning callbacks of the zoo: env-step progress bar, recipe logging, periodic training checkpoints,
+evaluation after fit."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, RichProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import MLFlowLogger
 from rich.console import Console
@@ -59,6 +60,54 @@ class MLflowRecipeCallback(SaveConfigCallback):
         )
 
 
+class TrainingCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` every ``every_n_train_steps`` optimizer steps and when training ends, for resuming a run
+    (``zoo fit … --ckpt_path last``); no other checkpoint files, since each one holds the replay buffer.
+
+    Lightning's ``ModelCheckpoint`` with ``every_n_train_steps`` skips the end of training, needs the step
+    count to hit an exact multiple (SAC and TD3 take several optimizer steps per update) and, under manual
+    optimization, warns that it saves the state after the update: for a resumable RL run that state, with the
+    buffer and counters that produced it, is the one wanted. At most ``every_n_train_steps`` optimizer steps
+    (and the env steps collected for them) are lost to a crash.
+
+    Args:
+        every_n_train_steps: optimizer steps between checkpoints (Lightning's ``global_step``: SAC counts
+            three per update: critic, actor and temperature).
+        **kwargs: passed to :class:`~lightning.pytorch.callbacks.ModelCheckpoint` (``dirpath`` …).
+
+    Example:
+        >>> trainer = L.Trainer(callbacks=[TrainingCheckpoint(every_n_train_steps=3000)])  # doctest: +SKIP
+    """
+
+    def __init__(self, every_n_train_steps: int = 1000, **kwargs: Any) -> None:
+        if every_n_train_steps < 1:
+            from zoo.registry import ZooError
+
+            raise ZooError(f"every_n_train_steps must be >= 1, got {every_n_train_steps}")
+        super().__init__(save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps, **kwargs)
+        self._saved_at_step = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._saved_at_step = trainer.global_step  # a resumed run counts from its checkpoint
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if trainer.global_step - self._saved_at_step >= self._every_n_train_steps:
+            self._save_last(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Nothing: the end of training is saved in :meth:`on_train_end`."""
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step != self._saved_at_step:
+            self._save_last(trainer)
+
+    def _save_last(self, trainer: L.Trainer) -> None:
+        if not trainer.sanity_checking and not trainer.fast_dev_run:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            self._saved_at_step = trainer.global_step
+
+
 class EvaluateAfterFit(Callback):
     """Evaluate the trained policy on held-out seeds when fit ends; print, save and log the table.
 
@@ -67,7 +116,8 @@ class EvaluateAfterFit(Callback):
         seed: evaluation seed (offset into the held-out range).
         video: also save a GIF of the first episode.
         before: also evaluate the untrained policy when fit starts, on the same seeds, and show
-            both side by side (so the table shows what training changed).
+            both side by side (so the table shows what training changed); skipped when the fit resumes
+            from a checkpoint (the policy is no longer untrained).
     """
 
     def __init__(self, episodes: int = 20, seed: int = 0, video: bool = False, before: bool = True) -> None:
@@ -78,7 +128,7 @@ class EvaluateAfterFit(Callback):
         self.initial = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.before and trainer.is_global_zero:
+        if self.before and trainer.is_global_zero and trainer.ckpt_path is None:
             from zoo.evaluation import evaluate
 
             self.initial = evaluate(pl_module, episodes=self.episodes, seed=self.seed)

@@ -28,13 +28,17 @@ def _lightning_cli(argv: list[str] | None) -> None:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
-    from zoo.callbacks import EnvStepProgressBar, MLflowRecipeCallback
+    from zoo.callbacks import EnvStepProgressBar, MLflowRecipeCallback, TrainingCheckpoint
 
     class ZooCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_argument("--torch_threads", type=Optional[int], default=None,
                                 help="torch intra-op threads (1 suits small policy networks stepping beside "
                                      "the simulator on few cores; default: torch's choice)")
+            parser.add_argument("--checkpoint_every_n_steps", type=int | None, default=None,
+                                help="write last.ckpt every N optimizer steps and at the end of training "
+                                     "(zoo.callbacks.TrainingCheckpoint), to resume with --ckpt_path last; "
+                                     "default: Lightning's, at the end of each epoch")
 
         def before_instantiate_classes(self) -> None:
             config = self.config[self.config.subcommand]
@@ -46,11 +50,23 @@ def _lightning_cli(argv: list[str] | None) -> None:
             if config.trainer.get("enable_progress_bar") is False:  # the default bar would contradict it
                 self.trainer_defaults["callbacks"] = [c for c in self.trainer_defaults["callbacks"]
                                                       if not isinstance(c, EnvStepProgressBar)]
+            every = config.get("checkpoint_every_n_steps")
+            if _recipe_has_model_checkpoint(config.trainer.get("callbacks")):  # the recipe's replaces the default
+                if every is not None:
+                    raise ZooError("checkpoint_every_n_steps sets the default checkpoint callback, but the recipe "
+                                   "lists its own ModelCheckpoint: set its every_n_train_steps instead")
+                self.trainer_defaults["callbacks"] = [c for c in self.trainer_defaults["callbacks"]
+                                                      if not isinstance(c, ModelCheckpoint)]
+            elif every is not None:
+                self.trainer_defaults["callbacks"] = [TrainingCheckpoint(every) if isinstance(c, ModelCheckpoint)
+                                                      else c for c in self.trainer_defaults["callbacks"]]
 
         def _parse_ckpt_path(self) -> None:
             # Lightning rebuilds the model from the checkpoint's hyper-parameters, silently replacing the
             # recipe's; refuse instead when they describe another agent.
             config = self.config[self.config.subcommand]
+            if config.get("ckpt_path") == "last":
+                _resolve_last_checkpoint(config)
             ckpt_path = config.get("ckpt_path")
             if ckpt_path and Path(ckpt_path).is_file():
                 _check_checkpoint_matches_recipe(ckpt_path, config.model)
@@ -78,10 +94,64 @@ def _lightning_cli(argv: list[str] | None) -> None:
             "default_root_dir": "runs",
             "logger": {"class_path": "zoo.tracking.ZooMLFlowLogger"},
             "callbacks": [EnvStepProgressBar(), ModelCheckpoint(save_last=True)],
+            "plugins": [{"class_path": "zoo.agents.checkpoint_io.AtomicCheckpointIO"}],
             "log_every_n_steps": 10,
         },
         args=argv,
     )
+
+
+def _named_class(entry) -> type | None:
+    """The class of a recipe entry (an instance, or ``class_path``/``init_args``); ``None`` if it names none
+    that imports (jsonargparse reports a bad class path itself when it builds the component)."""
+    import importlib
+
+    if not hasattr(entry, "get"):
+        return type(entry) if entry is not None and not isinstance(entry, (bool, str, list)) else None
+    module, _, name = str(entry.get("class_path") or "").rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name, None) if module else None
+    except ImportError:
+        return None
+    return cls if isinstance(cls, type) else None
+
+
+def _recipe_has_model_checkpoint(callbacks) -> bool:
+    """Whether the recipe configures its own ``ModelCheckpoint`` (then it replaces the CLI's default one)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    entries = callbacks if isinstance(callbacks, list) else [callbacks] if callbacks else []
+    return any(issubclass(cls, ModelCheckpoint) for cls in map(_named_class, entries) if cls is not None)
+
+
+def _resolve_last_checkpoint(config) -> None:
+    """``--ckpt_path last``: the newest ``last.ckpt`` of the recipe's experiment, continued in the same MLflow run.
+
+    Lightning's own ``"last"`` looks in the new run's checkpoint folder, which is empty: the zoo keeps
+    checkpoints per MLflow run (``<default_root_dir>/<experiment>/<run id>/checkpoints``). Here the run is
+    found, its checkpoint becomes ``ckpt_path`` and the logger resumes that run (same run id: metrics go on
+    at the steps they had reached, checkpoints land in the same folder). With no checkpoint yet the fit
+    starts from scratch, as Lightning does, and says so.
+    """
+    from zoo.agents.checkpoint_io import find_last_checkpoint
+
+    logger = config.trainer.get("logger")
+    init_args = logger.get("init_args") if hasattr(logger, "get") else None
+    experiment = (init_args.get("experiment_name") if init_args is not None else None) or "zoo"
+    root = config.trainer.get("default_root_dir") or "runs"
+    found = find_last_checkpoint(root, experiment)
+    if found is None:
+        Console(stderr=True).print(f"--ckpt_path last: no {root}/{experiment}/*/checkpoints/last.ckpt yet; "
+                                   "starting from scratch", highlight=False)
+        config.ckpt_path = None
+        return
+    config.ckpt_path = str(found)
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    logger_class = _named_class(logger)
+    if init_args is not None and logger_class is not None and issubclass(logger_class, MLFlowLogger):
+        init_args.run_id = found.parents[1].name
+    Console(stderr=True).print(f"resuming from {found}", highlight=False)
 
 
 #: recipe entries that decide the networks' shapes: a checkpoint must agree on them

@@ -21,13 +21,23 @@ import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torch.utils.data import DataLoader, IterableDataset
-from torchrl.collectors import Collector
+from torchrl.collectors import BaseCollector
 from torchrl.data import LazyTensorStorage, ReplayBuffer
 from torchrl.envs import ExplorationType, set_exploration_type
 
 from zoo import keys
+from zoo.agents.collect import build_collector
 from zoo.agents.guards import check_finite_batch
 from zoo.agents.networks import ENCODERS
+from zoo.agents.state import (
+    RESUME_KEY,
+    AttributeState,
+    RewardState,
+    Stateful,
+    collect_state,
+    restore_state,
+    training_env_seed,
+)
 from zoo.envs.make import EnvConfig
 from zoo.evaluation.metrics import MS_TO_KMH
 from zoo.evaluation.rollout import EVAL_SEED_OFFSET
@@ -87,6 +97,18 @@ class EpisodeTracker:
             })
         return metrics
 
+    def state_dict(self) -> dict[str, Any]:
+        """Counters and recent returns (the returns of episodes under way are not kept: a resumed run starts
+        new episodes)."""
+        return {"frames": self.frames, "episodes": self.episodes, "collisions": self.collisions,
+                "recent_returns": list(self.recent_returns)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.frames, self.episodes, self.collisions = state["frames"], state["episodes"], state["collisions"]
+        self.recent_returns.clear()
+        self.recent_returns.extend(state["recent_returns"])
+        self._running = None
+
     def progress(self) -> dict[str, float]:
         recent = sum(self.recent_returns) / len(self.recent_returns) if self.recent_returns else float("nan")
         return {"env_steps": float(self.frames), "episodes": float(self.episodes), "return": recent,
@@ -104,6 +126,8 @@ class _Stream(IterableDataset):
         self.agent = agent
 
     def __iter__(self) -> Iterator[TensorDictBase]:
+        if self.agent.tracker.frames >= self.agent.total_frames:  # resumed from the run's final checkpoint
+            return iter(())
         return self.agent.batches()
 
 
@@ -120,14 +144,19 @@ class Agent(L.LightningModule):
         gamma: discount factor.
         lr: learning rate.
         max_grad_norm: gradient-norm clip (``None``: no clipping).
-        seed: seed of the training environments (evaluation uses disjoint seeds).
+        seed: seed of the training environments (evaluation uses disjoint seeds; data-parallel ranks and env
+            workers get their own, see :func:`zoo.agents.state.training_env_seed`).
         reward_batching: ``"step"``: the reward scores each env step (a batch of ``num_envs`` frames);
             ``"collector"``: it scores each collected batch of ``frames_per_batch`` transitions in one pass
             (VLM-RL's synchronous scheme: collect 64 steps, score the 64 frames, then learn).
+        collector_workers: env worker processes of the collector (TorchRL ``MultiSyncCollector``), each
+            stepping ``env.num_envs`` envs with its own seeds and its own copy of a per-step reward.
     """
 
     #: action modes the algorithm supports; the first is used when the recipe leaves it open
     action_modes: tuple[str, ...] = ("continuous", "discrete")
+    #: plain counters of the algorithm (not tensors) that a resumed run must get back
+    resume_attributes: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -142,6 +171,7 @@ class Agent(L.LightningModule):
         max_grad_norm: float | None = 10.0,
         seed: int = 0,
         reward_batching: str = "step",
+        collector_workers: int = 1,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False  # each algorithm steps its optimizers itself, CleanRL style
@@ -181,6 +211,9 @@ class Agent(L.LightningModule):
         self.max_grad_norm = max_grad_norm
         self.seed = seed
         self.reward_batching = check_choice("reward_batching", reward_batching, REWARD_BATCHING)
+        if collector_workers < 1:
+            raise ZooError(f"collector_workers must be >= 1, got {collector_workers}")
+        self.collector_workers = collector_workers
         self.tracker = EpisodeTracker()
 
         spec_env = env.make(num_envs=1)
@@ -215,21 +248,32 @@ class Agent(L.LightningModule):
     def training_reward(self) -> RewardModule | None:
         return self.reward.copy_for_env() if self.reward is not None else None
 
-    def make_collector(self, **kwargs: Any) -> Collector:
+    def make_collector(self, init_random_frames: int = 0, **kwargs: Any) -> BaseCollector:
+        """The collector for the rest of the budget: after a resume it collects only the env steps still
+        due (and the random-action steps still due), with envs seeded past the ones already used."""
         reward = self.training_reward()
-        on_batches = self.reward_batching == "collector" and reward is not None
-        env = self.env_config.make(seed=self.seed, reward=None if on_batches else reward)
-        num_envs = env.batch_size.numel()  # 1 for a single env: torch.Size([]).numel() == 1
-        return Collector(
-            env,
-            self.exploration_policy(),
-            postproc=reward if on_batches else None,
-            frames_per_batch=max(num_envs, self.frames_per_batch - self.frames_per_batch % num_envs),
-            total_frames=self.total_frames,
-            device=self.device,
-            auto_register_policy_transforms=False,  # feed-forward policies need no InitTracker
-            **kwargs,
-        )
+        on_batches = self.reward_batching == "collector"
+        done = self.tracker.frames
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        return build_collector(
+            self.env_config, self.exploration_policy(), seed=training_env_seed(self.seed, rank, done),
+            frames_per_batch=self.frames_per_batch, total_frames=max(1, self.total_frames - done),
+            workers=self.collector_workers, step_reward=None if on_batches else reward,
+            batch_reward=reward if on_batches else None, device=self.device,
+            init_random_frames=max(0, init_random_frames - done), **kwargs)
+
+    def resumable(self) -> dict[str, Stateful]:
+        """The parts of the run's state that a checkpoint carries beside weights and optimizers (see
+        :mod:`zoo.agents.state`); subclasses and reward workers add theirs."""
+        parts: dict[str, Stateful] = {"tracker": self.tracker}
+        if self.resume_attributes:
+            parts["attributes"] = AttributeState(self, self.resume_attributes)
+        if self.reward is not None:
+            parts["reward"] = RewardState(self.reward)
+        return parts
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[RESUME_KEY] = collect_state(self.resumable())
 
     def collected(self, batch: TensorDictBase) -> TensorDictBase:
         """Book-keep a freshly collected batch: counters, episode metrics to the logger."""
@@ -264,7 +308,7 @@ class Agent(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint whose weights do not fit this agent (TorchRL's parameter containers would
-        otherwise take tensors of another shape without a word)."""
+        otherwise take tensors of another shape without a word); when a fit resumes, restore the resume state."""
         own, theirs = self.state_dict(), checkpoint.get("state_dict", {})
         problems = [f"missing {k}" for k in sorted(own.keys() - theirs.keys())]
         problems += [f"unexpected {k}" for k in sorted(theirs.keys() - own.keys())]
@@ -275,6 +319,8 @@ class Agent(L.LightningModule):
             more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
             raise ZooError(f"the checkpoint does not match the agent the recipe describes: "
                            f"{'; '.join(problems[:3])}{more}")
+        if RESUME_KEY in checkpoint and self._trainer is not None:  # a resumed fit, not load_from_checkpoint
+            restore_state(self.resumable(), checkpoint[RESUME_KEY])
 
     @torch.no_grad()
     def act(self, tensordict: TensorDictBase) -> TensorDictBase:
@@ -304,6 +350,9 @@ class OffPolicyAgent(Agent):
         self.learning_starts = learning_starts
         self.updates_per_batch = updates_per_batch
         self.buffer = ReplayBuffer(storage=LazyTensorStorage(buffer_size), batch_size=batch_size)
+
+    def resumable(self) -> dict[str, Stateful]:
+        return {**super().resumable(), "buffer": self.buffer}
 
     def after_collect(self, batch: TensorDictBase) -> None:
         """Hook after each collected batch (exploration annealing …)."""

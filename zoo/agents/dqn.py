@@ -36,6 +36,7 @@ class DQN(OffPolicyAgent):
     """
 
     action_modes = ("discrete",)
+    resume_attributes = ("updates",)
 
     def __init__(self, eps_init: float = 1.0, eps_end: float = 0.05, exploration_fraction: float = 0.5,
                  target_update_interval: int = 50, double_dqn: bool = False, loss_function: str = "smooth_l1",

@@ -36,6 +36,7 @@ class TD3(OffPolicyAgent):
     """
 
     action_modes = ("continuous",)
+    resume_attributes = ("updates",)
 
     def __init__(self, tau: float = 0.005, policy_delay: int = 2, policy_noise: float = 0.2, noise_clip: float = 0.5,
                  exploration_noise: float = 0.1, **kwargs: Any) -> None:

@@ -130,5 +130,18 @@ class RewardModule(Transform):
         """Counters worth logging (cache hits …), by name."""
         return {}
 
+    def resume_state(self) -> dict[str, Any]:
+        """What a training checkpoint keeps of this module so that a resumed run goes on where it stopped
+        (a cache, pending work of a reward worker …), as tensors and plain data; the weights are not part
+        of it (the recipe rebuilds them). Default: the resume states of nested reward modules."""
+        return {name: child.resume_state() for name, child in self.named_children()
+                if isinstance(child, RewardModule)}
+
+    def load_resume_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`resume_state` returned."""
+        for name, child in self.named_children():
+            if isinstance(child, RewardModule) and name in state:
+                child.load_resume_state(state[name])
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(terms={list(self.terms)})"

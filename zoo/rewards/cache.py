@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from typing import Any
 
 import torch
 
@@ -51,6 +52,22 @@ class EmbeddingCache:
         self._store.move_to_end((fingerprint, key))
         while len(self._store) > self.max_items:
             self._store.popitem(last=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Entries (oldest first) and counters as tensors and plain data, for a training checkpoint:
+        ``max_items`` embeddings of ``D`` floats take ``max_items * (4 * D + 16)`` bytes at most."""
+        entries = list(self._store.items())
+        return {"fingerprints": [fingerprint for (fingerprint, _), _ in entries],
+                "digests": torch.tensor([list(digest) for (_, digest), _ in entries], dtype=torch.uint8),
+                "embeddings": [embedding for _, embedding in entries],
+                "hits": self.hits, "misses": self.misses}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replace the entries and counters with those of :meth:`state_dict` (kept within ``max_items``)."""
+        self._store.clear()
+        for fingerprint, digest, embedding in zip(state["fingerprints"], state["digests"], state["embeddings"]):
+            self.put(fingerprint, bytes(digest.tolist()), embedding)
+        self.hits, self.misses = state["hits"], state["misses"]
 
     @property
     def hit_rate(self) -> float:

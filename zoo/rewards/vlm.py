@@ -128,6 +128,14 @@ class VLMReward(RewardModule):
         return {"cache_hits": float(self.cache.hits), "cache_misses": float(self.cache.misses),
                 "cache_hit_rate": self.cache.hit_rate}
 
+    def resume_state(self) -> dict[str, Any]:
+        return {**super().resume_state(), "cache": self.cache.state_dict()}
+
+    def load_resume_state(self, state: dict[str, Any]) -> None:
+        super().load_resume_state(state)
+        if "cache" in state:
+            self.cache.load_state_dict(state["cache"])
+
 
 class CLGReward(VLMReward):
     """Contrasting language goals (VLM-RL, PAPER.md §1): ``α·cos(x, l_pos) − β·cos(x, l_neg)``.

@@ -1,0 +1,63 @@
+"""Checkpoint files of a training run: atomic writes, and finding the run to resume.
+
+Lightning's own ``TorchCheckpointIO`` writes through fsspec's transaction: the bytes go to a file made by
+``tempfile.mkstemp()`` (in ``$TMPDIR``) and are then ``shutil.move``-d onto the checkpoint. When ``$TMPDIR``
+and the run folder are on different file systems that move is a copy, and a process killed during it
+leaves a truncated ``last.ckpt`` where a valid one was. :class:`AtomicCheckpointIO` writes beside the
+target instead, flushes it to disk and renames it over the target (``os.replace``, atomic on POSIX): a
+reader sees the old checkpoint or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+#: checkpoint file a resumed run continues from (Lightning's ``ModelCheckpoint(save_last=True)``)
+LAST = "last.ckpt"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint IO that never leaves a half-written checkpoint under the final name.
+
+    Example:
+        >>> trainer = L.Trainer(plugins=[AtomicCheckpointIO()])  # doctest: +SKIP
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike,
+                        storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        try:
+            with open(partial, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        directory = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def find_last_checkpoint(root: str | Path, experiment: str) -> Path | None:
+    """The most recently written ``last.ckpt`` of ``experiment``'s runs under ``root``, or ``None``.
+
+    The zoo keeps each run's checkpoints in ``<root>/<experiment>/<MLflow run id>/checkpoints/``.
+
+    Example:
+        >>> find_last_checkpoint("runs", "sac_highway")  # doctest: +SKIP
+        PosixPath('runs/sac_highway/3f2a…/checkpoints/last.ckpt')
+    """
+    candidates = list(Path(root, experiment).glob(f"*/checkpoints/{LAST}"))
+    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
