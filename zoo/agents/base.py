@@ -32,8 +32,9 @@ from zoo.evaluation.metrics import MS_TO_KMH
 from zoo.evaluation.rollout import EVAL_SEED_OFFSET
 from zoo.registry import ZooError, check_choice
 from zoo.rewards.base import RewardModule
+from zoo.rewards.worker import RewardWorker
 
-REWARD_BATCHING = ("step", "collector")
+REWARD_BATCHING = ("step", "collector", "async")
 
 
 class EpisodeTracker:
@@ -122,7 +123,10 @@ class Agent(L.LightningModule):
         seed: seed of the training environments (evaluation uses disjoint seeds).
         reward_batching: ``"step"``: the reward scores each env step (a batch of ``num_envs`` frames);
             ``"collector"``: it scores each collected batch of ``frames_per_batch`` transitions in one pass
-            (VLM-RL's synchronous scheme: collect 64 steps, score the 64 frames, then learn).
+            (VLM-RL's synchronous scheme: collect 64 steps, score the 64 frames, then learn); ``"async"``
+            (off-policy agents): a reward worker scores each collected batch out of band while the collector
+            goes on (DriveVLM-RL's pipeline, :class:`zoo.rewards.worker.RewardWorker`).
+        reward_queue: with ``"async"``, collected batches that may wait for their rewards (back-pressure beyond).
     """
 
     #: action modes the algorithm supports; the first is used when the recipe leaves it open
@@ -141,6 +145,7 @@ class Agent(L.LightningModule):
         max_grad_norm: float | None = 10.0,
         seed: int = 0,
         reward_batching: str = "step",
+        reward_queue: int = 4,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False  # each algorithm steps its optimizers itself, CleanRL style
@@ -167,6 +172,7 @@ class Agent(L.LightningModule):
         encoder_key = ENCODERS.get(network).in_key  # raises with the valid names
         if env.obs == "kinematics" and (encoder_key == keys.PIXELS or getattr(reward, "needs_pixels", False)):
             env.obs = "both"  # the CNN or the reward needs frames
+        env.frame_window = max(env.frame_window, getattr(reward, "frame_window", 1))
         self.env_config = env
         # The reward shapes the environment, it is not part of the policy: kept out of the module tree so
         # its (possibly large) backbone is neither in checkpoints nor moved by Lightning.
@@ -180,6 +186,13 @@ class Agent(L.LightningModule):
         self.max_grad_norm = max_grad_norm
         self.seed = seed
         self.reward_batching = check_choice("reward_batching", reward_batching, REWARD_BATCHING)
+        if reward_batching == "async" and not isinstance(self, OffPolicyAgent):
+            raise ZooError(f"reward_batching='async' needs an off-policy agent (a replay buffer); "
+                           f"{type(self).__name__} learns from fresh rollouts: use 'step' or 'collector'")
+        if reward_queue < 1:
+            raise ZooError(f"reward_queue must be >= 1 batch, got {reward_queue}")
+        self.reward_queue = reward_queue
+        self.reward_worker: RewardWorker | None = None
         self.tracker = EpisodeTracker()
 
         spec_env = env.make(num_envs=1)
@@ -216,13 +229,13 @@ class Agent(L.LightningModule):
 
     def make_collector(self, **kwargs: Any) -> Collector:
         reward = self.training_reward()
-        on_batches = self.reward_batching == "collector" and reward is not None
+        on_batches = self.reward_batching != "step" and reward is not None
         env = self.env_config.make(seed=self.seed, reward=None if on_batches else reward)
         num_envs = env.batch_size.numel()  # 1 for a single env: torch.Size([]).numel() == 1
         return Collector(
             env,
             self.exploration_policy(),
-            postproc=reward if on_batches else None,
+            postproc=reward if on_batches and self.reward_batching == "collector" else None,
             frames_per_batch=max(num_envs, self.frames_per_batch - self.frames_per_batch % num_envs),
             total_frames=self.total_frames,
             device=self.device,
@@ -235,6 +248,8 @@ class Agent(L.LightningModule):
         metrics = self.tracker.update(batch)
         if self.reward is not None:
             metrics.update({f"reward/{k}": v for k, v in self.reward.stats().items()})
+        if self.reward_worker is not None:
+            metrics.update({f"reward_worker/{k}": v for k, v in self.reward_worker.stats().items()})
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=self.tracker.frames)
         return batch
@@ -296,7 +311,8 @@ class OffPolicyAgent(Agent):
                  updates_per_batch: int = 64, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # Frames rendered only for the reward stay out of the buffer (55 kB per transition at 96 px).
-        self.stored_exclusions = [] if self.obs_key == keys.PIXELS else [keys.PIXELS, ("next", keys.PIXELS)]
+        frames = [keys.PIXELS_WINDOW] + ([] if self.obs_key == keys.PIXELS else [keys.PIXELS])
+        self.stored_exclusions = [*frames, *(("next", k) for k in frames)]
         self.buffer_size = buffer_size
         self.batch_size = batch_size
         self.learning_starts = learning_starts
@@ -306,20 +322,38 @@ class OffPolicyAgent(Agent):
     def after_collect(self, batch: TensorDictBase) -> None:
         """Hook after each collected batch (exploration annealing …)."""
 
+    def store(self, batch: TensorDictBase) -> None:
+        """Account for a batch with its rewards and add it to the replay buffer."""
+        self.collected(batch)
+        self.buffer.extend(batch.reshape(-1).exclude(*self.stored_exclusions).to("cpu"))
+        self.after_collect(batch)
+
     def batches(self) -> Iterator[TensorDictBase]:
         # whole collector batches of random actions (TorchRL rounds up anyway, with a warning)
         random_frames = -(-self.learning_starts // self.frames_per_batch) * self.frames_per_batch
         collector = self.make_collector(init_random_frames=random_frames)
+        if self.reward_batching == "async" and self.reward is not None:
+            self.reward_worker = RewardWorker(self.training_reward(), max_pending=self.reward_queue)
+        worker = self.reward_worker
         try:
             for batch in collector:
-                self.collected(batch)
-                self.buffer.extend(batch.reshape(-1).exclude(*self.stored_exclusions).to("cpu"))
-                self.after_collect(batch)
+                if worker is None:
+                    self.store(batch)
+                else:  # the learner only ever stores (and samples) labelled transitions
+                    worker.submit(batch, version=self.global_step)
+                    for labelled in worker.ready(version=self.global_step):
+                        self.store(labelled)
                 if self.tracker.frames < self.learning_starts:
                     continue
                 for _ in range(self.updates_per_batch):
                     yield self.buffer.sample().to(self.device)
+            if worker is not None:  # the last batches: every collected transition ends in the buffer
+                for labelled in worker.flush(version=self.global_step):
+                    self.store(labelled)
         finally:
+            if worker is not None:
+                worker.close()
+                self.reward_worker = None
             collector.shutdown()
 
 

@@ -20,6 +20,7 @@ from gymnasium import spaces
 
 from zoo import keys
 from zoo.envs.presets import ScenarioPreset
+from zoo.registry import ZooError
 
 OBS_MODES = ("kinematics", "bev", "both")
 ACTION_MODES = ("continuous", "discrete")
@@ -43,6 +44,8 @@ class DrivingEnv(gym.Wrapper):
             or ``"discrete"`` (highway-env's meta-actions).
         bev_size: side of the square BEV frame in pixels.
         bev_range_m: metres of road across the BEV frame.
+        frame_window: BEV frames in ``pixels_window`` (the current one and those before it; the first frame
+            repeated at an episode's start); 1 writes no window.
         stability_window_s: seconds of lateral offsets behind ``lateral_offset_std``.
         config: extra highway-env config overrides.
     """
@@ -55,6 +58,7 @@ class DrivingEnv(gym.Wrapper):
         action: str = "discrete",
         bev_size: int = 96,
         bev_range_m: float = 60.0,
+        frame_window: int = 1,
         stability_window_s: float = 2.0,
         config: dict[str, Any] | None = None,
     ) -> None:
@@ -68,7 +72,13 @@ class DrivingEnv(gym.Wrapper):
         import highway_env  # noqa: F401  (registers the gymnasium ids)
 
         self.preset = preset
+        if frame_window < 1:
+            raise ZooError(f"frame_window must be >= 1, got {frame_window}")
+        if frame_window > 1 and obs == "kinematics":
+            raise ZooError("frame_window > 1 needs BEV frames: set obs to 'bev' or 'both'")
         self.render_bev = obs in ("bev", "both")
+        self.frame_window = frame_window
+        self._frames: deque[np.ndarray] = deque(maxlen=frame_window)
         self.expose_vector = obs in ("kinematics", "both")
         env_config = {
             **preset.config,
@@ -91,6 +101,8 @@ class DrivingEnv(gym.Wrapper):
             observation[keys.OBSERVATION] = spaces.Box(-np.inf, np.inf, (size,), np.float32)
         if self.render_bev:
             observation[keys.PIXELS] = spaces.Box(0, 255, (3, bev_size, bev_size), np.uint8)
+        if frame_window > 1:
+            observation[keys.PIXELS_WINDOW] = spaces.Box(0, 255, (frame_window, 3, bev_size, bev_size), np.uint8)
         observation[keys.VEHICLE_STATE] = spaces.Dict({name: _scalar_box() for name in keys.VEHICLE_STATE_FIELDS})
         observation[keys.ENV_REWARD] = _scalar_box()
         self.observation_space = spaces.Dict(observation)
@@ -109,6 +121,7 @@ class DrivingEnv(gym.Wrapper):
         obs, info = self.env.reset(seed=seed, options=options)
         self._distance = 0.0
         self._lateral_offsets.clear()
+        self._frames.clear()
         return self._observation(obs, env_reward=0.0), info
 
     def step(self, action):
@@ -127,6 +140,11 @@ class DrivingEnv(gym.Wrapper):
             out[keys.OBSERVATION] = np.asarray(obs, dtype=np.float32).reshape(-1)
         if self.render_bev:
             out[keys.PIXELS] = self.bev_frame()
+        if self.frame_window > 1:
+            self._frames.append(out[keys.PIXELS])
+            while len(self._frames) < self.frame_window:  # an episode's start: repeat its first frame
+                self._frames.appendleft(self._frames[0])
+            out[keys.PIXELS_WINDOW] = np.stack(self._frames)
         state = self.vehicle_state()
         self._lateral_offsets.append(state["lateral_offset"])
         state["lateral_offset_std"] = float(np.std(self._lateral_offsets))

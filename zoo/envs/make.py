@@ -23,6 +23,7 @@ class EnvConfig:
         obs: ``"kinematics"``, ``"bev"`` or ``"both"``.
         bev_size: side of the square BEV frame in pixels.
         bev_range_m: metres of road across the BEV frame.
+        frame_window: BEV frames in ``pixels_window`` (current one last); 1 writes no window.
         num_envs: environments stepped in parallel (separate processes when > 1).
         config: extra highway-env config overrides.
     """
@@ -32,6 +33,7 @@ class EnvConfig:
     obs: str = "kinematics"
     bev_size: int = 96
     bev_range_m: float = 60.0
+    frame_window: int = 1
     num_envs: int = 1
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -43,6 +45,8 @@ class EnvConfig:
             if self.action not in preset.action_modes:
                 raise ZooError(f"scenario {self.scenario!r} supports action modes {list(preset.action_modes)}, "
                                f"not {self.action!r}")
+        if self.frame_window < 1:
+            raise ZooError(f"frame_window must be >= 1, got {self.frame_window}")
         if self.num_envs < 1:
             raise ZooError(f"num_envs must be >= 1, got {self.num_envs}")
 
@@ -50,9 +54,10 @@ class EnvConfig:
         return make_env(**{**asdict(self), **overrides})
 
 
-def _gym_env(scenario: str, obs: str, action: str, bev_size: int, bev_range_m: float, config: dict) -> EnvBase:
+def _gym_env(scenario: str, obs: str, action: str, bev_size: int, bev_range_m: float, frame_window: int,
+             config: dict) -> EnvBase:
     driving = DrivingEnv(SCENARIOS.get(scenario), obs=obs, action=action, bev_size=bev_size,
-                         bev_range_m=bev_range_m, config=config)
+                         bev_range_m=bev_range_m, frame_window=frame_window, config=config)
     return GymWrapper(driving, categorical_action_encoding=True)
 
 
@@ -63,6 +68,7 @@ def make_env(
     obs: str = "kinematics",
     bev_size: int = 96,
     bev_range_m: float = 60.0,
+    frame_window: int = 1,
     num_envs: int = 1,
     seed: int | None = None,
     reward: Any = None,
@@ -80,6 +86,7 @@ def make_env(
         obs: ``"kinematics"``, ``"bev"`` (BEV frame) or ``"both"``.
         bev_size: BEV frame side in pixels.
         bev_range_m: metres of road across the BEV frame.
+        frame_window: BEV frames in ``pixels_window`` (current one last; needs ``obs`` with frames).
         num_envs: number of environments; batched along the first dimension.
         seed: base seed (environment ``i`` gets ``seed + i``).
         reward: a :class:`zoo.rewards.RewardModule`; default: highway-env's engineered reward.
@@ -95,9 +102,10 @@ def make_env(
     """
     from zoo.rewards import EngineeredReward
 
-    config = EnvConfig(scenario, action or "discrete", obs, bev_size, bev_range_m, num_envs, dict(config or {}))
+    config = EnvConfig(scenario, action or "discrete", obs, bev_size, bev_range_m, frame_window, num_envs,
+                       dict(config or {}))
     factory = partial(_gym_env, config.scenario, config.obs, config.action, config.bev_size, config.bev_range_m,
-                      config.config)
+                      config.frame_window, config.config)
     if num_envs == 1:
         base: EnvBase = factory()
     else:
