@@ -184,7 +184,8 @@ def _reward(argv: list[str]) -> None:
                                      "score them with the raw semantic reward and propose the normalisation "
                                      "window from percentiles.")
     cal.add_argument("--model", required=True, help="dual encoder: hub id, folder, or random:<family>-<size>")
-    cal.add_argument("--head", default="clg", help="reward head (default clg)")
+    cal.add_argument("--head", default="clg", help="reward head (default clg; dual-pathway: CLG + the gated dynamic "
+                                                   "pathway with the shipped detector and describer)")
     cal.add_argument("--quantization-bits", type=int, choices=(4, 8), default=None)
     cal.add_argument("--adapter", default=None, help="folder of LoRA adapters")
     cal.add_argument("--crop", default="none", help="none or right_half")
