@@ -24,6 +24,7 @@ class EnvConfig:
         bev_size: side of the square BEV frame in pixels.
         bev_range_m: metres of road across the BEV frame.
         num_envs: environments stepped in parallel (separate processes when > 1).
+        objects: also write ``keys.OBJECTS`` (boxes of the other road users in the BEV frame; needs a BEV ``obs``).
         config: extra highway-env config overrides.
     """
 
@@ -33,6 +34,7 @@ class EnvConfig:
     bev_size: int = 96
     bev_range_m: float = 60.0
     num_envs: int = 1
+    objects: bool = False
     config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -45,14 +47,18 @@ class EnvConfig:
                                f"not {self.action!r}")
         if self.num_envs < 1:
             raise ZooError(f"num_envs must be >= 1, got {self.num_envs}")
+        if self.objects and self.obs == "kinematics":
+            raise ZooError("objects=True gives boxes in the BEV frame, so it needs obs 'bev' or 'both', not "
+                           "'kinematics'")
 
     def make(self, **overrides: Any) -> TransformedEnv:
         return make_env(**{**asdict(self), **overrides})
 
 
-def _gym_env(scenario: str, obs: str, action: str, bev_size: int, bev_range_m: float, config: dict) -> EnvBase:
+def _gym_env(scenario: str, obs: str, action: str, bev_size: int, bev_range_m: float, objects: bool,
+             config: dict) -> EnvBase:
     driving = DrivingEnv(SCENARIOS.get(scenario), obs=obs, action=action, bev_size=bev_size,
-                         bev_range_m=bev_range_m, config=config)
+                         bev_range_m=bev_range_m, objects=objects, config=config)
     return GymWrapper(driving, categorical_action_encoding=True)
 
 
@@ -64,6 +70,7 @@ def make_env(
     bev_size: int = 96,
     bev_range_m: float = 60.0,
     num_envs: int = 1,
+    objects: bool = False,
     seed: int | None = None,
     reward: Any = None,
     config: dict[str, Any] | None = None,
@@ -81,6 +88,8 @@ def make_env(
         bev_size: BEV frame side in pixels.
         bev_range_m: metres of road across the BEV frame.
         num_envs: number of environments; batched along the first dimension.
+        objects: also write ``objects`` (boxes of the other road users in the BEV frame, see
+            :meth:`zoo.envs.driving.DrivingEnv.objects`); needs ``obs`` ``"bev"`` or ``"both"``.
         seed: base seed (environment ``i`` gets ``seed + i``).
         reward: a :class:`zoo.rewards.RewardModule`; default: highway-env's engineered reward.
         config: extra highway-env config overrides.
@@ -95,9 +104,10 @@ def make_env(
     """
     from zoo.rewards import EngineeredReward
 
-    config = EnvConfig(scenario, action or "discrete", obs, bev_size, bev_range_m, num_envs, dict(config or {}))
+    config = EnvConfig(scenario, action or "discrete", obs, bev_size, bev_range_m, num_envs, objects,
+                       dict(config or {}))
     factory = partial(_gym_env, config.scenario, config.obs, config.action, config.bev_size, config.bev_range_m,
-                      config.config)
+                      config.objects, config.config)
     if num_envs == 1:
         base: EnvBase = factory()
     else:
