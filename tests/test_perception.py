@@ -230,7 +230,8 @@ def test_the_shipped_detector_loads_by_name_and_finds_the_ego_lane_leader():
     state, leader = _leader_frame()
     assert gate(state[None]).item()
     found = gate.detector.detect(state[None])[0]
-    cars = found.boxes[[label == "car" and score >= 0.5 for label, score in zip(found.labels, found.scores)]]
+    cars = found.boxes[torch.tensor([label == "car" and score >= 0.5 for label, score in zip(found.labels, found.scores)],
+                                    dtype=torch.bool)]
     assert box_iou(leader, cars).max() >= 0.5
 
 
