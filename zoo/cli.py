@@ -253,7 +253,7 @@ def _models(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="zoo models", description="The zoo's models: shipped, buildable, registered.")
     sub = parser.add_subparsers(dest="action", required=True)
     listing = sub.add_parser("list", help="a table of the zoo's models")
-    listing.add_argument("--kind", default=None, help="reward or policy")
+    listing.add_argument("--kind", default=None, help="reward, policy or detector")
     listing.add_argument("--pretrained", action="store_true", help="only models with trained weights")
     info = sub.add_parser("info", help="a model's card")
     info.add_argument("name", help="zoo name (family.tag), folder or models:/ URI")

@@ -173,6 +173,7 @@ class Agent(L.LightningModule):
         if env.obs == "kinematics" and (encoder_key == keys.PIXELS or getattr(reward, "needs_pixels", False)):
             env.obs = "both"  # the CNN or the reward needs frames
         env.frame_window = max(env.frame_window, getattr(reward, "frame_window", 1))
+        env.objects = env.objects or getattr(reward, "needs_objects", False)  # an oracle gate reads them
         self.env_config = env
         # The reward shapes the environment, it is not part of the policy: kept out of the module tree so
         # its (possibly large) backbone is neither in checkpoints nor moved by Lightning.
@@ -310,8 +311,8 @@ class OffPolicyAgent(Agent):
     def __init__(self, buffer_size: int = 100_000, batch_size: int = 256, learning_starts: int = 1_000,
                  updates_per_batch: int = 64, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        # Frames rendered only for the reward stay out of the buffer (55 kB per transition at 96 px).
-        frames = [keys.PIXELS_WINDOW] + ([] if self.obs_key == keys.PIXELS else [keys.PIXELS])
+        # Frames (and objects) rendered only for the reward stay out of the buffer (55 kB per transition at 96 px).
+        frames = [keys.PIXELS_WINDOW, keys.OBJECTS] + ([] if self.obs_key == keys.PIXELS else [keys.PIXELS])
         self.stored_exclusions = [*frames, *(("next", k) for k in frames)]
         self.buffer_size = buffer_size
         self.batch_size = batch_size

@@ -20,6 +20,7 @@ Splits are by episode seed: an episode goes to ``validation`` when its seed is a
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +81,23 @@ def _leader_state(env: Any) -> tuple[float, float]:
 def _row(env: Any, obs: dict, frames: list[np.ndarray], step: int, window: int) -> dict[str, Any]:
     gap, ttc = _leader_state(env)
     state = obs["vehicle_state"]
-    return {"image": frames[-1], "window": [frames[max(0, len(frames) - window + i)] for i in range(window)],
-            "step": step, "gap_to_leader": gap, "time_to_collision": ttc, "speed": float(state["speed"][0]),
-            "lateral_offset": float(state["lateral_offset"][0]), "off_road": bool(state["on_road"][0] < 0.5),
-            "crashed": bool(state["crashed"][0] > 0.5)}
+    row = {"image": frames[-1], "window": [frames[max(0, len(frames) - window + i)] for i in range(window)],
+           "step": step, "gap_to_leader": gap, "time_to_collision": ttc, "speed": float(state["speed"][0]),
+           "lateral_offset": float(state["lateral_offset"][0]), "off_road": bool(state["on_road"][0] < 0.5),
+           "crashed": bool(state["crashed"][0] > 0.5)}
+    if "objects" in obs:
+        row["objects"] = obs["objects"]
+    return row
 
 
-def _encode_frames(rows: list[dict[str, Any]]) -> None:
-    """Replace an episode's frames by PNG bytes, each frame encoded once although windows share it.
+def check_output_folder(out: Path, overwrite: bool) -> None:
+    """Refuse to write a dataset over a non-empty folder unless ``overwrite``."""
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ZooError(f"{out} exists and is not empty: nothing was written (pass overwrite to replace it)")
+
+
+def encode_frames(rows: list[dict[str, Any]]) -> None:
+    """Replace an episode's frames (``image``, and ``window`` if present) by PNG bytes, each encoded once.
 
     Handing numpy frames to ``datasets`` would turn every pixel into a Python int first (gigabytes for a
     few thousand rows); PNG bytes are what its ``Image`` feature stores anyway.
@@ -107,16 +117,21 @@ def _encode_frames(rows: list[dict[str, Any]]) -> None:
 
     for row in rows:
         row["image"] = png(row["image"])
-        row["window"] = [png(frame) for frame in row["window"]]
+        if "window" in row:
+            row["window"] = [png(frame) for frame in row["window"]]
 
 
 def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, horizon_s: float = 1.0,
-                   bev_size: int = 96, max_steps: int = 200) -> list[dict[str, Any]]:
-    """Drive one episode with ``policy`` and return its rows (without captions)."""
+                   bev_size: int = 96, max_steps: int = 200, objects: bool = False) -> list[dict[str, Any]]:
+    """Drive one episode with ``policy`` and return its rows (without captions).
+
+    ``objects``: also keep each frame's boxes of the other road users (``objects`` column, see
+    :meth:`zoo.envs.driving.DrivingEnv.objects`).
+    """
     from zoo.envs.driving import DrivingEnv
     from zoo.envs.presets import SCENARIOS
 
-    env = DrivingEnv(SCENARIOS.get(scenario), obs="bev", action="discrete", bev_size=bev_size)
+    env = DrivingEnv(SCENARIOS.get(scenario), obs="bev", action="discrete", bev_size=bev_size, objects=objects)
     rng = random.Random(seed)
     obs, _ = env.reset(seed=seed)
     dt = 1.0 / env.unwrapped.config["policy_frequency"]
@@ -134,6 +149,44 @@ def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, ho
     for row in rows:
         row["collision_within_horizon"] = first_crash is not None and 0 <= (first_crash - row["step"]) * dt <= horizon_s
     return rows
+
+
+def recorded_episodes(scenarios: list[str], frames: int, rng: random.Random, *, seed: int = 0,
+                      validation_every: int = 5, progress: bool = True,
+                      **episode: Any) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Drive episodes until about ``frames`` rows are recorded; yield each as ``(split, rows)``.
+
+    Episode ``i`` uses seed ``seed + i`` and the scenarios in turn; its policy is drawn from :data:`POLICIES`
+    with ``rng``. Its rows (:func:`record_episode`, which ``episode`` configures) carry ``scenario``,
+    ``policy`` and ``episode_seed``; ``split`` is ``"validation"`` when the seed is a multiple of
+    ``validation_every``, else ``"train"``.
+
+    Raises:
+        ZooError: a scenario without discrete meta-actions, ``frames < 1`` or ``validation_every < 2``.
+    """
+    from rich.progress import Progress
+
+    from zoo.envs.presets import SCENARIOS
+
+    for name in scenarios:
+        if "discrete" not in SCENARIOS.get(name).action_modes:
+            raise ZooError(f"scenario {name!r} has no discrete meta-actions to drive it with")
+    if frames < 1 or validation_every < 2:
+        raise ZooError(f"need frames >= 1 and validation_every >= 2; got {frames}, {validation_every}")
+    recorded = 0
+    episode_seed = seed
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("recording BEV frames", total=frames)
+        while recorded < frames:
+            scenario = scenarios[(episode_seed - seed) % len(scenarios)]
+            policy = rng.choice(POLICIES)
+            rows = record_episode(scenario, episode_seed, policy, **episode)
+            for row in rows:
+                row.update(scenario=scenario, policy=policy, episode_seed=episode_seed)
+            recorded += len(rows)
+            bar.update(task, completed=min(frames, recorded))
+            yield "validation" if episode_seed % validation_every == 0 else "train", rows
+            episode_seed += 1
 
 
 def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, seed: int = 0, window: int = 4,
@@ -157,39 +210,21 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
         The ``DatasetDict`` with ``train`` and ``validation`` splits.
     """
     import datasets
-    from rich.progress import Progress
 
-    from zoo.envs.presets import SCENARIOS
-
-    for name in scenarios:
-        SCENARIOS.get(name)
-        if "discrete" not in SCENARIOS.get(name).action_modes:
-            raise ZooError(f"scenario {name!r} has no discrete meta-actions to drive it with")
-    if frames < 1 or window < 1 or validation_every < 2:
-        raise ZooError(f"need frames >= 1, window >= 1, validation_every >= 2; got {frames}, {window}, "
-                       f"{validation_every}")
+    if window < 1:
+        raise ZooError(f"need window >= 1, got {window}")
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ZooError(f"{out} exists and is not empty: nothing was written (pass overwrite to replace it)")
+    check_output_folder(out, overwrite)
     rng = random.Random(seed)
     splits: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
-    episode_seed = seed
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("recording BEV frames", total=frames)
-        while sum(map(len, splits.values())) < frames:
-            scenario = scenarios[(episode_seed - seed) % len(scenarios)]
-            policy = rng.choice(POLICIES)
-            rows = record_episode(scenario, episode_seed, policy, window=window, horizon_s=horizon_s,
-                                  bev_size=bev_size)
-            _encode_frames(rows)
-            for row in rows:
-                row["risk"] = risk_category(row["crashed"], row["collision_within_horizon"],
-                                            row["time_to_collision"], row["off_road"])
-                row["caption"] = rng.choice(CAPTIONS[row["risk"]])
-                row.update(scenario=scenario, policy=policy, episode_seed=episode_seed)
-            splits["validation" if episode_seed % validation_every == 0 else "train"].extend(rows)
-            episode_seed += 1
-            bar.update(task, completed=min(frames, sum(map(len, splits.values()))))
+    for split, rows in recorded_episodes(scenarios, frames, rng, seed=seed, validation_every=validation_every,
+                                         progress=progress, window=window, horizon_s=horizon_s, bev_size=bev_size):
+        encode_frames(rows)
+        for row in rows:
+            row["risk"] = risk_category(row["crashed"], row["collision_within_horizon"],
+                                        row["time_to_collision"], row["off_road"])
+            row["caption"] = rng.choice(CAPTIONS[row["risk"]])
+        splits[split].extend(rows)
     features = datasets.Features({
         "image": datasets.Image(), "window": datasets.Sequence(datasets.Image()), "caption": datasets.Value("string"),
         "risk": datasets.ClassLabel(names=list(CAPTIONS)), "crashed": datasets.Value("bool"),

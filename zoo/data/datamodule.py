@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -39,24 +39,32 @@ class CaptionDataset:
     frames: int = 2000
     seed: int = 0
 
+    #: columns the dataset must have, and what makes such a dataset (for the error messages)
+    columns: ClassVar[tuple[str, ...]] = COLUMNS
+    made_by: ClassVar[str] = "zoo data bev-captions"
+
+    def record(self) -> None:
+        """Record the dataset into :attr:`path`."""
+        from zoo.data.bev_captions import make_bev_captions
+
+        make_bev_captions(self.scenarios, self.frames, self.path, seed=self.seed)
+
     def load(self):
         """Record the dataset if its folder is missing, then load it (checked for the expected columns)."""
         import datasets
 
-        from zoo.data.bev_captions import make_bev_captions
-
         if not Path(self.path).exists():
-            make_bev_captions(self.scenarios, self.frames, self.path, seed=self.seed)
+            self.record()
         try:
             data = datasets.load_from_disk(self.path)
         except (FileNotFoundError, ValueError) as err:
-            raise ZooError(f"{self.path} is not a saved dataset ({err}); make one with `zoo data bev-captions`") from None
+            raise ZooError(f"{self.path} is not a saved dataset ({err}); make one with `{self.made_by}`") from None
         splits = data if isinstance(data, datasets.DatasetDict) else {"train": data}
         for name, split in splits.items():
-            missing = [c for c in COLUMNS if c not in split.column_names]
+            missing = [c for c in self.columns if c not in split.column_names]
             if missing:
                 raise ZooError(f"dataset {self.path} split {name!r} lacks column(s) {', '.join(missing)}: "
-                               f"not a `zoo data bev-captions` dataset (columns: {', '.join(split.column_names)})")
+                               f"not a `{self.made_by}` dataset (columns: {', '.join(split.column_names)})")
         return data
 
 
@@ -114,7 +122,7 @@ class BEVCaptionsData(LightningDataModule):
         self.splits = {"train": data["train"], "validation": data["validation"]}
         if self.test_spec is not None:
             test = self.test_spec.load()
-            self.splits["test"] = _concat(test)
+            self.splits["test"] = concat_splits(test)
         risk_of = dict(zip(data["train"]["caption"], data["train"]["risk"]))
         self.captions = sorted(risk_of)
         self.caption_risk = [risk_of[c] for c in self.captions]
@@ -142,7 +150,7 @@ class BEVCaptionsData(LightningDataModule):
         return DataLoader(self.tensors("validation"), batch_size=self.batch_size * 2)
 
 
-def _concat(data):
+def concat_splits(data):
     """All splits of a held-out dataset as one (every one of its episodes is unseen)."""
     import datasets
 

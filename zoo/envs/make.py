@@ -25,6 +25,7 @@ class EnvConfig:
         bev_range_m: metres of road across the BEV frame.
         frame_window: BEV frames in ``pixels_window`` (current one last); 1 writes no window.
         num_envs: environments stepped in parallel (separate processes when > 1).
+        objects: also write ``keys.OBJECTS`` (boxes of the other road users in the BEV frame; needs a BEV ``obs``).
         config: extra highway-env config overrides.
     """
 
@@ -35,6 +36,7 @@ class EnvConfig:
     bev_range_m: float = 60.0
     frame_window: int = 1
     num_envs: int = 1
+    objects: bool = False
     config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -49,15 +51,18 @@ class EnvConfig:
             raise ZooError(f"frame_window must be >= 1, got {self.frame_window}")
         if self.num_envs < 1:
             raise ZooError(f"num_envs must be >= 1, got {self.num_envs}")
+        if self.objects and self.obs == "kinematics":
+            raise ZooError("objects=True gives boxes in the BEV frame, so it needs obs 'bev' or 'both', not "
+                           "'kinematics'")
 
     def make(self, **overrides: Any) -> TransformedEnv:
         return make_env(**{**asdict(self), **overrides})
 
 
 def _gym_env(scenario: str, obs: str, action: str, bev_size: int, bev_range_m: float, frame_window: int,
-             config: dict) -> EnvBase:
+             objects: bool, config: dict) -> EnvBase:
     driving = DrivingEnv(SCENARIOS.get(scenario), obs=obs, action=action, bev_size=bev_size,
-                         bev_range_m=bev_range_m, frame_window=frame_window, config=config)
+                         bev_range_m=bev_range_m, frame_window=frame_window, objects=objects, config=config)
     return GymWrapper(driving, categorical_action_encoding=True)
 
 
@@ -70,6 +75,7 @@ def make_env(
     bev_range_m: float = 60.0,
     frame_window: int = 1,
     num_envs: int = 1,
+    objects: bool = False,
     seed: int | None = None,
     reward: Any = None,
     config: dict[str, Any] | None = None,
@@ -88,6 +94,8 @@ def make_env(
         bev_range_m: metres of road across the BEV frame.
         frame_window: BEV frames in ``pixels_window`` (current one last; needs ``obs`` with frames).
         num_envs: number of environments; batched along the first dimension.
+        objects: also write ``objects`` (boxes of the other road users in the BEV frame, see
+            :meth:`zoo.envs.driving.DrivingEnv.objects`); needs ``obs`` ``"bev"`` or ``"both"``.
         seed: base seed (environment ``i`` gets ``seed + i``).
         reward: a :class:`zoo.rewards.RewardModule`; default: highway-env's engineered reward.
         config: extra highway-env config overrides.
@@ -102,10 +110,10 @@ def make_env(
     """
     from zoo.rewards import EngineeredReward
 
-    config = EnvConfig(scenario, action or "discrete", obs, bev_size, bev_range_m, frame_window, num_envs,
+    config = EnvConfig(scenario, action or "discrete", obs, bev_size, bev_range_m, frame_window, num_envs, objects,
                        dict(config or {}))
     factory = partial(_gym_env, config.scenario, config.obs, config.action, config.bev_size, config.bev_range_m,
-                      config.frame_window, config.config)
+                      config.frame_window, config.objects, config.config)
     if num_envs == 1:
         base: EnvBase = factory()
     else:

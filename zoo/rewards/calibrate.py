@@ -43,9 +43,10 @@ def calibrate(reward: Any, scenario: str = "highway-fast", frames: int = 500, se
         from zoo.registry import ZooError
 
         raise ZooError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
-    # the env renders what the reward reads: frames, frame windows (a dynamic pathway)
+    # the env renders what the reward reads: frames, frame windows and objects (a dynamic pathway)
     env = make_env(scenario, obs="bev", bev_size=bev_size, bev_range_m=bev_range_m, seed=seed,
-                   frame_window=getattr(reward, "frame_window", 1), reward=EngineeredReward())
+                   frame_window=getattr(reward, "frame_window", 1), objects=getattr(reward, "needs_objects", False),
+                   reward=EngineeredReward())
     recorded = []
     try:
         with Progress(disable=not progress, transient=True) as bar:

@@ -1,5 +1,6 @@
-"""LightningModules that train or fine-tune the zoo's reward models."""
+"""LightningModules that train or fine-tune the zoo's models (reward models, the BEV detector)."""
 
 from zoo.train.contrastive import ContrastiveRewardTraining, Export
+from zoo.train.detector import DetectorTraining
 
-__all__ = ["ContrastiveRewardTraining", "Export"]
+__all__ = ["ContrastiveRewardTraining", "DetectorTraining", "Export"]
