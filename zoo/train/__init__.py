@@ -1,5 +1,6 @@
-"""LightningModules that train or fine-tune the zoo's reward models."""
+"""LightningModules that train or fine-tune the zoo's reward models and risk describer."""
 
 from zoo.train.contrastive import ContrastiveRewardTraining, Export
+from zoo.train.describer import RiskDescriberTraining
 
-__all__ = ["ContrastiveRewardTraining", "Export"]
+__all__ = ["ContrastiveRewardTraining", "Export", "RiskDescriberTraining"]
