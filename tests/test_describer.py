@@ -126,3 +126,15 @@ def test_shipped_describer_describes_recorded_windows_as_known_risk_types():
     assert len(descriptions) == len(rows)
     types = [parse_dynamic_risk(d) for d in descriptions]
     assert all(t in DYNAMIC_CAPTIONS for t in types), descriptions
+
+
+def test_window_data_refuses_a_dataset_without_the_dynamic_columns(tmp_path):
+    import datasets
+
+    from zoo.data.datamodule import CaptionDataset, WindowCaptionsData
+
+    columns = ("image", "caption", "risk", "collision_within_horizon", "crashed", "time_to_collision")
+    split = datasets.Dataset.from_dict({c: [0, 1] for c in columns})
+    datasets.DatasetDict({"train": split, "validation": split}).save_to_disk(str(tmp_path / "old"))
+    with pytest.raises(ZooError, match="lacks column.*window, dynamic_caption, dynamic_risk"):
+        WindowCaptionsData(CaptionDataset(str(tmp_path / "old"))).setup()

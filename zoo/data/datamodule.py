@@ -124,6 +124,11 @@ class BEVCaptionsData(LightningDataModule):
         data = self.train_spec.load()
         if "validation" not in data or "train" not in data:
             raise ZooError(f"dataset {self.train_spec.path} needs train and validation splits")
+        needed = (self.frame_column, self.caption_column, self.risk_column)
+        missing = [c for c in needed if c not in data["train"].column_names]
+        if missing:
+            raise ZooError(f"dataset {self.train_spec.path} lacks column(s) {', '.join(missing)}: record it again "
+                           "with this version of `zoo data bev-captions`")
         self.splits = {"train": data["train"], "validation": data["validation"]}
         if self.test_spec is not None:
             test = self.test_spec.load()
