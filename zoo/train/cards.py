@@ -80,7 +80,8 @@ def export_describer(module: Any, results: dict[str, dict[str, Any]]) -> None:
         "name": export.name, "kind": "describer", "summary": export.summary, "metrics": results,
         "training": {"command": export.command, "frames": hp.frames, "size": hp.size, "epochs": module.current_epoch,
                      "best_epoch": module.best["epoch"], "train_data": asdict(data.train_spec),
-                     "test_data": asdict(data.test_spec) if data.test_spec else None},
+                     "test_data": asdict(data.test_spec) if data.test_spec else None,
+                     "rows": {split: len(rows) for split, rows in data.splits.items()}},
     }
 
     def save(staging) -> None:
@@ -108,8 +109,8 @@ def render_describer_readme(card: dict[str, Any], notes: list[str]) -> str:
         lines += [f"| {risk} | {v['windows']} | {v['accuracy']:.3f} | {v['majority_baseline']:.3f} |"
                   for risk, v in scores["per_type"].items()]
         lines.append("")
+    data = f"data: `{json.dumps(training['train_data'])}` (windows per split: {training['rows']})"
     lines += ["## Training", "", f"Train again: `{training['command']}`", "",
-              f"Best epoch {training['best_epoch']} of {training['epochs']}; data: `{json.dumps(training['train_data'])}`.",
-              ""]
+              f"Best epoch {training['best_epoch']} of {training['epochs']}; {data}.", ""]
     lines += [f"{note}\n" for note in notes]
     return "\n".join(lines)
