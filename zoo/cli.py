@@ -15,7 +15,7 @@ from typing import Optional
 
 from rich.console import Console
 
-from zoo.registry import ZooError
+from zoo.registry import MODEL_KINDS, ZooError
 from zoo.tracking import configure_mlflow
 
 configure_mlflow()
@@ -253,7 +253,7 @@ def _models(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="zoo models", description="The zoo's models: shipped, buildable, registered.")
     sub = parser.add_subparsers(dest="action", required=True)
     listing = sub.add_parser("list", help="a table of the zoo's models")
-    listing.add_argument("--kind", default=None, help="reward, policy or detector")
+    listing.add_argument("--kind", default=None, help=f"one of {', '.join(MODEL_KINDS)}")
     listing.add_argument("--pretrained", action="store_true", help="only models with trained weights")
     info = sub.add_parser("info", help="a model's card")
     info.add_argument("name", help="zoo name (family.tag), folder or models:/ URI")

@@ -74,6 +74,13 @@ def frames_tensor(split) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.stack(list(images)))).permute(0, 3, 1, 2).contiguous()
 
 
+def windows_tensor(split) -> torch.Tensor:
+    """uint8 frame windows ``[N, K+1, 3, H, W]`` (oldest first) of a dataset split."""
+    windows = split.with_format("numpy", columns=["window"])["window"]
+    stacked = np.stack([np.stack(list(w)) for w in windows])
+    return torch.from_numpy(np.ascontiguousarray(stacked)).permute(0, 1, 4, 2, 3).contiguous()
+
+
 def labels(split) -> dict[str, np.ndarray]:
     """The ground-truth columns a reward-quality measure needs, as arrays."""
     return {c: np.asarray(split[c]) for c in ("collision_within_horizon", "crashed", "time_to_collision", "risk")}
@@ -89,20 +96,26 @@ class BEVCaptionsData(LightningDataModule):
         train: training dataset (its ``validation`` split selects the model).
         test: held-out dataset for the card's numbers (default: none).
         batch_size: frames per batch.
-        balance: sample risk categories equally often (collisions are rare among driving frames).
+        balance: sample rare risk categories more often (collisions are rare among driving frames).
+        balance_power: a row is drawn with weight ``count(its category) ** -balance_power``: 1 draws every
+            category equally often, 0.5 (the default) halfway, in log scale.
 
     Example:
         >>> data = BEVCaptionsData(CaptionDataset("data/bev", ["highway-fast"], frames=500))  # doctest: +SKIP
     """
 
+    #: the columns read: frames, caption, risk category
+    frame_column, caption_column, risk_column = "image", "caption", "risk"
+
     def __init__(self, train: CaptionDataset, test: CaptionDataset | None = None, batch_size: int = 128,
-                 balance: bool = True) -> None:
+                 balance: bool = True, balance_power: float = 0.5) -> None:
         super().__init__()
         if batch_size < 2:
             raise ZooError(f"batch_size must be >= 2 for a contrastive loss, got {batch_size}")
         self.train_spec, self.test_spec = train, test
         self.batch_size = batch_size
         self.balance = balance
+        self.balance_power = balance_power
         self.captions: list[str] = []
         self.caption_risk: list[int] = []
         self.risk_names: list[str] = []
@@ -119,20 +132,26 @@ class BEVCaptionsData(LightningDataModule):
         data = self.train_spec.load()
         if "validation" not in data or "train" not in data:
             raise ZooError(f"dataset {self.train_spec.path} needs train and validation splits")
+        needed = (self.frame_column, self.caption_column, self.risk_column)
+        missing = [c for c in needed if c not in data["train"].column_names]
+        if missing:
+            raise ZooError(f"dataset {self.train_spec.path} lacks column(s) {', '.join(missing)}: record it again "
+                           "with this version of `zoo data bev-captions`")
         self.splits = {"train": data["train"], "validation": data["validation"]}
         if self.test_spec is not None:
             test = self.test_spec.load()
             self.splits["test"] = concat_splits(test)
-        risk_of = dict(zip(data["train"]["caption"], data["train"]["risk"]))
+        risk_of = dict(zip(data["train"][self.caption_column], data["train"][self.risk_column]))
         self.captions = sorted(risk_of)
         self.caption_risk = [risk_of[c] for c in self.captions]
-        self.risk_names = data["train"].features["risk"].names
+        self.risk_names = data["train"].features[self.risk_column].names
 
     def tensors(self, split: str) -> TensorDataset:
         rows = self.splits[split]
         index = {c: i for i, c in enumerate(self.captions)}
-        captions = torch.tensor([index.get(c, -1) for c in rows["caption"]])
-        return TensorDataset(frames_tensor(rows), captions, torch.tensor(rows["risk"]))
+        captions = torch.tensor([index.get(c, -1) for c in rows[self.caption_column]])
+        frames = frames_tensor(rows) if self.frame_column == "image" else windows_tensor(rows)
+        return TensorDataset(frames, captions, torch.tensor(rows[self.risk_column]))
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.tensors("train")
@@ -140,9 +159,10 @@ class BEVCaptionsData(LightningDataModule):
         if self.balance:
             risk = dataset.tensors[2]
             counts = torch.bincount(risk, minlength=len(self.risk_names)).float()
-            # 1/sqrt(count): rare categories (collisions) come up far more often, without repeating a few
-            # frames so often that the model memorises them.
-            sampler = WeightedRandomSampler(counts[risk].rsqrt().double(), num_samples=len(risk))
+            # 1/sqrt(count) by default: rare categories (collisions) come up far more often, without repeating
+            # a few frames so often that the model memorises them.
+            weights = counts[risk].pow(-self.balance_power).double()
+            sampler = WeightedRandomSampler(weights, num_samples=len(risk))
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, shuffle=sampler is None,
                           drop_last=True)
 
@@ -155,3 +175,16 @@ def concat_splits(data):
     import datasets
 
     return datasets.concatenate_datasets(list(data.values())) if isinstance(data, datasets.DatasetDict) else data
+
+
+class WindowCaptionsData(BEVCaptionsData):
+    """Frame windows with the description of their dynamic risk, for training a risk describer.
+
+    Batches are ``(windows uint8 [B, K+1, 3, H, W], caption index [B], dynamic risk type [B])``, read from
+    the ``window``, ``dynamic_caption`` and ``dynamic_risk`` columns of ``zoo data bev-captions``.
+
+    Example:
+        >>> data = WindowCaptionsData(CaptionDataset("data/risk", ["highway-fast"], frames=500))  # doctest: +SKIP
+    """
+
+    frame_column, caption_column, risk_column = "window", "dynamic_caption", "dynamic_risk"
