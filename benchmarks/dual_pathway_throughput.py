@@ -38,12 +38,11 @@ def make_reward(kind: str, args: argparse.Namespace):
     from zoo.perception import AttentionGate
     from zoo.rewards import CLGReward, DualPathwayReward, HierarchicalReward
 
-    window = {"theta_min": args.theta_min, "theta_max": args.theta_max}
-    if kind == "static":
-        return HierarchicalReward(CLGReward(args.model, device="cpu"), **window)
+    if kind == "static":  # the windows calibrated for each (recipes/sac_vlmrl_highway.yaml, sac_drivevlmrl_highway.yaml)
+        return HierarchicalReward(CLGReward(args.model, device="cpu"), theta_min=0.021, theta_max=0.22)
     gate = AttentionGate(args.detector)
     semantic = DualPathwayReward(args.model, gate=gate, describer=args.describer, window=args.window, device="cpu")
-    return HierarchicalReward(semantic, **window)
+    return HierarchicalReward(semantic, theta_min=0.027, theta_max=0.30)
 
 
 def fit_speed(kind: str, batching: str, args: argparse.Namespace) -> dict:
@@ -82,8 +81,6 @@ def main() -> None:
     parser.add_argument("--detector", default="bev-detector-tiny")
     parser.add_argument("--describer", default="risk-describer-tiny")
     parser.add_argument("--window", type=int, default=4)
-    parser.add_argument("--theta-min", type=float, default=0.021)
-    parser.add_argument("--theta-max", type=float, default=0.22)
     parser.add_argument("--frames", type=int, default=2048, help="env steps per configuration")
     parser.add_argument("--learning-starts", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
