@@ -6,7 +6,17 @@ import datasets
 import pytest
 
 from zoo.cli import main
-from zoo.data.bev_captions import CAPTIONS, GAP_NONE, TTC_NONE, record_episode, risk_category
+from zoo.data.bev_captions import (
+    CAPTIONS,
+    DYNAMIC_CAPTIONS,
+    GAP_NONE,
+    TTC_NONE,
+    _window_dynamics,
+    dynamic_risk_category,
+    parse_dynamic_risk,
+    record_episode,
+    risk_category,
+)
 from zoo.registry import ZooError
 
 
@@ -27,6 +37,53 @@ def test_rows_have_frames_windows_ground_truth_and_captions(dataset):
     assert row["caption"] in CAPTIONS[data["train"].features["risk"].int2str(row["risk"])]
     assert 0 <= row["time_to_collision"] <= TTC_NONE and 0 <= row["gap_to_leader"] <= GAP_NONE
     assert sum(len(split) for split in data.values()) >= 60
+
+
+def test_rows_have_the_dynamic_risk_of_their_window(dataset):
+    _, data = dataset
+    split = data["train"]
+    names = split.features["dynamic_risk"].names
+    assert names == list(DYNAMIC_CAPTIONS)
+    for row in split.select(range(min(20, len(split)))):
+        risk = names[row["dynamic_risk"]]
+        assert row["dynamic_caption"] in DYNAMIC_CAPTIONS[risk]
+        assert row["leader_accel"] <= 0 and isinstance(row["cut_in"], bool)
+        assert (risk == "collision") == row["crashed"]
+
+
+def test_every_dynamic_caption_parses_back_to_its_risk_type():
+    for risk, captions in DYNAMIC_CAPTIONS.items():
+        assert all(parse_dynamic_risk(c) == risk for c in captions), risk
+    assert parse_dynamic_risk("purple elephants") is None and parse_dynamic_risk(None) is None
+
+
+def test_dynamic_risk_goes_most_severe_first():
+    calm = {"crashed": False, "gap": 50.0, "leader_speed": 25.0, "leader_accel": 0.0, "cut_in": False, "ttc": 100.0}
+    assert dynamic_risk_category(**calm) == "clear"
+    assert dynamic_risk_category(**{**calm, "ttc": 3.0}) == "closing_fast"
+    assert dynamic_risk_category(**{**calm, "ttc": 3.0, "leader_accel": -4.0}) == "hard_braking"
+    assert dynamic_risk_category(**{**calm, "leader_accel": -4.0, "cut_in": True}) == "cut_in"
+    assert dynamic_risk_category(**{**calm, "leader_speed": 0.5, "cut_in": True}) == "stopped_obstacle"
+    assert dynamic_risk_category(**{**calm, "leader_speed": 0.5, "crashed": True}) == "collision"
+    assert dynamic_risk_category(**{**calm, "leader_speed": 0.5, "gap": GAP_NONE}) == "clear"  # no leader
+
+
+def _scene(ego_lane, leader, gap, vehicles):
+    return {"ego_lane": ego_lane, "leader": leader, "gap": gap, "vehicles": vehicles}
+
+
+def test_cut_in_and_leader_braking_are_read_over_the_window():
+    lane0, lane1 = ("0", "1", 0), ("0", "1", 1)
+    # vehicle 7 moves from the next lane into the ego lane 20 m ahead while braking 2 m/s per step
+    scenes = [_scene(lane0, None, GAP_NONE, {7: (lane1, 30.0)}), _scene(lane0, None, GAP_NONE, {7: (lane1, 28.0)}),
+              _scene(lane0, 7, 20.0, {7: (lane0, 26.0)})]
+    speed, accel, cut_in = _window_dynamics(scenes, dt=1.0)
+    assert speed == 26.0 and accel == -2.0 and cut_in
+    assert not _window_dynamics(scenes[-1:], dt=1.0)[2]  # one frame: no lane change seen
+    ego_moved = [_scene(lane1, None, GAP_NONE, {7: (lane0, 30.0)}), _scene(lane0, 7, 20.0, {7: (lane0, 30.0)})]
+    assert not _window_dynamics(ego_moved, dt=1.0)[2]  # the ego car changed lanes: not a cut-in
+    far = [scenes[0], _scene(lane0, 7, 45.0, {7: (lane0, 30.0)})]
+    assert not _window_dynamics(far, dt=1.0)[2]
 
 
 def test_splits_are_disjoint_by_episode_seed(dataset):

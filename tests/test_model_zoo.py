@@ -130,7 +130,7 @@ def test_a_broken_card_is_refused_naming_the_problem(trained_folder, tmp_path, d
         (folder / "zoo.json").write_text("{not json")
         match = "cannot read the card"
     else:
-        card["kind"] = "detector"
+        card["kind"] = "no-such-kind"
         (folder / "zoo.json").write_text(json.dumps(card))
         match = "reward, policy"
     with pytest.raises(ZooError, match=match):

@@ -15,7 +15,7 @@ from typing import Optional
 
 from rich.console import Console
 
-from zoo.registry import ZooError
+from zoo.registry import MODEL_KINDS, ZooError
 from zoo.tracking import configure_mlflow
 
 configure_mlflow()
@@ -259,7 +259,8 @@ def _reward(argv: list[str]) -> None:
                                      "score them with the raw semantic reward and propose the normalisation "
                                      "window from percentiles.")
     cal.add_argument("--model", required=True, help="dual encoder: hub id, folder, or random:<family>-<size>")
-    cal.add_argument("--head", default="clg", help="reward head (default clg)")
+    cal.add_argument("--head", default="clg", help="reward head (default clg; dual-pathway: CLG + the gated dynamic "
+                                                   "pathway with the shipped detector and describer)")
     cal.add_argument("--quantization-bits", type=int, choices=(4, 8), default=None)
     cal.add_argument("--adapter", default=None, help="folder of LoRA adapters")
     cal.add_argument("--crop", default="none", help="none or right_half")
@@ -327,7 +328,7 @@ def _models(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="zoo models", description="The zoo's models: shipped, buildable, registered.")
     sub = parser.add_subparsers(dest="action", required=True)
     listing = sub.add_parser("list", help="a table of the zoo's models")
-    listing.add_argument("--kind", default=None, help="reward or policy")
+    listing.add_argument("--kind", default=None, help=f"one of {', '.join(MODEL_KINDS)}")
     listing.add_argument("--pretrained", action="store_true", help="only models with trained weights")
     info = sub.add_parser("info", help="a model's card")
     info.add_argument("name", help="zoo name (family.tag), folder or models:/ URI")

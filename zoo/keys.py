@@ -6,6 +6,8 @@ Import the names from here rather than spelling the strings, so a rename stays o
 
 # Observations written by the environment.
 PIXELS = "pixels"  # BEV frame, uint8, C x H x W
+PIXELS_WINDOW = "pixels_window"  # the last K+1 BEV frames, uint8, (K+1) x C x H x W, oldest first
+OBJECTS = "objects"  # other road users in the BEV frame, float32 [MAX_OBJECTS, 6] (zoo.envs.driving.OBJECT_FIELDS)
 OBSERVATION = "observation"  # flattened kinematics (or the scenario's native vector observation)
 ACTION = "action"
 

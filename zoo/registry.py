@@ -76,7 +76,7 @@ def check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) ->
 # -- the model zoo: shipped and registered models -----------------------------------------------------------
 
 #: model kinds a zoo model folder's card may declare
-MODEL_KINDS = ("reward", "policy")
+MODEL_KINDS = ("reward", "policy", "detector", "describer")
 #: fields every card (``zoo.json``) must have
 CARD_FIELDS = ("name", "kind", "summary")
 CARD_FILE = "zoo.json"
@@ -144,7 +144,7 @@ def list_models(kind: str | None = None, pretrained: bool = False) -> list[str]:
     """Names of the zoo's models, ``family.tag`` (timm style).
 
     Args:
-        kind: ``"reward"`` or ``"policy"``; all kinds when ``None``.
+        kind: one of ``MODEL_KINDS`` (``"reward"``, ``"policy"``, ``"detector"``, ``"describer"``); all kinds when ``None``.
         pretrained: only names with trained weights (shipped folders); otherwise also the architectures
             the zoo can build untrained.
 

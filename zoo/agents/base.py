@@ -43,8 +43,9 @@ from zoo.evaluation.metrics import MS_TO_KMH
 from zoo.evaluation.rollout import EVAL_SEED_OFFSET
 from zoo.registry import ZooError, check_choice
 from zoo.rewards.base import RewardModule
+from zoo.rewards.worker import RewardWorker
 
-REWARD_BATCHING = ("step", "collector")
+REWARD_BATCHING = ("step", "collector", "async")
 
 
 class EpisodeTracker:
@@ -148,7 +149,10 @@ class Agent(L.LightningModule):
             workers get their own, see :func:`zoo.agents.state.training_env_seed`).
         reward_batching: ``"step"``: the reward scores each env step (a batch of ``num_envs`` frames);
             ``"collector"``: it scores each collected batch of ``frames_per_batch`` transitions in one pass
-            (VLM-RL's synchronous scheme: collect 64 steps, score the 64 frames, then learn).
+            (VLM-RL's synchronous scheme: collect 64 steps, score the 64 frames, then learn); ``"async"``
+            (off-policy agents): a reward worker scores each collected batch out of band while the collector
+            goes on (DriveVLM-RL's pipeline, :class:`zoo.rewards.worker.RewardWorker`).
+        reward_queue: with ``"async"``, collected batches that may wait for their rewards (back-pressure beyond).
         collector_workers: env worker processes of the collector (TorchRL ``MultiSyncCollector``), each
             stepping ``env.num_envs`` envs with its own seeds and its own copy of a per-step reward.
     """
@@ -172,6 +176,7 @@ class Agent(L.LightningModule):
         seed: int = 0,
         reward_batching: str = "step",
         collector_workers: int = 1,
+        reward_queue: int = 4,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False  # each algorithm steps its optimizers itself, CleanRL style
@@ -198,6 +203,8 @@ class Agent(L.LightningModule):
         encoder_key = ENCODERS.get(network).in_key  # raises with the valid names
         if env.obs == "kinematics" and (encoder_key == keys.PIXELS or getattr(reward, "needs_pixels", False)):
             env.obs = "both"  # the CNN or the reward needs frames
+        env.frame_window = max(env.frame_window, getattr(reward, "frame_window", 1))
+        env.objects = env.objects or getattr(reward, "needs_objects", False)  # an oracle gate reads them
         self.env_config = env
         # The reward shapes the environment, it is not part of the policy: kept out of the module tree so
         # its (possibly large) backbone is neither in checkpoints nor moved by Lightning.
@@ -214,6 +221,13 @@ class Agent(L.LightningModule):
         if collector_workers < 1:
             raise ZooError(f"collector_workers must be >= 1, got {collector_workers}")
         self.collector_workers = collector_workers
+        if reward_batching == "async" and not isinstance(self, OffPolicyAgent):
+            raise ZooError(f"reward_batching='async' needs an off-policy agent (a replay buffer); "
+                           f"{type(self).__name__} learns from fresh rollouts: use 'step' or 'collector'")
+        if reward_queue < 1:
+            raise ZooError(f"reward_queue must be >= 1 batch, got {reward_queue}")
+        self.reward_queue = reward_queue
+        self.reward_worker: RewardWorker | None = None
         self.tracker = EpisodeTracker()
 
         spec_env = env.make(num_envs=1)
@@ -252,14 +266,14 @@ class Agent(L.LightningModule):
         """The collector for the rest of the budget: after a resume it collects only the env steps still
         due (and the random-action steps still due), with envs seeded past the ones already used."""
         reward = self.training_reward()
-        on_batches = self.reward_batching == "collector"
+        on_batches = self.reward_batching != "step"  # "collector" scores each batch, "async" leaves it to a worker
         done = self.tracker.frames
         rank = self.trainer.global_rank if self._trainer is not None else 0
         return build_collector(
             self.env_config, self.exploration_policy(), seed=training_env_seed(self.seed, rank, done),
             frames_per_batch=self.frames_per_batch, total_frames=max(1, self.total_frames - done),
             workers=self.collector_workers, step_reward=None if on_batches else reward,
-            batch_reward=reward if on_batches else None, device=self.device,
+            batch_reward=reward if self.reward_batching == "collector" else None, device=self.device,
             init_random_frames=max(0, init_random_frames - done), **kwargs)
 
     def resumable(self) -> dict[str, Stateful]:
@@ -280,6 +294,8 @@ class Agent(L.LightningModule):
         metrics = self.tracker.update(batch)
         if self.reward is not None:
             metrics.update({f"reward/{k}": v for k, v in self.reward.stats().items()})
+        if self.reward_worker is not None:
+            metrics.update({f"reward_worker/{k}": v for k, v in self.reward_worker.stats().items()})
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=self.tracker.frames)
         return batch
@@ -343,8 +359,9 @@ class OffPolicyAgent(Agent):
     def __init__(self, buffer_size: int = 100_000, batch_size: int = 256, learning_starts: int = 1_000,
                  updates_per_batch: int = 64, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        # Frames rendered only for the reward stay out of the buffer (55 kB per transition at 96 px).
-        self.stored_exclusions = [] if self.obs_key == keys.PIXELS else [keys.PIXELS, ("next", keys.PIXELS)]
+        # Frames (and objects) rendered only for the reward stay out of the buffer (55 kB per transition at 96 px).
+        frames = [keys.PIXELS_WINDOW, keys.OBJECTS] + ([] if self.obs_key == keys.PIXELS else [keys.PIXELS])
+        self.stored_exclusions = [*frames, *(("next", k) for k in frames)]
         self.buffer_size = buffer_size
         self.batch_size = batch_size
         self.learning_starts = learning_starts
@@ -357,20 +374,38 @@ class OffPolicyAgent(Agent):
     def after_collect(self, batch: TensorDictBase) -> None:
         """Hook after each collected batch (exploration annealing …)."""
 
+    def store(self, batch: TensorDictBase) -> None:
+        """Account for a batch with its rewards and add it to the replay buffer."""
+        self.collected(batch)
+        self.buffer.extend(batch.reshape(-1).exclude(*self.stored_exclusions).to("cpu"))
+        self.after_collect(batch)
+
     def batches(self) -> Iterator[TensorDictBase]:
         # whole collector batches of random actions (TorchRL rounds up anyway, with a warning)
         random_frames = -(-self.learning_starts // self.frames_per_batch) * self.frames_per_batch
         collector = self.make_collector(init_random_frames=random_frames)
+        if self.reward_batching == "async" and self.reward is not None:
+            self.reward_worker = RewardWorker(self.training_reward(), max_pending=self.reward_queue)
+        worker = self.reward_worker
         try:
             for batch in collector:
-                self.collected(batch)
-                self.buffer.extend(batch.reshape(-1).exclude(*self.stored_exclusions).to("cpu"))
-                self.after_collect(batch)
+                if worker is None:
+                    self.store(batch)
+                else:  # the learner only ever stores (and samples) labelled transitions
+                    worker.submit(batch, version=self.global_step)
+                    for labelled in worker.ready(version=self.global_step):
+                        self.store(labelled)
                 if self.tracker.frames < self.learning_starts:
                     continue
                 for _ in range(self.updates_per_batch):
                     yield self.buffer.sample().to(self.device)
+            if worker is not None:  # the last batches: every collected transition ends in the buffer
+                for labelled in worker.flush(version=self.global_step):
+                    self.store(labelled)
         finally:
+            if worker is not None:
+                worker.close()
+                self.reward_worker = None
             collector.shutdown()
 
 

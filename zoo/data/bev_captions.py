@@ -19,7 +19,9 @@ Splits are by episode seed: an episode goes to ``validation`` when its seed is a
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,64 @@ CAPTIONS = {
 SEVERITY = {"collision": 3, "imminent": 2, "closing": 1, "off_road": 3, "clear": 0}
 
 
+#: risk descriptions of a frame window (the dynamic pathway's negative goals), most severe first
+DYNAMIC_CAPTIONS = {
+    "collision": ("The car has crashed into another vehicle", "A collision with another car has happened",
+                  "The car collided with a vehicle on the road"),
+    "stopped_obstacle": ("A stopped vehicle blocks the lane ahead", "There is a stationary car in the lane ahead",
+                         "A car is standing still in the lane ahead"),
+    "cut_in": ("A car is cutting in just ahead", "Another vehicle changes into the lane just ahead",
+               "A car merges into the lane right in front"),
+    "hard_braking": ("The car ahead is braking hard", "The vehicle in front brakes suddenly",
+                     "The lead car slows down sharply"),
+    "closing_fast": ("The car is closing in fast on the vehicle ahead",
+                     "The gap to the car ahead is shrinking quickly",
+                     "The car approaches the slower vehicle ahead too fast"),
+    "clear": ("The road ahead is clear", "There is no danger on the road ahead",
+              "Traffic ahead flows smoothly with plenty of space"),
+}
+#: words that identify each dynamic risk type in a description (:func:`parse_dynamic_risk`)
+DYNAMIC_RISK_KEYWORDS = {
+    "collision": ("crash", "collision", "collided"),
+    "stopped_obstacle": ("stopped", "stationary", "standing"),
+    "cut_in": ("cutting", "changes into", "merges", "cut in", "cuts in"),
+    "hard_braking": ("braking", "brakes", "sharply"),
+    "closing_fast": ("closing", "shrinking", "too fast"),
+    "clear": ("clear", "no danger", "smoothly"),
+}
+CUT_IN_GAP = 30.0  # m: a vehicle entering the ego lane closer than this ahead is a cut-in
+HARD_BRAKING = -3.0  # m/s²: the leader decelerating harder than this brakes hard
+STOPPED_SPEED = 2.0  # m/s: a leader slower than this is a stopped obstacle …
+STOPPED_GAP = 60.0  # m: … when it is closer than this
+
+
+def dynamic_risk_category(crashed: bool, gap: float, leader_speed: float, leader_accel: float, cut_in: bool,
+                          ttc: float) -> str:
+    """The risk type of a frame window, most severe first (the labels of ``DYNAMIC_CAPTIONS``)."""
+    if crashed:
+        return "collision"
+    if gap < STOPPED_GAP and leader_speed < STOPPED_SPEED:
+        return "stopped_obstacle"
+    if cut_in:
+        return "cut_in"
+    if gap < STOPPED_GAP and leader_accel < HARD_BRAKING:
+        return "hard_braking"
+    if ttc < 4.0:
+        return "closing_fast"
+    return "clear"
+
+
+def parse_dynamic_risk(text: str | None) -> str | None:
+    """The risk type a description names (by ``DYNAMIC_RISK_KEYWORDS``, most severe first); None if none.
+
+    Example:
+        >>> parse_dynamic_risk("The car ahead is braking hard")
+        'hard_braking'
+    """
+    text = (text or "").lower()
+    return next((risk for risk, words in DYNAMIC_RISK_KEYWORDS.items() if any(w in text for w in words)), None)
+
+
 def risk_category(crashed: bool, imminent: bool, ttc: float, off_road: bool) -> str:
     """The caption category of one frame, most severe first."""
     if crashed:
@@ -65,29 +125,70 @@ def risk_category(crashed: bool, imminent: bool, ttc: float, off_road: bool) -> 
     return "clear"
 
 
-def _leader_state(env: Any) -> tuple[float, float]:
-    """(gap to the leader in the ego lane in m, time to collision in s) from highway-env's road."""
+def _leader_state(env: Any) -> tuple[Any, float, float]:
+    """(the leader in the ego lane or None, its gap in m, time to collision in s) from highway-env's road."""
     unwrapped = env.unwrapped
     ego = unwrapped.vehicle
     front, _ = unwrapped.road.neighbour_vehicles(ego, ego.lane_index)
     if front is None:
-        return GAP_NONE, TTC_NONE
+        return None, GAP_NONE, TTC_NONE
     gap = max(0.0, float(ego.lane_distance_to(front)) - (ego.LENGTH + front.LENGTH) / 2)
     closing = float(ego.speed - front.speed * np.cos(front.heading - ego.heading))
-    return min(gap, GAP_NONE), (min(gap / closing, TTC_NONE) if closing > 1e-3 else TTC_NONE)
+    return front, min(gap, GAP_NONE), (min(gap / closing, TTC_NONE) if closing > 1e-3 else TTC_NONE)
 
 
-def _row(env: Any, obs: dict, frames: list[np.ndarray], step: int, window: int) -> dict[str, Any]:
-    gap, ttc = _leader_state(env)
+def _scene(env: Any) -> dict[str, Any]:
+    """What the window's dynamic risk needs of one step: the ego lane, the leader, every vehicle's lane and speed."""
+    unwrapped = env.unwrapped
+    leader, gap, _ = _leader_state(env)
+    return {"ego_lane": unwrapped.vehicle.lane_index, "leader": id(leader) if leader is not None else None,
+            "gap": gap, "vehicles": {id(v): (v.lane_index, float(v.speed)) for v in unwrapped.road.vehicles}}
+
+
+def _same_lane(a: tuple, b: tuple) -> bool:
+    """Whether two highway-env lane indices (from, to, id) are one lane (the same id on joined segments)."""
+    return a[2] == b[2] and (a[:2] == b[:2] or a[1] == b[0] or b[1] == a[0])
+
+
+def _window_dynamics(scenes: list[dict[str, Any]], dt: float) -> tuple[float, float, bool]:
+    """(leader speed, leader's strongest deceleration in m/s², cut-in) over a window of scenes, current last."""
+    now = scenes[-1]
+    leader = now["leader"]
+    if leader is None:
+        return 0.0, 0.0, False
+    speeds = [s["vehicles"][leader][1] for s in scenes if leader in s["vehicles"]]
+    accel = min([(b - a) / dt for a, b in itertools.pairwise(speeds)], default=0.0)
+    first = scenes[0]
+    was_elsewhere = leader in first["vehicles"] and not _same_lane(first["vehicles"][leader][0], first["ego_lane"])
+    cut_in = was_elsewhere and _same_lane(first["ego_lane"], now["ego_lane"]) and now["gap"] < CUT_IN_GAP
+    return speeds[-1], min(accel, 0.0), cut_in
+
+
+def _row(env: Any, obs: dict, frames: list[np.ndarray], scenes: list[dict[str, Any]], step: int, window: int,
+         dt: float) -> dict[str, Any]:
+    _, gap, ttc = _leader_state(env)
     state = obs["vehicle_state"]
-    return {"image": frames[-1], "window": [frames[max(0, len(frames) - window + i)] for i in range(window)],
-            "step": step, "gap_to_leader": gap, "time_to_collision": ttc, "speed": float(state["speed"][0]),
-            "lateral_offset": float(state["lateral_offset"][0]), "off_road": bool(state["on_road"][0] < 0.5),
-            "crashed": bool(state["crashed"][0] > 0.5)}
+    start = max(0, len(frames) - window)
+    leader_speed, leader_accel, cut_in = _window_dynamics(scenes[start:], dt)
+    crashed = bool(state["crashed"][0] > 0.5)
+    row = {"image": frames[-1], "window": [frames[max(0, len(frames) - window + i)] for i in range(window)],
+           "step": step, "gap_to_leader": gap, "time_to_collision": ttc, "speed": float(state["speed"][0]),
+           "lateral_offset": float(state["lateral_offset"][0]), "off_road": bool(state["on_road"][0] < 0.5),
+           "crashed": crashed, "leader_accel": leader_accel, "cut_in": cut_in,
+           "dynamic_risk": dynamic_risk_category(crashed, gap, leader_speed, leader_accel, cut_in, ttc)}
+    if "objects" in obs:
+        row["objects"] = obs["objects"]
+    return row
 
 
-def _encode_frames(rows: list[dict[str, Any]]) -> None:
-    """Replace an episode's frames by PNG bytes, each frame encoded once although windows share it.
+def check_output_folder(out: Path, overwrite: bool) -> None:
+    """Refuse to write a dataset over a non-empty folder unless ``overwrite``."""
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ZooError(f"{out} exists and is not empty: nothing was written (pass overwrite to replace it)")
+
+
+def encode_frames(rows: list[dict[str, Any]]) -> None:
+    """Replace an episode's frames (``image``, and ``window`` if present) by PNG bytes, each encoded once.
 
     Handing numpy frames to ``datasets`` would turn every pixel into a Python int first (gigabytes for a
     few thousand rows); PNG bytes are what its ``Image`` feature stores anyway.
@@ -107,25 +208,32 @@ def _encode_frames(rows: list[dict[str, Any]]) -> None:
 
     for row in rows:
         row["image"] = png(row["image"])
-        row["window"] = [png(frame) for frame in row["window"]]
+        if "window" in row:
+            row["window"] = [png(frame) for frame in row["window"]]
 
 
 def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, horizon_s: float = 1.0,
-                   bev_size: int = 96, max_steps: int = 200) -> list[dict[str, Any]]:
-    """Drive one episode with ``policy`` and return its rows (without captions)."""
+                   bev_size: int = 96, max_steps: int = 200, objects: bool = False) -> list[dict[str, Any]]:
+    """Drive one episode with ``policy`` and return its rows (without captions).
+
+    ``objects``: also keep each frame's boxes of the other road users (``objects`` column, see
+    :meth:`zoo.envs.driving.DrivingEnv.objects`).
+    """
     from zoo.envs.driving import DrivingEnv
     from zoo.envs.presets import SCENARIOS
 
-    env = DrivingEnv(SCENARIOS.get(scenario), obs="bev", action="discrete", bev_size=bev_size)
+    env = DrivingEnv(SCENARIOS.get(scenario), obs="bev", action="discrete", bev_size=bev_size, objects=objects)
     rng = random.Random(seed)
     obs, _ = env.reset(seed=seed)
     dt = 1.0 / env.unwrapped.config["policy_frequency"]
     frames = [obs["pixels"].transpose(1, 2, 0)]
-    rows = [_row(env, obs, frames, 0, window)]
+    scenes = [_scene(env)]
+    rows = [_row(env, obs, frames, scenes, 0, window, dt)]
     for step in range(1, max_steps):
         obs, _, terminated, truncated, _ = env.step(rng.choices(range(5), weights=_ACTION_PROBS[policy])[0])
         frames.append(obs["pixels"].transpose(1, 2, 0))
-        rows.append(_row(env, obs, frames, step, window))
+        scenes.append(_scene(env))
+        rows.append(_row(env, obs, frames, scenes, step, window, dt))
         if terminated or truncated:
             break
     env.close()
@@ -134,6 +242,44 @@ def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, ho
     for row in rows:
         row["collision_within_horizon"] = first_crash is not None and 0 <= (first_crash - row["step"]) * dt <= horizon_s
     return rows
+
+
+def recorded_episodes(scenarios: list[str], frames: int, rng: random.Random, *, seed: int = 0,
+                      validation_every: int = 5, progress: bool = True,
+                      **episode: Any) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Drive episodes until about ``frames`` rows are recorded; yield each as ``(split, rows)``.
+
+    Episode ``i`` uses seed ``seed + i`` and the scenarios in turn; its policy is drawn from :data:`POLICIES`
+    with ``rng``. Its rows (:func:`record_episode`, which ``episode`` configures) carry ``scenario``,
+    ``policy`` and ``episode_seed``; ``split`` is ``"validation"`` when the seed is a multiple of
+    ``validation_every``, else ``"train"``.
+
+    Raises:
+        ZooError: a scenario without discrete meta-actions, ``frames < 1`` or ``validation_every < 2``.
+    """
+    from rich.progress import Progress
+
+    from zoo.envs.presets import SCENARIOS
+
+    for name in scenarios:
+        if "discrete" not in SCENARIOS.get(name).action_modes:
+            raise ZooError(f"scenario {name!r} has no discrete meta-actions to drive it with")
+    if frames < 1 or validation_every < 2:
+        raise ZooError(f"need frames >= 1 and validation_every >= 2; got {frames}, {validation_every}")
+    recorded = 0
+    episode_seed = seed
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("recording BEV frames", total=frames)
+        while recorded < frames:
+            scenario = scenarios[(episode_seed - seed) % len(scenarios)]
+            policy = rng.choice(POLICIES)
+            rows = record_episode(scenario, episode_seed, policy, **episode)
+            for row in rows:
+                row.update(scenario=scenario, policy=policy, episode_seed=episode_seed)
+            recorded += len(rows)
+            bar.update(task, completed=min(frames, recorded))
+            yield "validation" if episode_seed % validation_every == 0 else "train", rows
+            episode_seed += 1
 
 
 def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, seed: int = 0, window: int = 4,
@@ -157,39 +303,22 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
         The ``DatasetDict`` with ``train`` and ``validation`` splits.
     """
     import datasets
-    from rich.progress import Progress
 
-    from zoo.envs.presets import SCENARIOS
-
-    for name in scenarios:
-        SCENARIOS.get(name)
-        if "discrete" not in SCENARIOS.get(name).action_modes:
-            raise ZooError(f"scenario {name!r} has no discrete meta-actions to drive it with")
-    if frames < 1 or window < 1 or validation_every < 2:
-        raise ZooError(f"need frames >= 1, window >= 1, validation_every >= 2; got {frames}, {window}, "
-                       f"{validation_every}")
+    if window < 1:
+        raise ZooError(f"need window >= 1, got {window}")
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ZooError(f"{out} exists and is not empty: nothing was written (pass overwrite to replace it)")
+    check_output_folder(out, overwrite)
     rng = random.Random(seed)
     splits: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
-    episode_seed = seed
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("recording BEV frames", total=frames)
-        while sum(map(len, splits.values())) < frames:
-            scenario = scenarios[(episode_seed - seed) % len(scenarios)]
-            policy = rng.choice(POLICIES)
-            rows = record_episode(scenario, episode_seed, policy, window=window, horizon_s=horizon_s,
-                                  bev_size=bev_size)
-            _encode_frames(rows)
-            for row in rows:
-                row["risk"] = risk_category(row["crashed"], row["collision_within_horizon"],
-                                            row["time_to_collision"], row["off_road"])
-                row["caption"] = rng.choice(CAPTIONS[row["risk"]])
-                row.update(scenario=scenario, policy=policy, episode_seed=episode_seed)
-            splits["validation" if episode_seed % validation_every == 0 else "train"].extend(rows)
-            episode_seed += 1
-            bar.update(task, completed=min(frames, sum(map(len, splits.values()))))
+    for split, rows in recorded_episodes(scenarios, frames, rng, seed=seed, validation_every=validation_every,
+                                         progress=progress, window=window, horizon_s=horizon_s, bev_size=bev_size):
+        encode_frames(rows)
+        for row in rows:
+            row["risk"] = risk_category(row["crashed"], row["collision_within_horizon"],
+                                        row["time_to_collision"], row["off_road"])
+            row["caption"] = rng.choice(CAPTIONS[row["risk"]])
+            row["dynamic_caption"] = rng.choice(DYNAMIC_CAPTIONS[row["dynamic_risk"]])
+        splits[split].extend(rows)
     features = datasets.Features({
         "image": datasets.Image(), "window": datasets.Sequence(datasets.Image()), "caption": datasets.Value("string"),
         "risk": datasets.ClassLabel(names=list(CAPTIONS)), "crashed": datasets.Value("bool"),
@@ -197,7 +326,9 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
         "gap_to_leader": datasets.Value("float32"), "lateral_offset": datasets.Value("float32"),
         "off_road": datasets.Value("bool"), "speed": datasets.Value("float32"), "step": datasets.Value("int32"),
         "episode_seed": datasets.Value("int64"), "scenario": datasets.Value("string"),
-        "policy": datasets.Value("string"),
+        "policy": datasets.Value("string"), "leader_accel": datasets.Value("float32"),
+        "cut_in": datasets.Value("bool"), "dynamic_risk": datasets.ClassLabel(names=list(DYNAMIC_CAPTIONS)),
+        "dynamic_caption": datasets.Value("string"),
     })
     dataset = datasets.DatasetDict({
         name: datasets.Dataset.from_list(rows, features=features) for name, rows in splits.items()})

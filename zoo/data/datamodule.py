@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -39,24 +39,32 @@ class CaptionDataset:
     frames: int = 2000
     seed: int = 0
 
+    #: columns the dataset must have, and what makes such a dataset (for the error messages)
+    columns: ClassVar[tuple[str, ...]] = COLUMNS
+    made_by: ClassVar[str] = "zoo data bev-captions"
+
+    def record(self) -> None:
+        """Record the dataset into :attr:`path`."""
+        from zoo.data.bev_captions import make_bev_captions
+
+        make_bev_captions(self.scenarios, self.frames, self.path, seed=self.seed)
+
     def load(self):
         """Record the dataset if its folder is missing, then load it (checked for the expected columns)."""
         import datasets
 
-        from zoo.data.bev_captions import make_bev_captions
-
         if not Path(self.path).exists():
-            make_bev_captions(self.scenarios, self.frames, self.path, seed=self.seed)
+            self.record()
         try:
             data = datasets.load_from_disk(self.path)
         except (FileNotFoundError, ValueError) as err:
-            raise ZooError(f"{self.path} is not a saved dataset ({err}); make one with `zoo data bev-captions`") from None
+            raise ZooError(f"{self.path} is not a saved dataset ({err}); make one with `{self.made_by}`") from None
         splits = data if isinstance(data, datasets.DatasetDict) else {"train": data}
         for name, split in splits.items():
-            missing = [c for c in COLUMNS if c not in split.column_names]
+            missing = [c for c in self.columns if c not in split.column_names]
             if missing:
                 raise ZooError(f"dataset {self.path} split {name!r} lacks column(s) {', '.join(missing)}: "
-                               f"not a `zoo data bev-captions` dataset (columns: {', '.join(split.column_names)})")
+                               f"not a `{self.made_by}` dataset (columns: {', '.join(split.column_names)})")
         return data
 
 
@@ -64,6 +72,13 @@ def frames_tensor(split) -> torch.Tensor:
     """uint8 frames ``[N, 3, H, W]`` of a dataset split."""
     images = split.with_format("numpy", columns=["image"])["image"]
     return torch.from_numpy(np.ascontiguousarray(np.stack(list(images)))).permute(0, 3, 1, 2).contiguous()
+
+
+def windows_tensor(split) -> torch.Tensor:
+    """uint8 frame windows ``[N, K+1, 3, H, W]`` (oldest first) of a dataset split."""
+    windows = split.with_format("numpy", columns=["window"])["window"]
+    stacked = np.stack([np.stack(list(w)) for w in windows])
+    return torch.from_numpy(np.ascontiguousarray(stacked)).permute(0, 1, 4, 2, 3).contiguous()
 
 
 def labels(split) -> dict[str, np.ndarray]:
@@ -81,20 +96,26 @@ class BEVCaptionsData(LightningDataModule):
         train: training dataset (its ``validation`` split selects the model).
         test: held-out dataset for the card's numbers (default: none).
         batch_size: frames per batch.
-        balance: sample risk categories equally often (collisions are rare among driving frames).
+        balance: sample rare risk categories more often (collisions are rare among driving frames).
+        balance_power: a row is drawn with weight ``count(its category) ** -balance_power``: 1 draws every
+            category equally often, 0.5 (the default) halfway, in log scale.
 
     Example:
         >>> data = BEVCaptionsData(CaptionDataset("data/bev", ["highway-fast"], frames=500))  # doctest: +SKIP
     """
 
+    #: the columns read: frames, caption, risk category
+    frame_column, caption_column, risk_column = "image", "caption", "risk"
+
     def __init__(self, train: CaptionDataset, test: CaptionDataset | None = None, batch_size: int = 128,
-                 balance: bool = True) -> None:
+                 balance: bool = True, balance_power: float = 0.5) -> None:
         super().__init__()
         if batch_size < 2:
             raise ZooError(f"batch_size must be >= 2 for a contrastive loss, got {batch_size}")
         self.train_spec, self.test_spec = train, test
         self.batch_size = batch_size
         self.balance = balance
+        self.balance_power = balance_power
         self.captions: list[str] = []
         self.caption_risk: list[int] = []
         self.risk_names: list[str] = []
@@ -111,20 +132,26 @@ class BEVCaptionsData(LightningDataModule):
         data = self.train_spec.load()
         if "validation" not in data or "train" not in data:
             raise ZooError(f"dataset {self.train_spec.path} needs train and validation splits")
+        needed = (self.frame_column, self.caption_column, self.risk_column)
+        missing = [c for c in needed if c not in data["train"].column_names]
+        if missing:
+            raise ZooError(f"dataset {self.train_spec.path} lacks column(s) {', '.join(missing)}: record it again "
+                           "with this version of `zoo data bev-captions`")
         self.splits = {"train": data["train"], "validation": data["validation"]}
         if self.test_spec is not None:
             test = self.test_spec.load()
-            self.splits["test"] = _concat(test)
-        risk_of = dict(zip(data["train"]["caption"], data["train"]["risk"]))
+            self.splits["test"] = concat_splits(test)
+        risk_of = dict(zip(data["train"][self.caption_column], data["train"][self.risk_column]))
         self.captions = sorted(risk_of)
         self.caption_risk = [risk_of[c] for c in self.captions]
-        self.risk_names = data["train"].features["risk"].names
+        self.risk_names = data["train"].features[self.risk_column].names
 
     def tensors(self, split: str) -> TensorDataset:
         rows = self.splits[split]
         index = {c: i for i, c in enumerate(self.captions)}
-        captions = torch.tensor([index.get(c, -1) for c in rows["caption"]])
-        return TensorDataset(frames_tensor(rows), captions, torch.tensor(rows["risk"]))
+        captions = torch.tensor([index.get(c, -1) for c in rows[self.caption_column]])
+        frames = frames_tensor(rows) if self.frame_column == "image" else windows_tensor(rows)
+        return TensorDataset(frames, captions, torch.tensor(rows[self.risk_column]))
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.tensors("train")
@@ -132,9 +159,10 @@ class BEVCaptionsData(LightningDataModule):
         if self.balance:
             risk = dataset.tensors[2]
             counts = torch.bincount(risk, minlength=len(self.risk_names)).float()
-            # 1/sqrt(count): rare categories (collisions) come up far more often, without repeating a few
-            # frames so often that the model memorises them.
-            sampler = WeightedRandomSampler(counts[risk].rsqrt().double(), num_samples=len(risk))
+            # 1/sqrt(count) by default: rare categories (collisions) come up far more often, without repeating
+            # a few frames so often that the model memorises them.
+            weights = counts[risk].pow(-self.balance_power).double()
+            sampler = WeightedRandomSampler(weights, num_samples=len(risk))
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, shuffle=sampler is None,
                           drop_last=True)
 
@@ -142,8 +170,21 @@ class BEVCaptionsData(LightningDataModule):
         return DataLoader(self.tensors("validation"), batch_size=self.batch_size * 2)
 
 
-def _concat(data):
+def concat_splits(data):
     """All splits of a held-out dataset as one (every one of its episodes is unseen)."""
     import datasets
 
     return datasets.concatenate_datasets(list(data.values())) if isinstance(data, datasets.DatasetDict) else data
+
+
+class WindowCaptionsData(BEVCaptionsData):
+    """Frame windows with the description of their dynamic risk, for training a risk describer.
+
+    Batches are ``(windows uint8 [B, K+1, 3, H, W], caption index [B], dynamic risk type [B])``, read from
+    the ``window``, ``dynamic_caption`` and ``dynamic_risk`` columns of ``zoo data bev-captions``.
+
+    Example:
+        >>> data = WindowCaptionsData(CaptionDataset("data/risk", ["highway-fast"], frames=500))  # doctest: +SKIP
+    """
+
+    frame_column, caption_column, risk_column = "window", "dynamic_caption", "dynamic_risk"

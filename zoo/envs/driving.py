@@ -20,9 +20,22 @@ from gymnasium import spaces
 
 from zoo import keys
 from zoo.envs.presets import ScenarioPreset
+from zoo.registry import ZooError
 
 OBS_MODES = ("kinematics", "bev", "both")
 ACTION_MODES = ("continuous", "discrete")
+
+#: classes of the road users written under ``keys.OBJECTS``, told apart by what the BEV frame shows:
+#: ``crashed_car`` is a vehicle that has collided (highway-env draws it red), ``car`` any other vehicle.
+#: highway-env's vehicles all share one size, so there is no truck class; a stopped car looks like a
+#: moving one in a single frame, so speed makes no class either.
+OBJECT_CLASSES = ("car", "crashed_car")
+#: columns of a ``keys.OBJECTS`` row: the box in BEV pixels (x right, y down), the class index, 1.0 for a real row
+OBJECT_FIELDS = ("x1", "y1", "x2", "y2", "class_index", "valid")
+#: tyre length highway-env's VehicleGraphics leaves room for in front of and behind a vehicle's body (m)
+_TYRE_LENGTH_M = 1.0
+#: rows of ``keys.OBJECTS``: the nearest road users in the frame first; padding rows have ``valid = 0``
+MAX_OBJECTS = 16
 
 
 def _wrap_to_pi(angle: float) -> float:
@@ -43,7 +56,11 @@ class DrivingEnv(gym.Wrapper):
             or ``"discrete"`` (highway-env's meta-actions).
         bev_size: side of the square BEV frame in pixels.
         bev_range_m: metres of road across the BEV frame.
+        frame_window: BEV frames in ``pixels_window`` (the current one and those before it; the first frame
+            repeated at an episode's start); 1 writes no window.
         stability_window_s: seconds of lateral offsets behind ``lateral_offset_std``.
+        objects: also write ``keys.OBJECTS``, the boxes of the other road users in the BEV frame (needs a
+            BEV frame: ``obs`` ``"bev"`` or ``"both"``).
         config: extra highway-env config overrides.
     """
 
@@ -55,7 +72,9 @@ class DrivingEnv(gym.Wrapper):
         action: str = "discrete",
         bev_size: int = 96,
         bev_range_m: float = 60.0,
+        frame_window: int = 1,
         stability_window_s: float = 2.0,
+        objects: bool = False,
         config: dict[str, Any] | None = None,
     ) -> None:
         # SDL prints an error for every new process when this is unset; rendering works either way.
@@ -68,7 +87,16 @@ class DrivingEnv(gym.Wrapper):
         import highway_env  # noqa: F401  (registers the gymnasium ids)
 
         self.preset = preset
+        if frame_window < 1:
+            raise ZooError(f"frame_window must be >= 1, got {frame_window}")
+        if frame_window > 1 and obs == "kinematics":
+            raise ZooError("frame_window > 1 needs BEV frames: set obs to 'bev' or 'both'")
         self.render_bev = obs in ("bev", "both")
+        self.frame_window = frame_window
+        self._frames: deque[np.ndarray] = deque(maxlen=frame_window)
+        if objects and not self.render_bev:
+            raise ZooError(f"objects=True gives boxes in the BEV frame, so it needs obs 'bev' or 'both', not {obs!r}")
+        self.write_objects = objects
         self.expose_vector = obs in ("kinematics", "both")
         env_config = {
             **preset.config,
@@ -91,6 +119,10 @@ class DrivingEnv(gym.Wrapper):
             observation[keys.OBSERVATION] = spaces.Box(-np.inf, np.inf, (size,), np.float32)
         if self.render_bev:
             observation[keys.PIXELS] = spaces.Box(0, 255, (3, bev_size, bev_size), np.uint8)
+        if frame_window > 1:
+            observation[keys.PIXELS_WINDOW] = spaces.Box(0, 255, (frame_window, 3, bev_size, bev_size), np.uint8)
+        if objects:
+            observation[keys.OBJECTS] = spaces.Box(-np.inf, np.inf, (MAX_OBJECTS, len(OBJECT_FIELDS)), np.float32)
         observation[keys.VEHICLE_STATE] = spaces.Dict({name: _scalar_box() for name in keys.VEHICLE_STATE_FIELDS})
         observation[keys.ENV_REWARD] = _scalar_box()
         self.observation_space = spaces.Dict(observation)
@@ -109,6 +141,7 @@ class DrivingEnv(gym.Wrapper):
         obs, info = self.env.reset(seed=seed, options=options)
         self._distance = 0.0
         self._lateral_offsets.clear()
+        self._frames.clear()
         return self._observation(obs, env_reward=0.0), info
 
     def step(self, action):
@@ -127,6 +160,13 @@ class DrivingEnv(gym.Wrapper):
             out[keys.OBSERVATION] = np.asarray(obs, dtype=np.float32).reshape(-1)
         if self.render_bev:
             out[keys.PIXELS] = self.bev_frame()
+        if self.frame_window > 1:
+            self._frames.append(out[keys.PIXELS])
+            while len(self._frames) < self.frame_window:  # an episode's start: repeat its first frame
+                self._frames.appendleft(self._frames[0])
+            out[keys.PIXELS_WINDOW] = np.stack(self._frames)
+        if self.write_objects:
+            out[keys.OBJECTS] = self.objects()
         state = self.vehicle_state()
         self._lateral_offsets.append(state["lateral_offset"])
         state["lateral_offset_std"] = float(np.std(self._lateral_offsets))
@@ -141,6 +181,45 @@ class DrivingEnv(gym.Wrapper):
         # for its video recorder): 14 wasted renders per step at 15 Hz. The zoo only needs decision frames.
         self.unwrapped.enable_auto_render = False
         return np.ascontiguousarray(frame.transpose(2, 0, 1))
+
+    def objects(self) -> np.ndarray:
+        """Boxes of the other road users in the last BEV frame, float32 ``[MAX_OBJECTS, 6]`` (:data:`OBJECT_FIELDS`).
+
+        Each box bounds the vehicle's body where highway-env drew it: its ``VehicleGraphics`` draws the
+        ``LENGTH`` x ``WIDTH`` body (in whole pixels, ``WorldSurface.pix``) inside a square of ``LENGTH + 2`` m
+        (room for the tyres), turns the square by the heading and blits it centred on ``vec2pix(position)``,
+        the world to pixel transform of the viewer that drew the frame, at whole pixels. Boxes are clipped to
+        the frame; vehicles wholly outside it are left out; the nearest come first.
+        """
+        unwrapped = self.unwrapped
+        surface = unwrapped.viewer.sim_surface  # placed on the ego car by the render of this frame
+        ego = unwrapped.vehicle
+        rows = []
+        others = sorted((v for v in unwrapped.road.vehicles if v is not ego),
+                        key=lambda v: float(np.linalg.norm(v.position - ego.position)))
+        for vehicle in others:
+            square = surface.pix(vehicle.LENGTH + 2 * _TYRE_LENGTH_M)
+            length, width = surface.pix(vehicle.LENGTH), surface.pix(vehicle.WIDTH)
+            # the body's centre relative to the square's, and the whole-pixel blit of a square of odd side
+            dx = surface.pix(_TYRE_LENGTH_M) + length / 2 - square / 2
+            dy = surface.pix(vehicle.LENGTH / 2 + _TYRE_LENGTH_M - vehicle.WIDTH / 2) + width / 2 - square / 2
+            blit = -0.5 * (square % 2)
+            heading = vehicle.heading if abs(vehicle.heading) > np.deg2rad(2) else 0.0  # as highway-env draws it
+            cos, sin = np.cos(heading), np.sin(heading)
+            x, y = surface.vec2pix(vehicle.position)
+            cx, cy = x + dx * cos - dy * sin + blit, y + dx * sin + dy * cos + blit
+            half_x = (abs(cos) * length + abs(sin) * width) / 2
+            half_y = (abs(sin) * length + abs(cos) * width) / 2
+            x1, x2 = np.clip((cx - half_x, cx + half_x), 0, self.bev_size)
+            y1, y2 = np.clip((cy - half_y, cy + half_y), 0, self.bev_size)
+            if x2 > x1 and y2 > y1:
+                label = OBJECT_CLASSES.index("crashed_car" if vehicle.crashed else "car")
+                rows.append((x1, y1, x2, y2, label, 1.0))
+            if len(rows) == MAX_OBJECTS:
+                break
+        out = np.zeros((MAX_OBJECTS, len(OBJECT_FIELDS)), dtype=np.float32)
+        out[:len(rows)] = np.reshape(rows, (-1, len(OBJECT_FIELDS)))
+        return out
 
     def vehicle_state(self) -> dict[str, float]:
         """Ego vehicle state read from the simulator (units in :mod:`zoo.keys`)."""

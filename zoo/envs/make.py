@@ -23,7 +23,9 @@ class EnvConfig:
         obs: ``"kinematics"``, ``"bev"`` or ``"both"``.
         bev_size: side of the square BEV frame in pixels.
         bev_range_m: metres of road across the BEV frame.
+        frame_window: BEV frames in ``pixels_window`` (current one last); 1 writes no window.
         num_envs: environments stepped in parallel (separate processes when > 1).
+        objects: also write ``keys.OBJECTS`` (boxes of the other road users in the BEV frame; needs a BEV ``obs``).
         config: extra highway-env config overrides.
     """
 
@@ -32,7 +34,9 @@ class EnvConfig:
     obs: str = "kinematics"
     bev_size: int = 96
     bev_range_m: float = 60.0
+    frame_window: int = 1
     num_envs: int = 1
+    objects: bool = False
     config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -43,16 +47,22 @@ class EnvConfig:
             if self.action not in preset.action_modes:
                 raise ZooError(f"scenario {self.scenario!r} supports action modes {list(preset.action_modes)}, "
                                f"not {self.action!r}")
+        if self.frame_window < 1:
+            raise ZooError(f"frame_window must be >= 1, got {self.frame_window}")
         if self.num_envs < 1:
             raise ZooError(f"num_envs must be >= 1, got {self.num_envs}")
+        if self.objects and self.obs == "kinematics":
+            raise ZooError("objects=True gives boxes in the BEV frame, so it needs obs 'bev' or 'both', not "
+                           "'kinematics'")
 
     def make(self, **overrides: Any) -> TransformedEnv:
         return make_env(**{**asdict(self), **overrides})
 
 
-def _gym_env(scenario: str, obs: str, action: str, bev_size: int, bev_range_m: float, config: dict) -> EnvBase:
+def _gym_env(scenario: str, obs: str, action: str, bev_size: int, bev_range_m: float, frame_window: int,
+             objects: bool, config: dict) -> EnvBase:
     driving = DrivingEnv(SCENARIOS.get(scenario), obs=obs, action=action, bev_size=bev_size,
-                         bev_range_m=bev_range_m, config=config)
+                         bev_range_m=bev_range_m, frame_window=frame_window, objects=objects, config=config)
     return GymWrapper(driving, categorical_action_encoding=True)
 
 
@@ -63,7 +73,9 @@ def make_env(
     obs: str = "kinematics",
     bev_size: int = 96,
     bev_range_m: float = 60.0,
+    frame_window: int = 1,
     num_envs: int = 1,
+    objects: bool = False,
     seed: int | None = None,
     reward: Any = None,
     config: dict[str, Any] | None = None,
@@ -80,7 +92,10 @@ def make_env(
         obs: ``"kinematics"``, ``"bev"`` (BEV frame) or ``"both"``.
         bev_size: BEV frame side in pixels.
         bev_range_m: metres of road across the BEV frame.
+        frame_window: BEV frames in ``pixels_window`` (current one last; needs ``obs`` with frames).
         num_envs: number of environments; batched along the first dimension.
+        objects: also write ``objects`` (boxes of the other road users in the BEV frame, see
+            :meth:`zoo.envs.driving.DrivingEnv.objects`); needs ``obs`` ``"bev"`` or ``"both"``.
         seed: base seed (environment ``i`` gets ``seed + i``).
         reward: a :class:`zoo.rewards.RewardModule`; default: highway-env's engineered reward.
         config: extra highway-env config overrides.
@@ -95,9 +110,10 @@ def make_env(
     """
     from zoo.rewards import EngineeredReward
 
-    config = EnvConfig(scenario, action or "discrete", obs, bev_size, bev_range_m, num_envs, dict(config or {}))
+    config = EnvConfig(scenario, action or "discrete", obs, bev_size, bev_range_m, frame_window, num_envs, objects,
+                       dict(config or {}))
     factory = partial(_gym_env, config.scenario, config.obs, config.action, config.bev_size, config.bev_range_m,
-                      config.config)
+                      config.frame_window, config.objects, config.config)
     if num_envs == 1:
         base: EnvBase = factory()
     else:

@@ -68,6 +68,10 @@ class RewardModule(Transform):
     terms: tuple[str, ...] = ()
     #: whether the reward reads the BEV frame (the env must then render it)
     needs_pixels: bool = False
+    #: BEV frames the reward reads in ``pixels_window`` (1: the reward reads no window)
+    frame_window: int = 1
+    #: whether the reward reads the simulator's objects (``keys.OBJECTS``: an oracle gate)
+    needs_objects: bool = False
 
     def __init__(self) -> None:
         super().__init__(in_keys=[], out_keys=[keys.REWARD])
@@ -116,7 +120,8 @@ class RewardModule(Transform):
         """
         names = init_arguments(type(self))
         args = {name: getattr(self, name) for name in names}
-        args = {k: v.config() if isinstance(v, RewardModule) else v for k, v in args.items()}
+        # nested components (reward modules, a gate …) are written as entries too
+        args = {k: v.config() if callable(getattr(v, "config", None)) else v for k, v in args.items()}
         return {"class_path": _public_path(type(self)), "init_args": args}
 
     def copy_for_env(self) -> RewardModule:

@@ -43,24 +43,22 @@ def calibrate(reward: Any, scenario: str = "highway-fast", frames: int = 500, se
         from zoo.registry import ZooError
 
         raise ZooError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
+    # the env renders what the reward reads: frames, frame windows and objects (a dynamic pathway)
     env = make_env(scenario, obs="bev", bev_size=bev_size, bev_range_m=bev_range_m, seed=seed,
+                   frame_window=getattr(reward, "frame_window", 1), objects=getattr(reward, "needs_objects", False),
                    reward=EngineeredReward())
-    recorded, crashed = [], []
+    recorded = []
     try:
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task(f"recording {scenario}", total=frames)
             while sum(len(r) for r in recorded) < frames:
-                rollout = env.rollout(frames, break_when_any_done=True)
-                recorded.append(rollout.get(("next", keys.PIXELS)))
-                crashed.append(rollout.get(("next", keys.CRASHED)).reshape(-1) > 0.5)
+                recorded.append(env.rollout(frames, break_when_any_done=True).get("next"))
                 bar.update(task, completed=min(frames, sum(len(r) for r in recorded)))
     finally:
         env.close()
-    pixels = torch.cat(recorded)[:frames]
-    crash = torch.cat(crashed)[:frames]
-    from tensordict import TensorDict
-
-    scores = reward.compute(TensorDict({keys.PIXELS: pixels}, batch_size=[len(pixels)]))[keys.REWARD].reshape(-1)
+    states = torch.cat(recorded)[:frames]
+    crash = states.get(keys.CRASHED).reshape(-1) > 0.5
+    scores = reward.compute(states)[keys.REWARD].reshape(-1)
     q = torch.quantile(scores, torch.tensor([low / 100, high / 100]))
     return {
         "scenario": scenario,

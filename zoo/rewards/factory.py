@@ -6,16 +6,17 @@ from typing import Any
 
 from zoo.registry import Registry, ZooError
 from zoo.rewards.base import RewardModule, init_arguments
+from zoo.rewards.dynamic import DualPathwayReward
 from zoo.rewards.synthesis import HierarchicalReward
 from zoo.rewards.vlm import CLGReward, LORDReward, RoboCLIPReward, VLMRMReward, VLMSRReward
 
 HEADS: Registry[type] = Registry("reward head")
 for _name, _cls in (("clg", CLGReward), ("vlm-sr", VLMSRReward), ("vlm-rm", VLMRMReward), ("lord", LORDReward),
-                    ("roboclip", RoboCLIPReward)):
+                    ("roboclip", RoboCLIPReward), ("dual-pathway", DualPathwayReward)):
     HEADS.register(_name, _cls)
 
 
-PROMPT_ARGUMENTS = ("positive", "negative", "goal", "baseline")
+PROMPT_ARGUMENTS = ("positive", "negative", "goal", "baseline", "dynamic_positive")
 
 
 def create_reward_model(
@@ -39,7 +40,8 @@ def create_reward_model(
         name_or_path: zoo name (``drive-clip-bev-tiny``, see :func:`zoo.list_models`), ``models:/<name>@<alias>``
             URI, folder, or hub id in the local cache: any source :func:`zoo.registry.resolve_model` takes.
         pretrained: load trained weights; ``False`` builds a zoo architecture freshly initialised.
-        head: ``clg``, ``vlm-sr``, ``vlm-rm``, ``lord`` or ``roboclip`` (default: the card's, else ``clg``).
+        head: ``clg``, ``vlm-sr``, ``vlm-rm``, ``lord``, ``roboclip`` or ``dual-pathway`` (DriveVLM-RL: CLG + the
+            gated dynamic pathway; ``gate``, ``describer`` … as keyword arguments) (default: the card's, else ``clg``).
         prompts: the head's text goals by argument name, e.g. ``{"positive": ..., "negative": ...}`` for CLG,
             ``{"goal": ..., "baseline": ...}`` for VLM-RM.
         quantization: ``{"bits": 4|8}``.

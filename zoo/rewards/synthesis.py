@@ -67,6 +67,8 @@ class HierarchicalReward(RewardModule):
                 raise ZooError(f"{name} must be positive, got {value}")
         self.semantic = semantic
         self.needs_pixels = semantic.needs_pixels
+        self.frame_window = semantic.frame_window
+        self.needs_objects = semantic.needs_objects
         self.terms = HierarchicalReward.terms + tuple(f"semantic_{t}" for t in semantic.terms)
         self.theta_min, self.theta_max = theta_min, theta_max
         self.v_target, self.d_max, self.heading_max, self.sigma_max = v_target, d_max, heading_max, sigma_max

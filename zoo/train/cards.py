@@ -69,3 +69,48 @@ def render_readme(card: dict[str, Any], notes: list[str]) -> str:
               f"Best epoch {training['best_epoch']} of {training['epochs']}; data: `{data}`.", ""]
     lines += [f"{note}\n" for note in notes]
     return "\n".join(lines)
+
+
+def export_describer(module: Any, results: dict[str, dict[str, Any]]) -> None:
+    """Save a trained risk describer (:class:`zoo.train.describer.RiskDescriberTraining`) as a zoo model folder."""
+    from zoo.vlm.packaging import write_model_folder
+
+    export, data, hp = module.export, module.trainer.datamodule, module.hparams
+    card: dict[str, Any] = {
+        "name": export.name, "kind": "describer", "summary": export.summary, "metrics": results,
+        "training": {"command": export.command, "frames": hp.frames, "size": hp.size, "epochs": module.current_epoch,
+                     "best_epoch": module.best["epoch"], "train_data": asdict(data.train_spec),
+                     "test_data": asdict(data.test_spec) if data.test_spec else None,
+                     "rows": {split: len(rows) for split, rows in data.splits.items()}},
+    }
+
+    def save(staging) -> None:
+        module.model.save_pretrained(staging)
+        module.tokenizer.save_pretrained(staging)
+        module.image_processor.save_pretrained(staging)
+
+    write_model_folder(export.folder, save, card, render_describer_readme(card, export.notes))
+
+
+def render_describer_readme(card: dict[str, Any], notes: list[str]) -> str:
+    """The human card of a risk describer: accuracy of the described risk type per type, next to the majority class."""
+    training = card["training"]
+    measured = ("Each window is described by greedy decoding; the description is parsed back to a risk type "
+                "(`zoo.data.bev_captions.parse_dynamic_risk`) and compared with the simulator's ground truth. The "
+                f"test split's episodes (seeds from {(training['test_data'] or {}).get('seed', '—')}) were never used "
+                "for training or model selection (the validation split's balanced accuracy selected the epoch). "
+                "Baseline: always the training data's most common type.")
+    lines = [f"# {card['name']}", "", card["summary"], "", "## Quality", "", measured, ""]
+    for split, scores in card["metrics"].items():
+        summary = (f"**{split}**: {scores['windows']} windows, accuracy {scores['accuracy']:.3f} (majority class "
+                   f"`{scores['majority_class']}`: {scores['majority_baseline']:.3f}), balanced accuracy "
+                   f"{scores['balanced_accuracy']:.3f}, unparsed descriptions {scores['unparsed']:.3f}.")
+        lines += [summary, "", "| risk type | windows | accuracy | majority baseline |", "|---|---|---|---|"]
+        lines += [f"| {risk} | {v['windows']} | {v['accuracy']:.3f} | {v['majority_baseline']:.3f} |"
+                  for risk, v in scores["per_type"].items()]
+        lines.append("")
+    data = f"data: `{json.dumps(training['train_data'])}` (windows per split: {training['rows']})"
+    lines += ["## Training", "", f"Train again: `{training['command']}`", "",
+              f"Best epoch {training['best_epoch']} of {training['epochs']}; {data}.", ""]
+    lines += [f"{note}\n" for note in notes]
+    return "\n".join(lines)

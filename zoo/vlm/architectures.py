@@ -81,3 +81,54 @@ def build_drive_clip_bev(folder: str | Path, size: str = "tiny", seed: int = 0) 
     CLIPImageProcessor(size={"shortest_edge": 2 * side}, crop_size={"height": side, "width": side},
                        image_mean=list(BEV_MEAN), image_std=list(BEV_STD)).save_pretrained(folder)
     return folder
+
+
+#: the risk describer's sizes: a ViT over the window's frames stacked as channels, a small BERT decoder
+RISK_DESCRIBER_SIZES = {
+    "tiny": {"encoder": {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
+                         "intermediate_size": 256, "image_size": 96, "patch_size": 12},
+             "decoder": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                         "intermediate_size": 256, "max_position_embeddings": 32}},
+}
+
+
+def risk_describer_parts(captions: list[str], frames: int = 4, size: str = "tiny", seed: int = 0):
+    """An untrained ``risk-describer`` captioner: ``(VisionEncoderDecoderModel, tokenizer, image processor)``.
+
+    The encoder is a ViT whose input is the window's ``frames`` BEV frames stacked as channels (oldest
+    first), so its patch embedding sees each patch's change over time; the whole frame is resized to the
+    ViT's side (what matters is ahead of the ego car, near the frame's edge) and standardised with the BEV
+    statistics. The decoder is a 2-layer BERT with cross-attention over a word-level vocabulary of
+    ``captions``' words.
+
+    Example:
+        >>> model, tokenizer, processor = risk_describer_parts(["The road ahead is clear"])  # doctest: +SKIP
+    """
+    from transformers import (
+        BertConfig,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
+
+    from zoo.vlm.tiny import word_level_tokenizer
+
+    check_choice("risk-describer size", size, list(RISK_DESCRIBER_SIZES))
+    spec = RISK_DESCRIBER_SIZES[size]
+    tokenizer = word_level_tokenizer([w for c in captions for w in c.split()],
+                                     max_length=spec["decoder"]["max_position_embeddings"])
+    special = {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
+               "eos_token_id": tokenizer.eos_token_id}
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(
+        ViTConfig(num_channels=3 * frames, **spec["encoder"]),
+        BertConfig(vocab_size=len(tokenizer), is_decoder=True, add_cross_attention=True, **special, **spec["decoder"]))
+    config.decoder_start_token_id = tokenizer.bos_token_id
+    config.pad_token_id, config.eos_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+    torch.manual_seed(seed)
+    model = VisionEncoderDecoderModel(config)
+    model.generation_config.update(decoder_start_token_id=tokenizer.bos_token_id, **special)
+    side = spec["encoder"]["image_size"]
+    processor = ViTImageProcessor(size={"height": side, "width": side}, image_mean=list(BEV_MEAN),
+                                  image_std=list(BEV_STD))
+    return model, tokenizer, processor

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.registry import ZooError
+from zoo.vlm.loading import FrameTransform, load_backbone, pick_device, resolve_backbone
 
 # bitsandbytes' 8-bit matmul logs, on every call, the fp16 cast it always does on CPU.
 logging.getLogger("bitsandbytes.autograd._functions").addFilter(
@@ -51,17 +52,7 @@ class DualEncoder(nn.Module):
         self.model = model
         self.tokenizer = tokenizer
         self.source = source
-        size = getattr(image_processor, "size", None) or {}
-        crop = getattr(image_processor, "crop_size", None) or {}
-        self.shortest_edge = size.get("shortest_edge")
-        if getattr(image_processor, "do_center_crop", False) and crop:
-            self.image_size = (crop["height"], crop["width"])
-        elif self.shortest_edge:
-            self.image_size = (self.shortest_edge, self.shortest_edge)
-        else:
-            self.image_size = (size["height"], size["width"])
-        self.register_buffer("mean", torch.tensor(image_processor.image_mean).view(3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(image_processor.image_std).view(3, 1, 1), persistent=False)
+        self.transform = FrameTransform(image_processor)
         text_config = getattr(model.config, "text_config", model.config)
         limits = [getattr(text_config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
         self.max_text_length = min(v for v in limits if v is not None and v < 1_000_000)
@@ -74,18 +65,7 @@ class DualEncoder(nn.Module):
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 ``[B, 3, H, W]`` → normalised float ``[B, 3, h, w]`` at the model's input size."""
-        x = check_frames(frames).to(self.device, torch.float32) / 255.0
-        if self.shortest_edge:  # resize the short side, then centre-crop (CLIP's recipe)
-            h, w = x.shape[-2:]
-            scale = self.shortest_edge / min(h, w)
-            x = F.interpolate(x, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bicubic",
-                              antialias=True, align_corners=False)
-            top = (x.shape[-2] - self.image_size[0]) // 2
-            left = (x.shape[-1] - self.image_size[1]) // 2
-            x = x[..., top:top + self.image_size[0], left:left + self.image_size[1]]
-        else:
-            x = F.interpolate(x, size=self.image_size, mode="bicubic", antialias=True, align_corners=False)
-        return (x.clamp(0, 1) - self.mean) / self.std
+        return self.transform(check_frames(frames).to(self.device))
 
     def embed_images(self, frames: torch.Tensor) -> torch.Tensor:
         """Normalised image embeddings ``[..., D]`` for uint8 frames ``[..., 3, H, W]``."""
@@ -208,50 +188,16 @@ def load_dual_encoder(
     """
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-    from zoo.registry import resolve_model
-    from zoo.vlm.lora import apply_lora
-    from zoo.vlm.quantization import quantization_config
-
-    if lora is not None and adapter is not None:
-        raise ZooError("give either `lora` (new adapters) or `adapter` (saved adapters), not both")
-    resolved = resolve_model(name_or_path)
-    if resolved.card and resolved.card["kind"] != "reward":
-        raise ZooError(f"{name_or_path!r} is a {resolved.card['kind']} model, not a reward model's backbone")
-    if resolved.card and "adapter_of" in resolved.card:  # a LoRA adapter folder: its base, then the adapter
-        if adapter is not None or lora is not None:
-            raise ZooError(f"{name_or_path!r} is already a LoRA adapter; load its base to add other adapters")
-        adapter = resolved.path
-        quantization = quantization if quantization is not None else resolved.card.get("quantization")
-        resolved = resolve_model(resolved.card["adapter_of"])
-    source = str(resolved.path)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    bnb = quantization_config(quantization)
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-    if bnb is not None:
-        kwargs.update(quantization_config=bnb, device_map=device)
-    try:
-        model = AutoModel.from_pretrained(source, **kwargs)
-    except ValueError as err:
-        if "trust_remote_code" not in str(err):
-            raise
-        raise ZooError(f"{source} needs its own model code to load; the zoo runs such code only when asked: pass "
-                       "trust_remote_code=True if you trust its source") from None
+    backbone = resolve_backbone(name_or_path, "reward", quantization=quantization, lora=lora, adapter=adapter)
+    source = str(backbone.path)
+    model = load_backbone(AutoModel, backbone, lora=lora, device=pick_device(device),
+                          trust_remote_code=trust_remote_code)
     if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
         raise ZooError(f"{source} is a {type(model).__name__}, not a dual encoder (CLIPModel, SiglipModel, "
                        "VisionTextDualEncoderModel …)")
-    if bnb is None:
-        model = model.to(device)
-    if adapter is not None:
-        from peft import PeftModel
-
-        if not (Path(adapter) / "adapter_config.json").is_file():
-            raise ZooError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
-        model = PeftModel.from_pretrained(model, str(adapter))
-    elif lora is not None:
-        model = apply_lora(model, lora)
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     image_processor = AutoImageProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
     encoder = DualEncoder(model, tokenizer, image_processor, source)
-    encoder.quantization = dict(quantization or {})
-    encoder.adapter = str(adapter) if adapter else None
+    encoder.quantization = dict(backbone.quantization or {})
+    encoder.adapter = backbone.adapter
     return encoder.eval()

@@ -11,7 +11,9 @@ from zoo.registry import ZooError
 
 # Names of attention projections across the architectures transformers ships (CLIP, SigLIP, ViT, BERT …).
 ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj", "o_proj", "query", "key", "value")
-TOWERS = {"vision": "vision_model", "text": "text_model"}
+#: module names that open each tower: dual encoders (CLIP …), chat VLMs (LLaVA, Qwen-VL …), encoder-decoders
+TOWERS = {"vision": ("vision_model", "vision_tower", "visual", "encoder"),
+          "text": ("text_model", "language_model", "decoder")}
 
 
 @dataclass
@@ -43,12 +45,26 @@ def default_lora_targets(model: nn.Module) -> list[str]:
     return targets
 
 
+def tower_of(module_name: str) -> str | None:
+    """The tower a module belongs to: the first component of its name that opens a tower (see ``TOWERS``).
+
+    Example:
+        >>> tower_of("decoder.bert.encoder.layer.0.attention.self.query")
+        'text'
+    """
+    for part in module_name.split("."):
+        for tower, names in TOWERS.items():
+            if part in names:
+                return tower
+    return None
+
+
 def _tower_targets(model: nn.Module, tower: str) -> list[str]:
     """A tower's attention projections; for a tower without attention (convolutional), its linear layers."""
-    module = dict(model.named_modules()).get(TOWERS[tower])
-    if module is None:
+    present = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+               if _is_linear(module) and tower_of(name) == tower}
+    if not present:
         return default_lora_targets(model)
-    present = set(linear_module_suffixes(module))
     return [n for n in ATTENTION_PROJECTIONS if n in present] or sorted(present)
 
 
@@ -74,12 +90,11 @@ def apply_lora(model: nn.Module, spec: LoraSpec | dict[str, Any]):
     bad = [t for t in spec.towers if t not in TOWERS]
     if bad or not spec.towers:
         raise ZooError(f"unknown LoRA tower(s) {bad or spec.towers}; valid: {', '.join(TOWERS)}")
-    prefixes = {TOWERS[t]: spec.target_modules or _tower_targets(model, t) for t in spec.towers}
-    targets = sorted({t for names in prefixes.values() for t in names})
+    wanted = {t: spec.target_modules or _tower_targets(model, t) for t in spec.towers}
+    targets = sorted({t for names in wanted.values() for t in names})
     modules = dict(model.named_modules())
     names = [name for name, module in modules.items()
-             if _is_linear(module)
-             and any(part in prefixes and name.rsplit(".", 1)[-1] in prefixes[part] for part in name.split("."))
+             if _is_linear(module) and name.rsplit(".", 1)[-1] in wanted.get(tower_of(name), ())
              # nn.MultiheadAttention reads its out_proj weight directly: an adapter there would never run
              and not isinstance(modules.get(name.rpartition(".")[0]), nn.MultiheadAttention)]
     if not names:

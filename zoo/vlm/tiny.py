@@ -76,3 +76,75 @@ def build_random_dual_encoder(folder: str | Path, family: str = "clip", size: st
     tokenizer.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+CHAT_TEMPLATE = ("{% for message in messages %}{{ message['role'] }} : {% if message['content'] is string %}"
+                 "{{ message['content'] }}{% else %}{% for item in message['content'] %}{% if item['type'] == 'image' %}"
+                 "<image> {% else %}{{ item['text'] }} {% endif %}{% endfor %}{% endif %}[EOS] {% endfor %}"
+                 "{% if add_generation_prompt %}assistant : {% endif %}")
+
+
+def word_level_tokenizer(words: list[str], *, max_length: int = 64, extra_tokens: tuple[str, ...] = (),
+                         chat_template: str | None = None):
+    """A lower-casing word-level ``PreTrainedTokenizerFast`` over ``words`` (built offline with ``tokenizers``).
+
+    Special tokens: ``[PAD]`` (id 0), ``[UNK]``, ``[BOS]``, ``[EOS]``; ``extra_tokens`` (e.g. ``<image>``) follow.
+    Punctuation splits into its own tokens; decoding joins words with spaces.
+
+    Example:
+        >>> tok = word_level_tokenizer(["the", "road", "is", "clear"])
+        >>> tok.decode(tok("The road is clear")["input_ids"])
+        'the road is clear'
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[BOS]", "[EOS]", *extra_tokens]
+    vocab = {token: i for i, token in enumerate(dict.fromkeys([*specials, *sorted({w.lower() for w in words})]))}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.add_special_tokens(specials)  # matched whole before splitting, so "<image><image>" is two tokens
+    backend.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]",
+                                   bos_token="[BOS]", eos_token="[EOS]", extra_special_tokens=None,
+                                   model_max_length=max_length, chat_template=chat_template)
+
+
+def build_random_chat_vlm(folder: str | Path, seed: int = 0) -> Path:
+    """Save a random tiny LLaVA chat VLM (CLIP vision tower, Llama text model, word-level tokenizer) to ``folder``.
+
+    It runs :func:`zoo.vlm.describer.load_describer`'s chat path for real (chat template, multi-image
+    message, processor, generation); its descriptions mean nothing. Widths are multiples of 64 so that
+    bitsandbytes' CPU kernels accept them.
+
+    Example:
+        >>> describer = zoo.vlm.load_describer(build_random_chat_vlm(tmp_path / "llava"))  # doctest: +SKIP
+    """
+    from transformers import CLIPImageProcessor, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    prompt_words = ("these are consecutive frames of driving scene oldest first ego drives to right in one short "
+                    "sentence what main risk user assistant . , ? ' s - :")
+    words = [*_WORDS, *prompt_words.split()]
+    tokenizer = word_level_tokenizer(words, extra_tokens=("<image>",), max_length=512, chat_template=CHAT_TEMPLATE)
+    image, patch = 32, 8
+    config = LlavaConfig(
+        vision_config={"model_type": "clip_vision_model", "hidden_size": 64, "intermediate_size": 128,
+                       "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": image, "patch_size": patch,
+                       "projection_dim": 64},
+        text_config={"model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128,
+                     "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2,
+                     "max_position_embeddings": 512, "pad_token_id": tokenizer.pad_token_id,
+                     "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id},
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"), image_seq_length=(image // patch) ** 2,
+        vision_feature_select_strategy="default", vision_feature_layer=-2)
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    processor = LlavaProcessor(CLIPImageProcessor(size={"shortest_edge": image}, crop_size={"height": image, "width": image}),
+                               tokenizer, patch_size=patch, vision_feature_select_strategy="default",
+                               chat_template=CHAT_TEMPLATE, image_token="<image>", num_additional_image_tokens=1)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return Path(folder)

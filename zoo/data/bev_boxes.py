@@ -1,0 +1,143 @@
+"""BEV frames with the simulator's boxes of the other road users, for training and scoring detectors.
+
+Episodes are driven as for the captioned frames (:func:`zoo.data.bev_captions.recorded_episodes`: a mix of
+random, reckless and cautious policies, split train/validation by episode seed). Each row is one step:
+
+* ``image``: the BEV frame;
+* ``objects``: float32 ``[MAX_OBJECTS, 6]``, the rows :meth:`zoo.envs.driving.DrivingEnv.objects` writes
+  (x1, y1, x2, y2 in pixels, class index into ``OBJECT_CLASSES``, valid);
+* ``episode_seed``, ``step``, ``scenario``, ``policy``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, TensorDataset
+
+from zoo.data.datamodule import CaptionDataset, concat_splits, frames_tensor
+from zoo.registry import ZooError
+
+
+def make_bev_boxes(scenarios: list[str], frames: int, out: str | Path, *, seed: int = 0, bev_size: int = 96,
+                   validation_every: int = 5, overwrite: bool = False, progress: bool = True):
+    """Record about ``frames`` BEV frames with their ground-truth boxes and save a ``datasets.DatasetDict``.
+
+    Args:
+        scenarios: scenario names (discrete meta-actions drive them).
+        frames: total number of rows to record (whole episodes, so slightly more).
+        out: folder to save to (``datasets.load_from_disk`` reads it back).
+        seed: first episode seed; episode ``i`` uses ``seed + i``.
+        bev_size: frame side in pixels.
+        validation_every: episodes whose seed is a multiple of this go to ``validation``.
+        overwrite: replace an existing non-empty ``out``.
+        progress: show a progress bar.
+
+    Returns:
+        The ``DatasetDict`` with ``train`` and ``validation`` splits (those that got episodes).
+
+    Example:
+        >>> make_bev_boxes(["highway-fast"], 200, "data/boxes", progress=False)  # doctest: +SKIP
+    """
+    import datasets
+
+    from zoo.data.bev_captions import check_output_folder, encode_frames, recorded_episodes
+    from zoo.envs.driving import MAX_OBJECTS, OBJECT_FIELDS
+
+    out = Path(out)
+    check_output_folder(out, overwrite)
+    splits: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
+    for split, rows in recorded_episodes(scenarios, frames, random.Random(seed), seed=seed,
+                                         validation_every=validation_every, progress=progress, window=1,
+                                         bev_size=bev_size, objects=True):
+        rows = [{"image": r["image"], "objects": r["objects"], "step": r["step"], "scenario": r["scenario"],
+                 "policy": r["policy"], "episode_seed": r["episode_seed"]} for r in rows]
+        encode_frames(rows)
+        splits[split].extend(rows)
+    features = datasets.Features({
+        "image": datasets.Image(), "objects": datasets.Array2D((MAX_OBJECTS, len(OBJECT_FIELDS)), "float32"),
+        "step": datasets.Value("int32"), "scenario": datasets.Value("string"), "policy": datasets.Value("string"),
+        "episode_seed": datasets.Value("int64"),
+    })
+    dataset = datasets.DatasetDict({  # a split no episode went to is left out (a short held-out recording)
+        name: datasets.Dataset.from_list(rows, features=features) for name, rows in splits.items() if rows})
+    dataset.save_to_disk(str(out))
+    return dataset
+
+
+@dataclass
+class BoxDataset(CaptionDataset):
+    """Where a BEV boxes dataset lives, and how to record it when it is not there yet.
+
+    Attributes:
+        path: dataset folder (``datasets.load_from_disk``).
+        scenarios: scenarios to record.
+        frames: frames to record.
+        seed: first episode seed.
+    """
+
+    columns: ClassVar[tuple[str, ...]] = ("image", "objects")
+    made_by: ClassVar[str] = "zoo.data.bev_boxes.make_bev_boxes"
+
+    def record(self) -> None:
+        make_bev_boxes(self.scenarios, self.frames, self.path, seed=self.seed)
+
+
+def objects_tensor(split) -> torch.Tensor:
+    """Ground-truth boxes ``[N, MAX_OBJECTS, 6]`` float32 of a dataset split."""
+    objects = split.with_format("numpy", columns=["objects"])["objects"]
+    return torch.from_numpy(np.ascontiguousarray(np.stack(list(objects)), dtype=np.float32))
+
+
+class BEVBoxesData(LightningDataModule):
+    """BEV frames and their ground-truth boxes for detector training.
+
+    Batches are ``(frames uint8 [B, 3, H, W], objects float32 [B, MAX_OBJECTS, 6])``.
+
+    Args:
+        train: training dataset (its ``validation`` split selects the model).
+        test: held-out dataset (episode seeds from ``1_000_000``) for the card's numbers.
+        batch_size: frames per batch.
+
+    Example:
+        >>> data = BEVBoxesData(BoxDataset("data/boxes", ["highway-fast"], frames=500))  # doctest: +SKIP
+    """
+
+    def __init__(self, train: BoxDataset, test: BoxDataset | None = None, batch_size: int = 64) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ZooError(f"batch_size must be >= 1, got {batch_size}")
+        self.train_spec, self.test_spec = train, test
+        self.batch_size = batch_size
+        self.splits: dict[str, Any] = {}
+
+    def prepare_data(self) -> None:
+        self.train_spec.load()
+        if self.test_spec is not None:
+            self.test_spec.load()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        data = self.train_spec.load()
+        if "validation" not in data or "train" not in data:
+            raise ZooError(f"dataset {self.train_spec.path} needs train and validation splits")
+        self.splits = {"train": data["train"], "validation": data["validation"]}
+        if self.test_spec is not None:
+            self.splits["test"] = concat_splits(self.test_spec.load())
+
+    def tensors(self, split: str) -> TensorDataset:
+        rows = self.splits[split]
+        return TensorDataset(frames_tensor(rows), objects_tensor(rows))
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.tensors("train"), batch_size=self.batch_size, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.tensors("validation"), batch_size=self.batch_size * 2)

@@ -1,0 +1,141 @@
+"""DriveVLM-RL's semantic reward: the static CLG pathway plus the gated dynamic pathway (PAPER.md §2).
+
+For the current BEV frame ``o_t`` with embedding ``x = f_I(o_t)``::
+
+    R_static  = α · cos(x, f_L(l_pos)) − β · cos(x, f_L(l_neg))                       (CLG, §1)
+    R_dynamic = g_t · [α_d · cos(x, f_L(l_pos_dyn)) − β_d · cos(x, f_L(l_dyn))]       (§2)
+    R         = R_static + R_dynamic                                                 (Phase I, §3)
+
+``g_t`` comes from an attention gate (a detector on the frame, or the simulator's objects); only when it is on
+does a risk describer (any image-text-to-text chat model, or the zoo's small captioner) read the window of the
+last K+1 frames and write the risk description ``l_dyn``. A description that is empty, garbled or too slow
+gives ``R_dynamic = 0`` and is counted. Wrap the module in :class:`~zoo.rewards.HierarchicalReward` for the
+normalisation and the vehicle-state shaping (Phase I/II).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+
+from zoo import keys
+from zoo.registry import ZooError
+from zoo.rewards.vlm import CLGReward
+
+#: DriveVLM-RL's fixed positive goal of the dynamic pathway (PAPER.md §2)
+DYNAMIC_POSITIVE = "The road ahead is clear with no obstacles"
+
+
+def load_describer(source: str, **options: Any) -> Any:
+    """The risk describer of the dynamic pathway (:func:`zoo.vlm.describer.load_describer`)."""
+    from zoo.vlm.describer import load_describer as load
+
+    return load(source, **options)
+
+
+class DualPathwayReward(CLGReward):
+    """Static CLG + gated dynamic pathway (DriveVLM-RL); the raw semantic reward ``R_static + R_dynamic``.
+
+    The env must render frame windows: agents set ``frame_window`` from this module's ``window``.
+
+    Args:
+        model: the dual encoder ``f_I``, ``f_L`` of both pathways (zoo name, folder, ``models:/`` URI, hub id).
+        gate: the attention gate (:class:`zoo.perception.AttentionGate`); default: the zoo's shipped detector.
+        describer: the risk describer (zoo name, folder, ``models:/`` URI or cached hub id of a chat VLM or
+            captioner).
+        describer_options: keyword arguments of :func:`zoo.vlm.describer.load_describer` (``prompt``,
+            ``quantization``, ``lora``, ``max_new_tokens``, ``timeout_s`` …).
+        dynamic_positive: ``l_pos_dyn``.
+        dynamic_alpha: weight ``α_d`` of the dynamic positive goal.
+        dynamic_beta: weight ``β_d`` of the description.
+        window: frames the describer reads (K+1: the current one and the K before it).
+        goal_cache_size: description embeddings kept (free-form descriptions are many).
+        **kwargs: see :class:`~zoo.rewards.CLGReward` (``positive``, ``negative``, ``alpha``, ``beta``, ``crop`` …).
+
+    Terms: CLG's, plus ``static``, ``dynamic``, ``gate`` (0/1), ``cos_positive_dynamic``, ``cos_dynamic`` and
+    ``dynamic_fallback`` (1 where the gate was on but the description was unusable).
+
+    Example:
+        >>> reward = DualPathwayReward("drive-clip-bev-tiny", describer="risk-describer-tiny")  # doctest: +SKIP
+        >>> reward = HierarchicalReward(reward, theta_min=0.0, theta_max=0.25)  # doctest: +SKIP
+    """
+
+    terms = CLGReward.terms + ("static", "dynamic", "gate", "cos_positive_dynamic", "cos_dynamic",
+                               "dynamic_fallback")
+
+    def __init__(self, model: str, gate: Any = None, describer: str = "risk-describer-tiny",
+                 describer_options: dict[str, Any] | None = None, dynamic_positive: str = DYNAMIC_POSITIVE,
+                 dynamic_alpha: float = 1.0, dynamic_beta: float = 1.0, window: int = 4,
+                 goal_cache_size: int = 4096, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        if window < 1:
+            raise ZooError(f"window must be >= 1 frame, got {window}")
+        if not isinstance(describer, str) or not describer.strip():
+            raise ZooError(f"describer must name a model (zoo name, folder, models:/ URI or hub id), got {describer!r}")
+        if gate is None:
+            from zoo.perception import AttentionGate
+
+            gate = AttentionGate()
+        self.gate = gate
+        self.describer = describer
+        self.describer_options = describer_options
+        self.dynamic_positive = dynamic_positive
+        self.dynamic_alpha, self.dynamic_beta = dynamic_alpha, dynamic_beta
+        self.window = window
+        self.frame_window = window
+        self.needs_objects = getattr(getattr(gate, "detector", None), "in_key", None) == keys.OBJECTS
+        self.goal_cache_size = goal_cache_size
+        self.reasoner = load_describer(describer, **(describer_options or {}))
+        self._goals: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.text_embedding(dynamic_positive)
+
+    def goal_embeddings(self, texts: list[str]) -> torch.Tensor:
+        """Normalised embeddings ``[len(texts), D]`` of dynamic goals, each distinct text embedded once."""
+        new = [t for t in dict.fromkeys(texts) if t not in self._goals]
+        if new:
+            with torch.no_grad():
+                for text, emb in zip(new, self.encoder.embed_texts(new).cpu()):
+                    self._goals[text] = emb
+        for text in texts:
+            self._goals.move_to_end(text)
+        embeddings = torch.stack([self._goals[t] for t in texts])
+        while len(self._goals) > self.goal_cache_size:
+            self._goals.popitem(last=False)
+        return embeddings
+
+    def compute(self, next_state: TensorDictBase) -> dict[str, torch.Tensor]:
+        frames = next_state.get(keys.PIXELS)
+        lead = frames.shape[:-3]
+        embeddings = self.image_embeddings(frames)
+        embeddings = embeddings.reshape(-1, embeddings.shape[-1])
+        values = self.score(embeddings)
+        static = values[keys.REWARD]
+        gate = self.gate(next_state).reshape(-1).cpu().bool()
+        dynamic, cos_pos, cos_dyn, fallback = (torch.zeros_like(static) for _ in range(4))
+        on = gate.nonzero().squeeze(-1)
+        if on.numel():
+            windows = next_state.get(keys.PIXELS_WINDOW)
+            windows = windows.reshape(-1, *windows.shape[-4:])[on]
+            texts = self.reasoner.describe(windows)
+            usable = torch.tensor([bool(t) for t in texts], dtype=torch.bool)
+            fallback[on[~usable]] = 1.0
+            rows = on[usable]
+            if rows.numel():
+                x = embeddings[rows]
+                cos_pos[rows] = x @ self.text_embedding(self.dynamic_positive)
+                cos_dyn[rows] = (x * self.goal_embeddings([t for t in texts if t])).sum(-1)
+                dynamic[rows] = self.dynamic_alpha * cos_pos[rows] - self.dynamic_beta * cos_dyn[rows]
+        values.update({keys.REWARD: static + dynamic, "static": static, "dynamic": dynamic, "gate": gate.float(),
+                       "cos_positive_dynamic": cos_pos, "cos_dynamic": cos_dyn, "dynamic_fallback": fallback})
+        return {k: v.reshape(*lead, 1).to(frames.device) for k, v in values.items()}
+
+    def _shared_members(self) -> list[Any]:
+        return [*super()._shared_members(), self.gate, self.reasoner, self._goals]
+
+    def stats(self) -> dict[str, float]:
+        return {**super().stats(), **{f"gate_{k}" if not k.startswith("gate") else k: v
+                                      for k, v in self.gate.stats().items()},
+                **{f"describer_{k}": v for k, v in self.reasoner.stats().items()}}

@@ -1,0 +1,144 @@
+"""``RiskDescriberTraining``: train the zoo's small generative risk describer on simulator frame windows.
+
+The model (:func:`zoo.vlm.architectures.risk_describer_parts`) learns to write the templated description
+of a window's dynamic risk (``zoo data bev-captions``' ``dynamic_caption``) with teacher forcing. What it
+is for is saying the right risk, so it is measured by describing windows through the same
+:class:`zoo.vlm.describer.RiskDescriber` users load, parsing each description back to a risk type
+(:func:`zoo.data.bev_captions.parse_dynamic_risk`), and scoring the types: the epoch with the best
+balanced accuracy (mean recall over the types) on the validation split is kept, then scored on the
+held-out test episodes next to the majority-class baseline and — if ``export`` is set — written as a zoo
+model folder (card kind ``describer``).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningModule
+
+from zoo.train.contrastive import Export
+
+
+def risk_type_scores(predicted: list[str | None], truth: list[str], majority: str) -> dict[str, Any]:
+    """Accuracy of predicted risk types against the truth, overall and per type, next to always ``majority``.
+
+    Example:
+        >>> risk_type_scores(["clear", None], ["clear", "cut_in"], "clear")["accuracy"]
+        0.5
+    """
+    predicted_arr, truth_arr = np.array([p or "" for p in predicted]), np.array(truth)
+    per_type = {}
+    for risk in sorted(set(truth)):
+        rows = truth_arr == risk
+        per_type[risk] = {"windows": int(rows.sum()), "accuracy": float((predicted_arr[rows] == risk).mean()),
+                          "majority_baseline": float(risk == majority)}
+    return {"windows": len(truth), "accuracy": float((predicted_arr == truth_arr).mean()),
+            "balanced_accuracy": float(np.mean([v["accuracy"] for v in per_type.values()])),
+            "majority_class": majority, "majority_baseline": float((truth_arr == majority).mean()),
+            "unparsed": float(np.mean([p is None for p in predicted])), "per_type": per_type}
+
+
+class RiskDescriberTraining(LightningModule):
+    """Teacher-forced training of a vision-encoder-decoder risk describer on frame windows.
+
+    Args:
+        frames: frames per window (the datasets' ``window`` length, K+1).
+        size: architecture size (:data:`zoo.vlm.architectures.RISK_DESCRIBER_SIZES`).
+        learning_rate: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        max_new_tokens: most tokens per generated description when scoring.
+        export: write the best model as a zoo model folder at the end of the fit.
+        seed: initialisation seed.
+
+    Example:
+        >>> module = RiskDescriberTraining(frames=4)  # doctest: +SKIP
+    """
+
+    def __init__(self, frames: int = 4, size: str = "tiny", learning_rate: float = 1e-3, weight_decay: float = 0.01,
+                 max_new_tokens: int = 16, export: Export | None = None, seed: int = 0) -> None:
+        super().__init__()
+        from zoo.data.bev_captions import DYNAMIC_CAPTIONS
+        from zoo.vlm.architectures import risk_describer_parts
+        from zoo.vlm.loading import FrameTransform
+
+        self.save_hyperparameters(ignore=["export"])
+        self.export = export
+        captions = [c for texts in DYNAMIC_CAPTIONS.values() for c in texts]
+        self.model, self.tokenizer, self.image_processor = risk_describer_parts(captions, frames, size, seed)
+        self.transform = FrameTransform(self.image_processor)
+        self.best: dict[str, Any] = {"score": -1.0, "epoch": -1, "state": None}
+        self._val: list[tuple[list[str | None], list[str]]] = []
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.model.parameters(), lr=self.hparams.learning_rate,
+                                 weight_decay=self.hparams.weight_decay)
+
+    def _loss(self, batch) -> torch.Tensor:
+        windows, caption_index, _ = batch
+        captions = self.trainer.datamodule.captions
+        texts = [captions[i] + " [EOS]" for i in caption_index.tolist()]
+        tokens = self.tokenizer(texts, padding=True, return_tensors="pt").to(self.device)
+        labels = tokens["input_ids"].masked_fill(tokens["attention_mask"] == 0, -100)
+        n, k, c, h, w = windows.shape
+        pixels = self.transform(windows.reshape(n, k * c, h, w))
+        return self.model(pixel_values=pixels, labels=labels).loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def describer(self):
+        """The model in training as a :class:`zoo.vlm.describer.RiskDescriber` (no cache: weights change)."""
+        from zoo.vlm.describer import RiskDescriber
+
+        return RiskDescriber(self.model, self.tokenizer, "captioner", prompt="", max_new_tokens=self.hparams.max_new_tokens,
+                             timeout_s=None, cache_size=0, frame_transform=self.transform, source="training")
+
+    def _types(self, windows: torch.Tensor) -> list[str | None]:
+        from zoo.data.bev_captions import parse_dynamic_risk
+
+        descriptions = self.describer().describe(windows)
+        self.model.train(self.training)
+        return [parse_dynamic_risk(d) for d in descriptions]
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self.log("val/loss", self._loss(batch), prog_bar=True)
+        names = self.trainer.datamodule.risk_names
+        self._val.append((self._types(batch[0]), [names[i] for i in batch[2].tolist()]))
+
+    def on_validation_epoch_end(self) -> None:
+        predicted = [p for chunk, _ in self._val for p in chunk]
+        truth = [t for _, chunk in self._val for t in chunk]
+        self._val.clear()
+        if self.trainer.sanity_checking or not truth:
+            return
+        scores = risk_type_scores(predicted, truth, "clear")  # the baseline is not logged here
+        self.log_dict({"val/accuracy": scores["accuracy"], "val/balanced_accuracy": scores["balanced_accuracy"]},
+                      prog_bar=True)
+        if scores["balanced_accuracy"] > self.best["score"]:
+            self.best = {"score": scores["balanced_accuracy"], "epoch": self.current_epoch,
+                         "state": copy.deepcopy(self.model.state_dict())}
+
+    def on_fit_end(self) -> None:
+        if self.best["state"] is not None:
+            self.model.load_state_dict(self.best["state"])
+        data = self.trainer.datamodule
+        names = data.risk_names
+        train_types = [names[i] for i in data.splits["train"][data.risk_column]]
+        majority = max(set(train_types), key=train_types.count)
+        results = {}
+        for split in ("validation", "test"):
+            if split not in data.splits:
+                continue
+            windows, _, risk = data.tensors(split).tensors
+            predicted = [t for chunk in windows.split(256) for t in self._types(chunk.to(self.device))]
+            results[split] = risk_type_scores(predicted, [names[i] for i in risk.tolist()], majority)
+        self.results = results
+        if self.export is not None:
+            from zoo.train.cards import export_describer
+
+            export_describer(self, results)
