@@ -130,9 +130,9 @@ def test_a_broken_card_is_refused_naming_the_problem(trained_folder, tmp_path, d
         (folder / "zoo.json").write_text("{not json")
         match = "cannot read the card"
     else:
-        card["kind"] = "detector"
+        card["kind"] = "classifier"
         (folder / "zoo.json").write_text(json.dumps(card))
-        match = "reward, policy"
+        match = "reward, policy, detector"
     with pytest.raises(ZooError, match=match):
         resolve_model(folder)
 
