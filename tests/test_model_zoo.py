@@ -132,7 +132,7 @@ def test_a_broken_card_is_refused_naming_the_problem(trained_folder, tmp_path, d
     else:
         card["kind"] = "no-such-kind"
         (folder / "zoo.json").write_text(json.dumps(card))
-        match = "reward, policy"
+        match = "reward, policy, detector"
     with pytest.raises(ZooError, match=match):
         resolve_model(folder)
 

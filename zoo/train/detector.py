@@ -21,6 +21,7 @@ from tensordict import TensorDict
 from zoo import keys
 from zoo.perception.centernet import BEVCenterNet, CenterNetConfig
 from zoo.perception.detector import Detections, OracleDetector
+from zoo.perception.gate import AttentionGate
 from zoo.train.contrastive import Export
 
 
@@ -48,8 +49,6 @@ class DetectorTraining(LightningModule):
         self.save_hyperparameters()
         self.export = Export(**export) if isinstance(export, dict) else export
         self.detector = BEVCenterNet(CenterNetConfig(**(config or {})))
-        from zoo.perception.gate import AttentionGate
-
         self.gate = AttentionGate(self.detector, **(gate or {}))  # checks the gate's arguments up front
         self.best: dict[str, Any] = {"f1": -1.0, "state": None, "epoch": -1}
         self._val: list[tuple[list[Detections], torch.Tensor]] = []
