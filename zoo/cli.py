@@ -428,10 +428,10 @@ def _export(argv: list[str]) -> None:
 
     path = export_policy(args.policy, args.format, args.out)
     spec = load_exported(path).spec
-    Console(stderr=True).print(
+    Console(stderr=True, soft_wrap=True).print(
         f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB, {args.format}): input {spec['obs_key']} "
         f"{spec['obs_dtype']} [batch, {', '.join(map(str, spec['obs_shape']))}] -> action "
-        f"[batch, {', '.join(map(str, spec['action_shape']))}]", highlight=False)
+        f"[batch, {', '.join(map(str, spec['action_shape']))}]", highlight=False, markup=False)
 
 
 ZOO_COMMANDS: dict[str, Callable[[list[str]], None]] = {"evaluate": _evaluate, "reward": _reward, "data": _data,

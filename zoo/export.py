@@ -88,6 +88,22 @@ class _CheckedPolicy(nn.Module):
         return self.core(observation)
 
 
+def _traceable(graph_module: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """The exported graph with batch-size reads as Tensor methods, so that ``torch.jit.trace`` keeps them symbolic.
+
+    ``torch.jit.trace`` records a size read through ``aten.sym_size`` (and passed to ``aten.reshape``) as a
+    constant, which would fix the batch size of a CNN policy to the example's; ``x.size(d)`` and
+    ``x.reshape(...)`` are traced as operations on the input.
+    """
+    methods = {torch.ops.aten.sym_size.int: "size", torch.ops.aten.reshape.default: "reshape",
+               torch.ops.aten.view.default: "reshape"}
+    for node in graph_module.graph.nodes:
+        if node.op == "call_function" and node.target in methods:
+            node.op, node.target = "call_method", methods[node.target]
+    graph_module.recompile()
+    return graph_module
+
+
 def export_policy(source: str, fmt: str, out: str | Path) -> Path:
     """Write the deterministic policy of ``source`` as a policy-only artifact.
 
@@ -117,7 +133,7 @@ def export_policy(source: str, fmt: str, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "torchscript":
-        core = torch.jit.trace(program.module(), (example,), check_trace=False)
+        core = torch.jit.trace(_traceable(program.module()), (example,), check_trace=False)
         scripted = torch.jit.script(_CheckedPolicy(core, spec["obs_shape"], example.dtype, spec["obs_key"]))
         torch.jit.save(scripted, str(out), _extra_files={f"{SPEC_KEY}.json": json.dumps(spec)})
     else:
