@@ -162,7 +162,7 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
                 console.print(f"[bold]run {cell}[/bold] ({budget.steps} env steps)")
                 try:
                     cli = _lightning_cli(fit_arguments(suite, method, scenario, seed, budget))
-                except Exception as err:  # one broken cell must not stop a grid spread over hours
+                except Exception as err:  # noqa: BLE001  one broken cell must not stop a grid spread over hours
                     reason = _user_error(err) or err
                     console.print(f"[red]failed {cell}: {reason}[/red]")
                     outcome["failed"].append(f"{cell}: {reason}")
