@@ -62,3 +62,33 @@ def print_rows(rows: list[tuple[str, ...]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
         if i == 0:
             print("  ".join("-" * w for w in widths))
+
+
+class SB3Evaluatee:
+    """Just enough of a zoo agent for :func:`zoo.evaluate`: an SB3 model's deterministic action on one key.
+
+    Args:
+        model: a trained stable-baselines3 model.
+        env_config: the :class:`zoo.envs.EnvConfig` to evaluate on (the zoo agent's, for the same episodes).
+        reward: the reward module the episodes are scored with (``None``: highway-env's engineered reward).
+        obs_key: the observation the model reads.
+    """
+
+    def __init__(self, model, env_config, reward=None, obs_key: str = "observation") -> None:
+        self.model = model
+        self.env_config = env_config
+        self.reward = reward
+        self.obs_key = obs_key
+
+    def eval(self) -> SB3Evaluatee:
+        self.model.policy.set_training_mode(False)
+        return self
+
+    def act(self, tensordict):
+        import numpy as np
+        import torch
+
+        action, _ = self.model.predict(tensordict.get(self.obs_key).cpu().numpy(), deterministic=True)
+        if self.env_config.action == "discrete":
+            return tensordict.set("action", torch.as_tensor(int(np.asarray(action).reshape(())), dtype=torch.int64))
+        return tensordict.set("action", torch.as_tensor(np.asarray(action, dtype=np.float32)))

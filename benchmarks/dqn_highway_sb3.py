@@ -41,7 +41,17 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, fmt, git_state, load_average, machine, print_rows, summary_dict, versions
+from common import (
+    RESULTS,
+    SB3Evaluatee,
+    fmt,
+    git_state,
+    load_average,
+    machine,
+    print_rows,
+    summary_dict,
+    versions,
+)
 
 DEFAULT_OUT = RESULTS / "dqn_highway_sb3.json"
 
@@ -211,30 +221,10 @@ def train_zoo(steps: int, seed: int, frames_per_batch: int, updates_per_batch: i
     return agent, train
 
 
-class SB3Evaluatee:
-    """Just enough of a zoo agent for :func:`zoo.evaluate`: SB3's greedy policy on the ``observation`` key."""
-
-    def __init__(self, model) -> None:
-        from zoo.envs import EnvConfig
-
-        self.model = model
-        self.env_config = EnvConfig("highway-fast", action="discrete", obs="kinematics")
-        self.reward = None  # zoo.evaluate then scores with the default EngineeredReward, as for the zoo agent
-
-    def eval(self) -> SB3Evaluatee:
-        self.model.policy.set_training_mode(False)
-        return self
-
-    def act(self, tensordict):
-        import torch
-
-        obs = tensordict.get("observation").cpu().numpy()
-        action, _ = self.model.predict(obs, deterministic=True)
-        return tensordict.set("action", torch.as_tensor(int(np.asarray(action).reshape(())), dtype=torch.int64))
-
-
 def train_sb3(steps: int, seed: int):
     from stable_baselines3 import DQN as SB3DQN
+
+    from zoo.envs import EnvConfig
 
     env = sb3_env()
     h = HPARAMS
@@ -259,7 +249,8 @@ def train_sb3(steps: int, seed: int):
         "final_epsilon": float(model.exploration_rate),
     }
     env.close()
-    return SB3Evaluatee(model), train
+    # reward None: zoo.evaluate then scores with the default EngineeredReward, as for the zoo agent
+    return SB3Evaluatee(model, EnvConfig("highway-fast", action="discrete", obs="kinematics")), train
 
 
 # -- main ------------------------------------------------------------------------------------------
