@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from zoo.benchmark.grid import TAG, finished_runs
+from zoo.benchmark.grid import SUITES, TAG, finished_runs
 from zoo.benchmark.methods import METHODS
 
 TABLE_METRICS = ("AS", "RC", "TD", "CS", "SR", "AC", "CR")
@@ -174,7 +174,8 @@ def write_results(client: Any, page: Path, suite: str, scenarios: list[str], met
         "```bash", command, "```", "",
         (f"* **Budget**: {steps} training env steps per run, SAC with the hyper-parameters of "
          "`recipes/sac_vlmrl_highway.yaml` for every method (only the reward changes; the policy reads "
-         f"kinematics); VLM rewards on the backbone `{backbone}`."),
+         f"kinematics); VLM rewards on the backbone `{backbone}` (full frame); random-action warm-up "
+         "`min(1000, steps / 4)`. Each method's reward entry comes from its recipe: `zoo/benchmark/methods.py`."),
         ("* **Evaluation**: deterministic policy on held-out seeds (`1 000 000 + i`, disjoint from training); "
          "each run's metrics are means over its held-out episodes, the table shows mean ± std of those over "
          "training seeds (std 0 with one seed)."
@@ -186,6 +187,9 @@ def write_results(client: Any, page: Path, suite: str, scenarios: list[str], met
          "Every scenario ends an episode at its first collision, so AC = CR."),
         "",
     ]
+    missing = [m for m in SUITES.get(suite, ()) if m not in methods]
+    if missing:
+        lines += [f"Methods of the `{suite}` suite not in this page: {', '.join(missing)}.", ""]
     for scenario, by_method in grid.items():
         lines += [f"## {scenario}", ""]
         if not by_method:
