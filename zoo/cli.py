@@ -405,7 +405,8 @@ def _benchmark(argv: list[str]) -> None:
         outcome = run_grid(args.suite, args.scenarios, range(args.seeds), budget, methods, console)
         console.print(f"ran {len(outcome['ran'])}, skipped {len(outcome['skipped'])} finished, "
                       f"failed {len(outcome['failed'])}" + "".join(f"\n  {f}" for f in outcome["failed"]))
-    command = "zoo benchmark " + shlex.join(argv)
+    # the grid's command: the same with --report-only rewrites the page from the same runs
+    command = "zoo benchmark " + shlex.join(a for a in argv if a != "--report-only")
     page = write_results(mlflow.MlflowClient(tracking_uri()), Path(args.out), args.suite, args.scenarios, methods,
                          args.steps, args.backbone, command, note=args.note)
     console.print(f"wrote {page}")
