@@ -41,6 +41,24 @@ def test_unknown_method_names_the_valid_ones():
     assert main([*TINY_GRID[:-2], "--methods", "nope"]) == 2
 
 
+def test_a_cell_is_zoo_fit_of_the_base_recipe_with_its_reward_budget_and_tags():
+    import json
+
+    from zoo.benchmark.grid import Budget, fit_arguments
+
+    args = fit_arguments("paper", "vlm-rl-nrac", "merge", 2, Budget(steps=400, eval_episodes=3))
+    assert args[:3] == ["fit", "--config", str(Path(__file__).parents[1] / "recipes" / "sac_vlmrl_highway.yaml")]
+    values = dict(a.split("=", 1) for a in args[3:])
+    assert values["--model.init_args.total_frames"] == "400" and values["--model.init_args.seed"] == "2"
+    assert values["--model.init_args.learning_starts"] == "100"  # the recipe's 1000, capped at steps / 4
+    assert values["--model.init_args.env.scenario"] == "merge"
+    assert json.loads(values["--model.init_args.reward"])["init_args"]["collision_penalty"] == 0.0
+    tags = json.loads(values["--trainer.logger.init_args.tags"])
+    assert tags["zoo.benchmark.method"] == "vlm-rl-nrac" and tags["zoo.benchmark.steps"] == "400"
+    with pytest.raises(ZooError, match="steps must be >= 1"):
+        Budget(steps=0)
+
+
 @pytest.mark.slow
 def test_tiny_grid_runs_resumes_and_writes_the_results_page(capsys):
     assert main(TINY_GRID) == 0
