@@ -199,6 +199,10 @@ def write_results(client: Any, page: Path, suite: str, scenarios: list[str], met
         speeds = plot_collision_speeds(client, by_method, plots / f"{scenario}_collision_speed.png")
         lines += [table(by_method), "",
                   f"![learning curves]({plots.name}/{curves.name})", "",
+                  ("Left: return of the training episodes (as collected, with exploration). Middle and right: "
+                   "success and collision rate of the deterministic policy on a few held-out episodes at "
+                   "regular env-step intervals (`EvaluateEvery`), the last point the final evaluation. Lines: mean "
+                   "over seeds."), "",
                   f"![collision speeds]({plots.name}/{speeds.name})", ""]
     lines += ["## Reading", "", READING_START, kept_reading(page), READING_END, ""]
     page.parent.mkdir(parents=True, exist_ok=True)
