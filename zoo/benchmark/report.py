@@ -89,8 +89,9 @@ def plot_curves(client: Any, runs_by_method: dict[str, list[Any]], path: Path) -
         for method, runs in runs_by_method.items():
             by_step: dict[int, list[float]] = defaultdict(list)
             for run in runs:
-                points = _history(client, run, key) + (_history(client, run, final) if final else [])
-                for step, value in points:
+                # one value per step and run: the final evaluation wins over a curve point at the same step
+                points = dict(_history(client, run, key) + (_history(client, run, final) if final else []))
+                for step, value in points.items():
                     by_step[step].append(value)
             xs = sorted(s for s, v in by_step.items() if len(v) == len(runs))
             if xs:
