@@ -32,8 +32,6 @@ import datetime as _dt
 import inspect
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -42,70 +40,41 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent
-DEFAULT_OUT = ROOT / "results" / "dqn_highway_sb3.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    RESULTS,
+    SB3Evaluatee,
+    fmt,
+    git_state,
+    load_average,
+    machine,
+    print_rows,
+    summary_dict,
+    versions,
+)
+
+DEFAULT_OUT = RESULTS / "dqn_highway_sb3.json"
 
 # highway-env maintainer's SB3 DQN settings (scripts/sb3_highway_dqn.py), shared by every learner here.
-HPARAMS = dict(
-    net_arch=[256, 256],
-    learning_rate=5e-4,
-    buffer_size=15_000,
-    learning_starts=200,
-    batch_size=32,
-    gamma=0.8,
-    train_freq=1,
-    gradient_steps=1,
-    target_update_interval=50,
-    exploration_fraction=0.7,
-    exploration_initial_eps=1.0,
-    exploration_final_eps=0.05,
-    tau=1.0,
-    max_grad_norm=10.0,  # SB3's default, also the zoo's default
-)
+HPARAMS = {
+    "net_arch": [256, 256],
+    "learning_rate": 5e-4,
+    "buffer_size": 15_000,
+    "learning_starts": 200,
+    "batch_size": 32,
+    "gamma": 0.8,
+    "train_freq": 1,
+    "gradient_steps": 1,
+    "target_update_interval": 50,
+    "exploration_fraction": 0.7,
+    "exploration_initial_eps": 1.0,
+    "exploration_final_eps": 0.05,
+    "tau": 1.0,
+    "max_grad_norm": 10.0,  # SB3's default, also the zoo's default
+}
 REFERENCE = {"source": "highway-env maintainer, SB3 DQN on highway-fast-v0 at 20k steps",
              "return": 19.7, "return_max": 30, "length": 25.2}
 CONFIGS = ("zoo-fpb1", "zoo-fpb16", "sb3")
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-def load_average() -> dict[str, Any]:
-    out = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    return {"uptime": out, "loadavg": list(os.getloadavg())}
-
-
-def versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    names = ["torch", "torchrl", "tensordict", "lightning", "stable-baselines3", "highway-env", "gymnasium", "numpy"]
-    out = {"python": platform.python_version()}
-    for name in names:
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def git_state() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-
-    return {"commit": git("rev-parse", "HEAD"), "zoo_dirty": git("status", "--porcelain", "--", "zoo").splitlines()}
-
-
-def machine() -> dict[str, Any]:
-    import torch
-
-    return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
-            "cuda_available": torch.cuda.is_available(), "torch_threads": torch.get_num_threads()}
-
-
-def summary_dict(result) -> dict[str, dict[str, float]]:
-    return {k: {"mean": m, "std": s} for k, (m, s) in result.summary.items()}
-
-
-def fmt(summary: dict, key: str, digits: int = 2) -> str:
-    return f"{summary[key]['mean']:.{digits}f} ± {summary[key]['std']:.{digits}f}"
 
 
 # -- the zoo's gymnasium layer as SB3 sees it ------------------------------------------------------
@@ -252,35 +221,15 @@ def train_zoo(steps: int, seed: int, frames_per_batch: int, updates_per_batch: i
     return agent, train
 
 
-class SB3Evaluatee:
-    """Just enough of a zoo agent for :func:`zoo.evaluate`: SB3's greedy policy on the ``observation`` key."""
-
-    def __init__(self, model) -> None:
-        from zoo.envs import EnvConfig
-
-        self.model = model
-        self.env_config = EnvConfig("highway-fast", action="discrete", obs="kinematics")
-        self.reward = None  # zoo.evaluate then scores with the default EngineeredReward, as for the zoo agent
-
-    def eval(self) -> SB3Evaluatee:
-        self.model.policy.set_training_mode(False)
-        return self
-
-    def act(self, tensordict):
-        import torch
-
-        obs = tensordict.get("observation").cpu().numpy()
-        action, _ = self.model.predict(obs, deterministic=True)
-        return tensordict.set("action", torch.as_tensor(int(np.asarray(action).reshape(())), dtype=torch.int64))
-
-
 def train_sb3(steps: int, seed: int):
     from stable_baselines3 import DQN as SB3DQN
+
+    from zoo.envs import EnvConfig
 
     env = sb3_env()
     h = HPARAMS
     model = SB3DQN(
-        "MlpPolicy", env, policy_kwargs=dict(net_arch=list(h["net_arch"])), learning_rate=h["learning_rate"],
+        "MlpPolicy", env, policy_kwargs={"net_arch": list(h["net_arch"])}, learning_rate=h["learning_rate"],
         buffer_size=h["buffer_size"], learning_starts=h["learning_starts"], batch_size=h["batch_size"],
         gamma=h["gamma"], train_freq=h["train_freq"], gradient_steps=h["gradient_steps"],
         target_update_interval=h["target_update_interval"], exploration_fraction=h["exploration_fraction"],
@@ -300,7 +249,8 @@ def train_sb3(steps: int, seed: int):
         "final_epsilon": float(model.exploration_rate),
     }
     env.close()
-    return SB3Evaluatee(model), train
+    # reward None: zoo.evaluate then scores with the default EngineeredReward, as for the zoo agent
+    return SB3Evaluatee(model, EnvConfig("highway-fast", action="discrete", obs="kinematics")), train
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -313,11 +263,7 @@ def print_table(results: dict[str, Any]) -> None:
         rows.append((run["config"], str(run["seed"]), fmt(s, "return"), f"{s['CR']['mean']:.2f}",
                      fmt(s, "AS", 1), fmt(s, "length", 1), f"{run['train']['env_steps_per_s']:.1f}",
                      f"{run['train']['wall_s']:.0f}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for i, row in enumerate(rows):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print_rows(rows)
     bare = results.get("bare_env")
     if bare:
         print(f"\nbare random stepping (env steps/s): TorchRL train env {bare['torchrl_env_random_steps_per_s']:.1f}, "

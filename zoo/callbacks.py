@@ -152,3 +152,50 @@ class EvaluateAfterFit(Callback):
             log_to_mlflow(result, client, run_id, files + ([video] if video else []), step=pl_module.tracker.frames)
             if self.initial is not None:
                 log_to_mlflow(self.initial, client, run_id, [], step=0, prefix="eval_before/")
+
+
+class EvaluateEvery(Callback):
+    """Held-out evaluation every ``every`` env steps during fit (and once before): learning curves.
+
+    Logs ``<prefix><metric>`` (AS, RC, TD, CS, SR, AC, CR, return, length: means over ``episodes`` held-out
+    episodes) at the env step it was taken, so success and collision rate can be plotted against env steps.
+
+    Args:
+        every: env steps between evaluations.
+        episodes: held-out episodes per evaluation (the same seeds each time).
+        seed: evaluation seed (offset into the held-out range).
+        prefix: metric name prefix.
+
+    Example:
+        >>> trainer = L.Trainer(callbacks=[EvaluateEvery(every=1_000, episodes=5)])  # doctest: +SKIP
+    """
+
+    def __init__(self, every: int = 1_000, episodes: int = 5, seed: int = 0, prefix: str = "curve/") -> None:
+        if every < 1 or episodes < 1:
+            from zoo.registry import ZooError
+
+            raise ZooError(f"every and episodes must be >= 1, got every={every}, episodes={episodes}")
+        self.every = every
+        self.episodes = episodes
+        self.seed = seed
+        self.prefix = prefix
+        self.next_at = 0
+
+    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from zoo.evaluation import evaluate
+
+        frames = pl_module.tracker.frames
+        result = evaluate(pl_module, episodes=self.episodes, seed=self.seed, progress=False)
+        pl_module.train()
+        if trainer.logger is not None:
+            metrics = {f"{self.prefix}{name}": mean for name, (mean, _) in result.summary.items()}
+            trainer.logger.log_metrics(metrics, step=frames)
+        self.next_at = (frames // self.every + 1) * self.every
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self._evaluate(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if trainer.is_global_zero and pl_module.tracker.frames >= self.next_at:
+            self._evaluate(trainer, pl_module)

@@ -23,7 +23,8 @@ configure_mlflow()
 LIGHTNING_COMMANDS = ("fit", "validate")
 
 
-def _lightning_cli(argv: list[str] | None) -> None:
+def _lightning_cli(argv: list[str] | None):
+    """Run Lightning's CLI over the zoo's modules (``fit`` / ``validate``); return it (its ``trainer``, ``model``)."""
     from lightning.pytorch import LightningModule
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
@@ -82,7 +83,7 @@ def _lightning_cli(argv: list[str] | None) -> None:
             if getattr(logger, "pending_root", False) is None:  # the outage journal beside the checkpoints
                 logger.pending_root = self.trainer.default_root_dir
 
-    ZooCLI(
+    return ZooCLI(
         LightningModule,  # agents (zoo.agents) and reward-model training (zoo.train)
         subclass_mode_model=True,
         auto_configure_optimizers=False,
@@ -459,9 +460,84 @@ def _tracking(argv: list[str]) -> None:
         print(f"sent {calls} logging calls from {journal}")
 
 
+def _benchmark(argv: list[str]) -> None:
+    from zoo.benchmark.grid import SUITES
+    from zoo.benchmark.methods import DEFAULT_BACKBONE
+
+    parser = argparse.ArgumentParser(
+        prog="zoo benchmark",
+        description="Run a benchmark grid (method x scenario x seed, all SAC on the same budget), one MLflow run "
+                    "per cell; finished cells are skipped, so the grid resumes where it stopped. Then write the "
+                    "results page (tables per scenario, learning-curve and collision-speed plots).")
+    parser.add_argument("--suite", default="paper", choices=sorted(SUITES))
+    parser.add_argument("--scenarios", nargs="+", default=["highway-fast"])
+    parser.add_argument("--seeds", type=int, default=3, help="number of training seeds (0 .. N-1)")
+    parser.add_argument("--steps", type=int, required=True, help="training env steps per run")
+    parser.add_argument("--methods", nargs="+", default=None, help="a subset of the suite's methods (default all): "
+                        + ", ".join(SUITES["paper"]))
+    parser.add_argument("--device", default="cpu", help="Lightning accelerator: cpu, gpu, auto")
+    parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help="VLM of every VLM reward")
+    parser.add_argument("--eval-episodes", type=int, default=20, help="held-out episodes of each final evaluation")
+    parser.add_argument("--curve-every", type=int, default=None, help="env steps between learning-curve "
+                                                                      "evaluations (default steps/5)")
+    parser.add_argument("--curve-episodes", type=int, default=5, help="held-out episodes per curve point")
+    parser.add_argument("--out", default="docs/results.md", help="results page (plots go to <out stem>/)")
+    parser.add_argument("--note", default="", help="a line under the page's title (e.g. 'small budget')")
+    parser.add_argument("--report-only", action="store_true", help="write the page from the runs so far")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+
+    import shlex
+
+    import mlflow
+
+    from zoo.benchmark.grid import Budget, run_grid
+    from zoo.benchmark.report import write_results
+    from zoo.tracking import tracking_uri
+
+    budget = Budget(steps=args.steps, eval_episodes=args.eval_episodes,
+                    curve_every=args.curve_every or max(1, args.steps // 5), curve_episodes=args.curve_episodes,
+                    backbone=args.backbone, device=args.device)
+    methods = args.methods or list(SUITES[args.suite])
+    console = Console(stderr=True)
+    if not args.report_only:
+        outcome = run_grid(args.suite, args.scenarios, range(args.seeds), budget, methods, console)
+        console.print(f"ran {len(outcome['ran'])}, skipped {len(outcome['skipped'])} finished, "
+                      f"failed {len(outcome['failed'])}" + "".join(f"\n  {f}" for f in outcome["failed"]))
+    # the grid's command: the same with --report-only rewrites the page from the same runs
+    command = "zoo benchmark " + shlex.join(a for a in argv if a != "--report-only")
+    page = write_results(mlflow.MlflowClient(tracking_uri()), Path(args.out), args.suite, args.scenarios, methods,
+                         args.steps, args.backbone, command, note=args.note)
+    console.print(f"wrote {page}")
+
+
+def _export(argv: list[str]) -> None:
+    from zoo.export import FORMATS
+
+    parser = argparse.ArgumentParser(
+        prog="zoo export",
+        description="Write a trained policy as a policy-only deployment artifact (no reward model, no VLM): "
+                    "the deterministic policy network, input = the observation it reads, output = the action. "
+                    "Load it with zoo.export.load_exported(PATH), torch.jit.load (torchscript) or onnxruntime.")
+    parser.add_argument("--policy", required=True, help="zoo name, policy folder, .ckpt, runs:/<id> or models:/ URI")
+    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--out", required=True, help="file to write (e.g. policy.pt or policy.onnx)")
+    args = parser.parse_args(argv)
+
+    from zoo.export import export_policy, load_exported
+
+    path = export_policy(args.policy, args.format, args.out)
+    spec = load_exported(path).spec
+    Console(stderr=True, soft_wrap=True).print(
+        f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB, {args.format}): input {spec['obs_key']} "
+        f"{spec['obs_dtype']} [batch, {', '.join(map(str, spec['obs_shape']))}] -> action "
+        f"[batch, {', '.join(map(str, spec['action_shape']))}]", highlight=False, markup=False)
+
+
 ZOO_COMMANDS: dict[str, Callable[[list[str]], None]] = {"evaluate": _evaluate, "reward": _reward, "data": _data,
                                                         "models": _models, "register": _register,
-                                                        "tracking": _tracking}
+                                                        "tracking": _tracking, "benchmark": _benchmark, "export": _export}
 
 USAGE = """usage: zoo <command> [options]
 
@@ -474,6 +550,8 @@ commands:
   models     the zoo's models:    zoo models list [--kind reward] [--pretrained] | zoo models info NAME
   register   MLflow registry:     zoo register <folder|.ckpt|runs:/id|name> --as NAME [--alias champion]
   tracking   MLflow tools:        zoo tracking sync [runs/<experiment>/<run id>/mlflow-pending ...]
+  benchmark  the paper's grid:    zoo benchmark --suite paper --scenarios highway-fast --seeds 3 --steps 30000
+  export     deployable policy:   zoo export --policy NAME --format torchscript|onnx --out PATH
 
 Run `zoo <command> --help` for its options."""
 

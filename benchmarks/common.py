@@ -1,0 +1,94 @@
+"""What the benchmark scripts share: run context (machine, versions, git, load) and result formatting."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+
+
+def load_average() -> dict[str, Any]:
+    out = subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
+    return {"uptime": out, "loadavg": list(os.getloadavg())}
+
+
+def versions(*extra: str) -> dict[str, str]:
+    """Python and the versions of the packages a benchmark depends on."""
+    import importlib.metadata as md
+
+    names = ["torch", "torchrl", "tensordict", "lightning", "stable-baselines3", "highway-env", "gymnasium", "numpy",
+             *extra]
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_state() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], check=False, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "zoo_dirty": git("status", "--porcelain", "--", "zoo").splitlines()}
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
+            "cuda_available": torch.cuda.is_available(), "torch_threads": torch.get_num_threads()}
+
+
+def summary_dict(result) -> dict[str, dict[str, float]]:
+    """An :class:`zoo.evaluation.EvaluationResult`'s summary as JSON-ready ``{metric: {mean, std}}``."""
+    return {k: {"mean": m, "std": s} for k, (m, s) in result.summary.items()}
+
+
+def fmt(summary: dict, key: str, digits: int = 2) -> str:
+    return f"{summary[key]['mean']:.{digits}f} ± {summary[key]['std']:.{digits}f}"
+
+
+def print_rows(rows: list[tuple[str, ...]]) -> None:
+    """A plain-text table; the first row is the header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, row in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+class SB3Evaluatee:
+    """Just enough of a zoo agent for :func:`zoo.evaluate`: an SB3 model's deterministic action on one key.
+
+    Args:
+        model: a trained stable-baselines3 model.
+        env_config: the :class:`zoo.envs.EnvConfig` to evaluate on (the zoo agent's, for the same episodes).
+        reward: the reward module the episodes are scored with (``None``: highway-env's engineered reward).
+        obs_key: the observation the model reads.
+    """
+
+    def __init__(self, model, env_config, reward=None, obs_key: str = "observation") -> None:
+        self.model = model
+        self.env_config = env_config
+        self.reward = reward
+        self.obs_key = obs_key
+
+    def eval(self) -> SB3Evaluatee:
+        self.model.policy.set_training_mode(False)
+        return self
+
+    def act(self, tensordict):
+        import numpy as np
+        import torch
+
+        action, _ = self.model.predict(tensordict.get(self.obs_key).cpu().numpy(), deterministic=True)
+        if self.env_config.action == "discrete":
+            return tensordict.set("action", torch.as_tensor(int(np.asarray(action).reshape(())), dtype=torch.int64))
+        return tensordict.set("action", torch.as_tensor(np.asarray(action, dtype=np.float32)))

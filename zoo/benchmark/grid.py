@@ -1,0 +1,173 @@
+"""Run the benchmark grid (method × scenario × seed), one MLflow run per cell, resumable.
+
+Each cell is ``zoo fit`` on :data:`~zoo.benchmark.methods.BASE_RECIPE` with the method's reward, the
+scenario, the seed and the budget set from the command line; it is tagged ``zoo.benchmark.*`` in the
+MLflow experiment ``benchmark-<suite>``. A cell whose run finished (tag ``zoo.benchmark.complete``) with
+the same budget and backbone is found and skipped, so a grid can be spread over several sittings; a
+failed or interrupted cell runs again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+
+from zoo.benchmark.methods import BASE_RECIPE, DEFAULT_BACKBONE, METHODS, RECIPES, method_reward
+from zoo.registry import ZooError
+
+TAG = "zoo.benchmark."
+#: grids the benchmark knows; ``paper`` is PAPER.md §8's table (its DriveVLM-RL rows arrive with DualPathwayReward)
+SUITES = {"paper": ("sparse", "engineered", "vlm-sr", "vlm-rm", "lord", "roboclip", "vlm-rl", "vlm-rl-nrac")}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What every cell of a grid shares.
+
+    Attributes:
+        steps: training env steps per run.
+        eval_episodes: held-out episodes of the final evaluation.
+        curve_every: env steps between the learning-curve evaluations.
+        curve_episodes: held-out episodes per learning-curve evaluation.
+        backbone: the VLM every VLM reward uses.
+        device: Lightning accelerator (``cpu``, ``gpu``, ``auto``).
+    """
+
+    steps: int
+    eval_episodes: int = 20
+    curve_every: int = 1_000
+    curve_episodes: int = 5
+    backbone: str = DEFAULT_BACKBONE
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "eval_episodes", "curve_every", "curve_episodes"):
+            if getattr(self, name) < 1:
+                raise ZooError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def learning_starts(self) -> int:
+        """The recipe's random-action warm-up, capped at a quarter of a small budget."""
+        from zoo.benchmark.methods import read_recipe
+
+        return min(read_recipe(BASE_RECIPE)["model"]["init_args"]["learning_starts"], self.steps // 4)
+
+
+def experiment_name(suite: str) -> str:
+    return f"benchmark-{suite}"
+
+
+def cell_tags(suite: str, method: str, scenario: str, seed: int, budget: Budget) -> dict[str, str]:
+    return {f"{TAG}suite": suite, f"{TAG}method": method, f"{TAG}scenario": scenario, f"{TAG}seed": str(seed),
+            f"{TAG}steps": str(budget.steps), f"{TAG}backbone": budget.backbone,
+            f"{TAG}eval_episodes": str(budget.eval_episodes)}
+
+
+def finished_runs(client: Any, suite: str) -> list[Any]:
+    """The complete runs of a suite's experiment (newest first)."""
+    experiment = client.get_experiment_by_name(experiment_name(suite))
+    if experiment is None:
+        return []
+    return client.search_runs([experiment.experiment_id], f"tags.`{TAG}complete` = 'true'",
+                              order_by=["attributes.start_time DESC"], max_results=10_000)
+
+
+def find_finished(runs: Sequence[Any], tags: dict[str, str]) -> Any | None:
+    """The first of ``runs`` whose tags match ``tags`` (the same cell and budget), else ``None``."""
+    for run in runs:
+        if all(run.data.tags.get(k) == v for k, v in tags.items()):
+            return run
+    return None
+
+
+def fit_arguments(suite: str, method: str, scenario: str, seed: int, budget: Budget) -> list[str]:
+    """The ``zoo fit`` arguments of one cell."""
+    reward, batching = method_reward(method, budget.backbone)
+    callbacks = [{"class_path": "zoo.callbacks.EvaluateAfterFit",
+                  "init_args": {"episodes": budget.eval_episodes, "before": False}},
+                 {"class_path": "zoo.callbacks.EvaluateEvery",
+                  "init_args": {"every": budget.curve_every, "episodes": budget.curve_episodes}}]
+    return [
+        "fit", "--config", str(RECIPES / BASE_RECIPE),
+        f"--seed_everything={seed}",
+        f"--trainer.logger.init_args.experiment_name={experiment_name(suite)}",
+        f"--trainer.logger.init_args.run_name={method}/{scenario}/seed{seed}",
+        f"--trainer.logger.init_args.tags={json.dumps(cell_tags(suite, method, scenario, seed, budget))}",
+        f"--trainer.callbacks={json.dumps(callbacks)}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--trainer.accelerator={budget.device}",
+        "--torch_threads=1",
+        f"--model.init_args.env.scenario={scenario}",
+        "--model.init_args.env.obs=kinematics",  # the policy's input; VLM rewards switch rendering on
+        f"--model.init_args.reward={json.dumps(reward)}",
+        f"--model.init_args.reward_batching={batching}",
+        f"--model.init_args.total_frames={budget.steps}",
+        f"--model.init_args.learning_starts={budget.learning_starts()}",
+        f"--model.init_args.seed={seed}",
+    ]
+
+
+def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget: Budget,
+             methods: Sequence[str] | None = None, console: Console | None = None) -> dict[str, list[str]]:
+    """Train and evaluate every missing cell of the grid; return run ids by outcome.
+
+    Args:
+        suite: a name in :data:`SUITES`.
+        scenarios: scenario names (``zoo.list_scenarios()``).
+        seeds: training seeds (evaluation seeds are disjoint: ``zoo.evaluation.EVAL_SEED_OFFSET``).
+        budget: steps, evaluation episodes, backbone, device.
+        methods: a subset of the suite's methods (default all).
+        console: where progress goes.
+
+    Returns:
+        ``{"ran": [...], "skipped": [...], "failed": ["method/scenario/seed: error", ...]}``.
+
+    Example:
+        >>> run_grid("paper", ["highway-fast"], [0], Budget(steps=2_000), methods=["sparse"])  # doctest: +SKIP
+    """
+    import mlflow
+
+    from zoo.cli import _lightning_cli, _user_error
+    from zoo.envs.presets import SCENARIOS
+    from zoo.tracking import tracking_uri
+
+    if suite not in SUITES:
+        from zoo.registry import unknown_choice
+
+        raise ZooError(unknown_choice("benchmark suite", suite, list(SUITES)))
+    methods = list(methods or SUITES[suite])
+    for name in methods:
+        METHODS.get(name)
+        if name not in SUITES[suite]:
+            raise ZooError(f"method {name!r} is not in suite {suite!r}: {', '.join(SUITES[suite])}")
+    for scenario in scenarios:
+        SCENARIOS.get(scenario)
+    console = console or Console(stderr=True)
+    client = mlflow.MlflowClient(tracking_uri())
+    done = finished_runs(client, suite)
+    outcome: dict[str, list[str]] = {"ran": [], "skipped": [], "failed": []}
+    for scenario in scenarios:
+        for seed in seeds:
+            for method in methods:
+                cell = f"{method}/{scenario}/seed{seed}"
+                previous = find_finished(done, cell_tags(suite, method, scenario, seed, budget))
+                if previous is not None:
+                    console.print(f"[dim]skip {cell}: finished in run {previous.info.run_id}[/dim]")
+                    outcome["skipped"].append(previous.info.run_id)
+                    continue
+                console.print(f"[bold]run {cell}[/bold] ({budget.steps} env steps)")
+                try:
+                    cli = _lightning_cli(fit_arguments(suite, method, scenario, seed, budget))
+                except Exception as err:  # noqa: BLE001  one broken cell must not stop a grid spread over hours
+                    reason = _user_error(err) or err
+                    console.print(f"[red]failed {cell}: {reason}[/red]")
+                    outcome["failed"].append(f"{cell}: {reason}")
+                    continue
+                run_id = cli.trainer.logger.run_id
+                client.set_tag(run_id, f"{TAG}complete", "true")
+                outcome["ran"].append(run_id)
+    return outcome
