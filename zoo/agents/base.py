@@ -387,20 +387,22 @@ class OffPolicyAgent(Agent):
         if self.reward_batching == "async" and self.reward is not None:
             self.reward_worker = RewardWorker(self.training_reward(), max_pending=self.reward_queue)
         worker = self.reward_worker
+        updates = 0  # the policy version: label lag is counted in learner updates
         try:
             for batch in collector:
                 if worker is None:
                     self.store(batch)
                 else:  # the learner only ever stores (and samples) labelled transitions
-                    worker.submit(batch, version=self.global_step)
-                    for labelled in worker.ready(version=self.global_step):
+                    worker.submit(batch, version=updates)
+                    for labelled in worker.ready(version=updates):
                         self.store(labelled)
                 if self.tracker.frames < self.learning_starts:
                     continue
                 for _ in range(self.updates_per_batch):
+                    updates += 1
                     yield self.buffer.sample().to(self.device)
             if worker is not None:  # the last batches: every collected transition ends in the buffer
-                for labelled in worker.flush(version=self.global_step):
+                for labelled in worker.flush(version=updates):
                     self.store(labelled)
         finally:
             if worker is not None:

@@ -21,7 +21,8 @@ from zoo.registry import ZooError
 
 TAG = "zoo.benchmark."
 #: grids the benchmark knows; ``paper`` is PAPER.md §8's table (its DriveVLM-RL rows arrive with DualPathwayReward)
-SUITES = {"paper": ("sparse", "engineered", "vlm-sr", "vlm-rm", "lord", "roboclip", "vlm-rl", "vlm-rl-nrac")}
+SUITES = {"paper": ("sparse", "engineered", "vlm-sr", "vlm-rm", "lord", "roboclip", "vlm-rl", "vlm-rl-nrac",
+                    "drivevlm-rl", "drivevlm-rl-nrac")}
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,9 @@ METHODS.register("roboclip", Method("RoboCLIP", recipe="sac_roboclip_highway.yam
 METHODS.register("vlm-rl", Method("VLM-RL", recipe="sac_vlmrl_highway.yaml"))
 METHODS.register("vlm-rl-nrac", Method("VLM-RL, no reward after collision", recipe="sac_vlmrl_highway.yaml",
                                        reward={"collision_penalty": 0.0}))
+METHODS.register("drivevlm-rl", Method("DriveVLM-RL", recipe="sac_drivevlmrl_highway.yaml"))
+METHODS.register("drivevlm-rl-nrac", Method("DriveVLM-RL, no reward after collision",
+                                            recipe="sac_drivevlmrl_highway.yaml", reward={"collision_penalty": 0.0}))
 
 
 def read_recipe(name: str) -> dict[str, Any]:
