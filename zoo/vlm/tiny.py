@@ -111,12 +111,17 @@ def word_level_tokenizer(words: list[str], *, max_length: int = 64, extra_tokens
                                    model_max_length=max_length, chat_template=chat_template)
 
 
-def build_random_chat_vlm(folder: str | Path, seed: int = 0) -> Path:
-    """Save a random tiny LLaVA chat VLM (CLIP vision tower, Llama text model, word-level tokenizer) to ``folder``.
+#: sizes of the random chat VLM: (vision width, vision layers, image, patch, text width, text layers)
+CHAT_SIZES = {"tiny": (64, 2, 32, 8, 64, 2), "small": (256, 4, 96, 16, 512, 6)}
+
+
+def build_random_chat_vlm(folder: str | Path, seed: int = 0, size: str = "tiny") -> Path:
+    """Save a random LLaVA chat VLM (CLIP vision tower, Llama text model, word-level tokenizer) to ``folder``.
 
     It runs :func:`zoo.vlm.describer.load_describer`'s chat path for real (chat template, multi-image
-    message, processor, generation); its descriptions mean nothing. Widths are multiples of 64 so that
-    bitsandbytes' CPU kernels accept them.
+    message, processor, generation); its descriptions mean nothing. ``size``: ``"tiny"`` for tests,
+    ``"small"`` (~25 M parameters) for speed benchmarks of a describer that costs as much as the simulator.
+    Widths are multiples of 64 so that bitsandbytes' CPU kernels accept them.
 
     Example:
         >>> describer = zoo.vlm.load_describer(build_random_chat_vlm(tmp_path / "llava"))  # doctest: +SKIP
@@ -127,13 +132,16 @@ def build_random_chat_vlm(folder: str | Path, seed: int = 0) -> Path:
                     "sentence what main risk user assistant . , ? ' s - :")
     words = [*_WORDS, *prompt_words.split()]
     tokenizer = word_level_tokenizer(words, extra_tokens=("<image>",), max_length=512, chat_template=CHAT_TEMPLATE)
-    image, patch = 32, 8
+    vision_width, vision_layers, image, patch, text_width, text_layers = CHAT_SIZES[check_choice(
+        "chat VLM size", size, list(CHAT_SIZES))]
     config = LlavaConfig(
-        vision_config={"model_type": "clip_vision_model", "hidden_size": 64, "intermediate_size": 128,
-                       "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": image, "patch_size": patch,
-                       "projection_dim": 64},
-        text_config={"model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128,
-                     "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2,
+        vision_config={"model_type": "clip_vision_model", "hidden_size": vision_width,
+                       "intermediate_size": 2 * vision_width, "num_hidden_layers": vision_layers,
+                       "num_attention_heads": 2, "image_size": image, "patch_size": patch,
+                       "projection_dim": vision_width},
+        text_config={"model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": text_width,
+                     "intermediate_size": 2 * text_width, "num_hidden_layers": text_layers,
+                     "num_attention_heads": 2, "num_key_value_heads": 2,
                      "max_position_embeddings": 512, "pad_token_id": tokenizer.pad_token_id,
                      "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id},
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"), image_seq_length=(image // patch) ** 2,
