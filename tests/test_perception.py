@@ -257,3 +257,41 @@ def test_the_shipped_card_reports_held_out_numbers():
     test = card["metrics"]["test"]
     assert {"precision", "recall", "gate_agreement"} <= set(test)
     assert json.dumps(card["training"]["command"]).startswith('"zoo fit --config recipes/train_bev_detector.yaml')
+
+
+# -- training -----------------------------------------------------------------------------------------------
+def test_detector_fit_scores_the_card_on_the_frames_it_selected_on(tmp_path):
+    """The card's validation numbers come from the frames the fit validated on, even when the dataset folder
+    is recorded again (here: its files rewritten in place with the boxes removed) while the fit runs."""
+    import shutil
+
+    import datasets
+    import lightning as L
+
+    from zoo.data.bev_boxes import BEVBoxesData, BoxDataset, make_bev_boxes, objects_tensor
+    from zoo.registry import read_card
+    from zoo.train import DetectorTraining
+
+    recorded = make_bev_boxes(["highway-fast"], 60, tmp_path / "boxes", seed=0, progress=False)
+    no_boxes = datasets.DatasetDict({name: split.map(lambda row: {"objects": np.zeros_like(row["objects"])})
+                                     for name, split in recorded.items()})
+    no_boxes.save_to_disk(str(tmp_path / "rerecorded"))
+    objects = int(objects_tensor(recorded["validation"])[..., 5].sum())
+
+    class RecordAgain(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            for name in ("train", "validation"):
+                for file in (tmp_path / "rerecorded" / name).glob("*.arrow"):
+                    shutil.copyfile(file, tmp_path / "boxes" / name / file.name)
+
+    torch.manual_seed(0)
+    module = DetectorTraining(config={"widths": (8, 8, 16, 16), "neck": 8},
+                              export={"folder": str(tmp_path / "exported"), "name": "bev-detector-tiny.test",
+                                      "summary": "test", "command": "test"})
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[RecordAgain()])
+    trainer.fit(module, datamodule=BEVBoxesData(BoxDataset(str(tmp_path / "boxes"), ["highway-fast"], 60),
+                                                batch_size=8))
+    validation = read_card(tmp_path / "exported")["metrics"]["validation"]
+    assert objects > 0 and validation["objects"] == objects
+    assert validation["frames"] == len(recorded["validation"]) and validation["f1"] == module.best["f1"]

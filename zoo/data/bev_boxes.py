@@ -98,7 +98,9 @@ def objects_tensor(split) -> torch.Tensor:
 class BEVBoxesData(LightningDataModule):
     """BEV frames and their ground-truth boxes for detector training.
 
-    Batches are ``(frames uint8 [B, 3, H, W], objects float32 [B, MAX_OBJECTS, 6])``.
+    Batches are ``(frames uint8 [B, 3, H, W], objects float32 [B, MAX_OBJECTS, 6])``. :meth:`setup` reads every
+    split into memory once: training, model selection and the card's scores all see that one snapshot, even
+    if the dataset folder is recorded again (``overwrite=True``) while the fit runs.
 
     Args:
         train: training dataset (its ``validation`` split selects the model).
@@ -116,6 +118,8 @@ class BEVBoxesData(LightningDataModule):
         self.train_spec, self.test_spec = train, test
         self.batch_size = batch_size
         self.splits: dict[str, Any] = {}
+        self._tensors: dict[str, TensorDataset] = {}
+        self._scenarios: dict[str, list[str]] = {}
 
     def prepare_data(self) -> None:
         self.train_spec.load()
@@ -131,10 +135,21 @@ class BEVBoxesData(LightningDataModule):
         self.splits = {"train": data["train"], "validation": data["validation"]}
         if self.test_spec is not None:
             self.splits["test"] = concat_splits(self.test_spec.load())
+        for name, rows in self.splits.items():  # the snapshot (the Arrow files are memory-mapped, not copied)
+            self._tensors[name] = TensorDataset(frames_tensor(rows), objects_tensor(rows))
+            self._scenarios[name] = list(rows["scenario"])
 
-    def tensors(self, split: str) -> TensorDataset:
-        rows = self.splits[split]
-        return TensorDataset(frames_tensor(rows), objects_tensor(rows))
+    def tensors(self, split: str, scenario: str | None = None) -> TensorDataset:
+        """Frames and boxes of ``split`` as read by :meth:`setup` (only ``scenario``'s rows when given)."""
+        data = self._tensors[split]
+        if scenario is None:
+            return data
+        rows = torch.tensor([s == scenario for s in self._scenarios[split]])
+        return TensorDataset(*(t[rows] for t in data.tensors))
+
+    def scenarios(self, split: str) -> list[str]:
+        """The scenarios of ``split``'s rows, sorted."""
+        return sorted(set(self._scenarios[split]))
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.tensors("train"), batch_size=self.batch_size, shuffle=True, drop_last=True)

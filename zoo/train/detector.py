@@ -112,21 +112,17 @@ class DetectorTraining(LightningModule):
         self.detector.eval()
         if self.export is None:
             return
-        from zoo.data.bev_boxes import objects_tensor
-        from zoo.data.datamodule import frames_tensor
-
+        # the frames the fit validated on (the datamodule's in-memory snapshot, not the files on disk, which
+        # another process may have recorded again meanwhile), so the card's validation F1 is the selected one
         data = self.trainer.datamodule
-        scored = {"validation": data.splits["validation"]}
+        scored = {"validation": data.tensors("validation")}
         if "test" in data.splits:  # the held-out episodes, all together and per scenario
-            test = data.splits["test"]
-            scored["test"] = test
-            scored.update({f"test/{name}": test.filter(lambda s, name=name: s == name, input_columns="scenario")
-                           for name in sorted(set(test["scenario"]))})
+            scored["test"] = data.tensors("test")
+            scored.update({f"test/{name}": data.tensors("test", name) for name in data.scenarios("test")})
         results = {}
         for split, rows in scored.items():
-            frames = frames_tensor(rows)
-            results[split] = self.quality(self.detector.detect_frames(frames), objects_tensor(rows),
-                                          tuple(frames.shape[-2:]))
+            frames, objects = rows.tensors
+            results[split] = self.quality(self.detector.detect_frames(frames), objects, tuple(frames.shape[-2:]))
         if self.logger is not None:
             final = "test" if "test" in results else "validation"
             self.logger.log_metrics({f"{final}/{k.replace('/', '_')}": v for k, v in results[final].items()})
