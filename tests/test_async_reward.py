@@ -126,8 +126,8 @@ def test_max_pending_must_be_positive():
 
 # -- inside an agent ---------------------------------------------------------------------------------------------
 def _async_agent(make_agent, reward: RewardModule, **overrides):
-    return make_agent("sac", reward=reward, reward_batching="async", reward_queue=2, total_frames=96,
-                      updates_per_batch=2, **overrides)
+    return make_agent("sac", reward=reward, **{"reward_batching": "async", "reward_queue": 2, "total_frames": 96,
+                                               "updates_per_batch": 2, **overrides})
 
 
 def test_the_learner_only_samples_labelled_transitions_each_labelled_once(make_agent):
@@ -191,3 +191,28 @@ def test_ctrl_c_during_training_stops_the_reward_worker(make_agent):
     assert trainer.interrupted
     assert agent.reward_worker is None
     assert not _worker_threads()
+
+
+def test_a_checkpoint_stores_what_the_worker_holds_first(make_agent, tmp_path):
+    import lightning as L
+
+    agent = _async_agent(make_agent, SlowReward(delay_s=0.2), total_frames=128)
+    saved = []
+
+    class SaveMidway(L.Callback):
+        def on_train_batch_end(self, trainer, *args) -> None:
+            if not saved:
+                trainer.save_checkpoint(tmp_path / "mid.ckpt")
+                saved.append((agent.reward_worker.pending, len(agent.buffer), agent.tracker.frames,
+                              agent.learner_updates))
+
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[SaveMidway()])
+    trainer.fit(agent)
+    pending, stored, frames, _ = saved[0]
+    assert pending == 0  # nothing left in the queue at the checkpoint
+    assert stored == frames and frames % 32 == 0 and frames >= 64  # the batch in labelling was waited for
+    checkpoint = torch.load(tmp_path / "mid.ckpt", map_location="cpu", weights_only=True)
+    from zoo.agents.state import RESUME_KEY
+
+    assert checkpoint[RESUME_KEY]["parts"]["tracker"]["frames"] == frames

@@ -380,6 +380,14 @@ class OffPolicyAgent(Agent):
         self.buffer.extend(batch.reshape(-1).exclude(*self.stored_exclusions).to("cpu"))
         self.after_collect(batch)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """With an async reward worker, first wait for the batches it holds and store them, so the checkpoint's
+        buffer and counters hold every transition collected so far (nothing is left in a queue to lose)."""
+        if self.reward_worker is not None:
+            for labelled in self.reward_worker.flush(version=self.learner_updates):
+                self.store(labelled)
+        super().on_save_checkpoint(checkpoint)
+
     def batches(self) -> Iterator[TensorDictBase]:
         # whole collector batches of random actions (TorchRL rounds up anyway, with a warning)
         random_frames = -(-self.learning_starts // self.frames_per_batch) * self.frames_per_batch
@@ -387,22 +395,22 @@ class OffPolicyAgent(Agent):
         if self.reward_batching == "async" and self.reward is not None:
             self.reward_worker = RewardWorker(self.training_reward(), max_pending=self.reward_queue)
         worker = self.reward_worker
-        updates = 0  # the policy version: label lag is counted in learner updates
+        self.learner_updates = 0  # the policy version: label lag is counted in learner updates
         try:
             for batch in collector:
                 if worker is None:
                     self.store(batch)
                 else:  # the learner only ever stores (and samples) labelled transitions
-                    worker.submit(batch, version=updates)
-                    for labelled in worker.ready(version=updates):
+                    worker.submit(batch, version=self.learner_updates)
+                    for labelled in worker.ready(version=self.learner_updates):
                         self.store(labelled)
                 if self.tracker.frames < self.learning_starts:
                     continue
                 for _ in range(self.updates_per_batch):
-                    updates += 1
+                    self.learner_updates += 1
                     yield self.buffer.sample().to(self.device)
             if worker is not None:  # the last batches: every collected transition ends in the buffer
-                for labelled in worker.flush(version=updates):
+                for labelled in worker.flush(version=self.learner_updates):
                     self.store(labelled)
         finally:
             if worker is not None:

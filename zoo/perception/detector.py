@@ -16,6 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from tensordict import TensorDictBase
@@ -127,6 +128,8 @@ def load_detector(source: str | Detector) -> Detector:
     try:
         resolved = resolve_model(source)
     except ZooError as err:
+        if Path(str(source)).exists():  # a folder that is there but unreadable: say that, not "unknown"
+            raise
         choices = [*BUILT_IN.names(), *list_models("detector", pretrained=True)]
         raise ZooError(f"unknown detector {source!r} (valid: {', '.join(choices)}); {err}") from None
     kind = (resolved.card or {}).get("kind")
