@@ -21,7 +21,7 @@ TINY_GRID = ["benchmark", "--suite", "paper", "--scenarios", "highway-fast", "--
 def test_every_suite_method_is_registered_with_a_reward_entry():
     for name in SUITES["paper"]:
         entry, batching = method_reward(name)
-        assert entry["class_path"].startswith("zoo.rewards.") and batching in ("step", "collector")
+        assert entry["class_path"].startswith("zoo.rewards.") and batching in ("step", "collector", "async")
     assert set(SUITES["paper"]) == set(METHODS.names())
 
 
@@ -29,10 +29,12 @@ def test_vlm_methods_share_the_backbone_and_the_no_reward_after_collision_settin
     for name in ("vlm-sr", "vlm-rm", "lord", "roboclip"):
         args = method_reward(name, backbone="random:clip-tiny")[0]["init_args"]
         assert args["model"] == "random:clip-tiny" and args["crop"] == "none"
-    vlm_rl, nrac = method_reward("vlm-rl")[0], method_reward("vlm-rl-nrac")[0]
-    assert vlm_rl["init_args"]["semantic"]["init_args"]["model"] == "drive-clip-bev-tiny"
-    assert vlm_rl["init_args"].pop("collision_penalty") < 0 and nrac["init_args"].pop("collision_penalty") == 0.0
-    assert vlm_rl == nrac
+    for base in ("vlm-rl", "drivevlm-rl"):
+        full, nrac = method_reward(base)[0], method_reward(f"{base}-nrac")[0]
+        assert full["init_args"]["semantic"]["init_args"]["model"] == "drive-clip-bev-tiny"
+        assert full["init_args"].pop("collision_penalty") < 0 and nrac["init_args"].pop("collision_penalty") == 0.0
+        assert full == nrac
+    assert method_reward("drivevlm-rl")[0]["init_args"]["semantic"]["class_path"] == "zoo.rewards.DualPathwayReward"
 
 
 def test_unknown_method_names_the_valid_ones():
