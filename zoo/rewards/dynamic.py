@@ -24,16 +24,10 @@ from tensordict import TensorDictBase
 from zoo import keys
 from zoo.registry import ZooError
 from zoo.rewards.vlm import CLGReward
+from zoo.vlm.describer import load_describer
 
 #: DriveVLM-RL's fixed positive goal of the dynamic pathway (PAPER.md §2)
 DYNAMIC_POSITIVE = "The road ahead is clear with no obstacles"
-
-
-def load_describer(source: str, **options: Any) -> Any:
-    """The risk describer of the dynamic pathway (:func:`zoo.vlm.describer.load_describer`)."""
-    from zoo.vlm.describer import load_describer as load
-
-    return load(source, **options)
 
 
 class DualPathwayReward(CLGReward):
