@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from tensordict import TensorDictBase
 
@@ -172,13 +172,15 @@ class RewardWorker:
 
     def stats(self) -> dict[str, float]:
         """Queue length, label lag (s and learner updates), batches labelled, time blocked on back-pressure."""
-        mean = (lambda xs: sum(xs) / len(xs) if xs else 0.0)  # noqa: E731
+        def mean(xs: deque) -> float:
+            return sum(xs) / len(xs) if xs else 0.0
+
         return {"queue_length": float(self.pending), "label_lag_s": mean(self._lag_s),
                 "label_lag_updates": mean(self._lag_updates), "max_label_lag_updates": float(self.max_lag_updates),
                 "labelled_batches": float(self._handed_out), "blocked_s": self.blocked_s}
 
-    def __enter__(self) -> RewardWorker:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
