@@ -251,3 +251,22 @@ def test_fit_refuses_a_checkpoint_that_does_not_match_the_recipe(quickstart, rec
     assert "Traceback" not in stderr
     for name in named:
         assert name in stderr
+
+
+def test_a_checkpoint_from_before_new_env_fields_still_matches_its_recipe(quickstart, tmp_path):
+    import torch
+
+    from zoo.cli import _check_checkpoint_matches_recipe
+    from zoo.registry import ZooError
+
+    checkpoint = torch.load(quickstart.ckpt, map_location="cpu", weights_only=True)
+    env = checkpoint["hyper_parameters"]["env"]
+    recipe = {"class_path": "zoo.agents.DQN", "init_args": {"env": dict(env)}}
+    for field in ("frame_window", "objects"):  # fields the env gained after such a checkpoint was written
+        env.pop(field)
+    old = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old)
+    _check_checkpoint_matches_recipe(str(old), recipe)  # the defaults fill in: no refusal
+    recipe["init_args"]["env"]["frame_window"] = 4
+    with pytest.raises(ZooError, match="env is"):
+        _check_checkpoint_matches_recipe(str(old), recipe)

@@ -169,10 +169,22 @@ def _check_checkpoint_matches_recipe(ckpt_path: str, model_config) -> None:
         raise ZooError(f"checkpoint {ckpt_path} holds a {ckpt_class} agent but the recipe asks for {recipe_class}")
     init_args = model_config.get("init_args") or {}
     for key in _STRUCTURAL:
-        ours, theirs = _plain(init_args.get(key)), _plain(hparams.get(key))
+        ours, theirs = _structural(key, init_args.get(key)), _structural(key, hparams.get(key))
         if ours is not None and theirs is not None and ours != theirs:
             raise ZooError(f"checkpoint {ckpt_path} does not match the recipe: {key} is {theirs!r} in the checkpoint "
                            f"but {ours!r} in the recipe")
+
+
+def _structural(key: str, value):
+    """A structural recipe entry for comparison; an ``env`` written before a field existed gets its default."""
+    value = _plain(value)
+    if key == "env" and isinstance(value, dict):
+        from dataclasses import asdict
+
+        from zoo.envs.make import EnvConfig
+
+        value = {**_plain(asdict(EnvConfig())), **value}
+    return value
 
 
 def _plain(value):
