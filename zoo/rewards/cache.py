@@ -10,7 +10,7 @@ import torch
 
 
 def frame_key(frame: torch.Tensor) -> bytes:
-    """A digest of one uint8 frame's content (shape included)."""
+    """A digest of one uint8 frame's (or frame window's) content, shape included."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(str(tuple(frame.shape)).encode())
     digest.update(frame.contiguous().cpu().numpy().tobytes())

@@ -25,7 +25,6 @@ cache hits and fallbacks by reason.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections import Counter, OrderedDict
@@ -59,14 +58,6 @@ def fallback_reason(text: str) -> str | None:
     if len(words) >= 4 and Counter(words).most_common(1)[0][1] > MAX_REPEATED_WORD_FRACTION * len(words):
         return "garbled"
     return None
-
-
-def window_key(window: torch.Tensor) -> bytes:
-    """A digest of one window's content (shape included)."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(str(tuple(window.shape)).encode())
-    digest.update(window.contiguous().cpu().numpy().tobytes())
-    return digest.digest()
 
 
 def check_windows(windows: torch.Tensor) -> torch.Tensor:
@@ -130,8 +121,10 @@ class RiskDescriber:
             >>> describer.describe(windows)  # doctest: +SKIP
             ['The car ahead is braking hard', None]
         """
+        from zoo.rewards.cache import frame_key  # imported here: zoo.rewards imports this module
+
         windows = check_windows(windows)
-        keys = [window_key(w) for w in windows]
+        keys = [frame_key(w) for w in windows]
         self._counts["calls"] += len(keys)
         todo: dict[bytes, int] = {}  # the first window of each distinct content not in the cache
         for i, key in enumerate(keys):
