@@ -18,10 +18,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, TensorDataset
 
-from zoo.data.datamodule import CaptionDataset, concat_splits, frames_tensor
+from zoo.data.datamodule import CaptionDataset, RecordedData, frames_tensor
 from zoo.registry import ZooError
 
 
@@ -95,7 +94,7 @@ def objects_tensor(split) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.stack(list(objects)), dtype=np.float32))
 
 
-class BEVBoxesData(LightningDataModule):
+class BEVBoxesData(RecordedData):
     """BEV frames and their ground-truth boxes for detector training.
 
     Batches are ``(frames uint8 [B, 3, H, W], objects float32 [B, MAX_OBJECTS, 6])``. :meth:`setup` reads every
@@ -112,29 +111,18 @@ class BEVBoxesData(LightningDataModule):
     """
 
     def __init__(self, train: BoxDataset, test: BoxDataset | None = None, batch_size: int = 64) -> None:
-        super().__init__()
+        super().__init__(train, test)
         if batch_size < 1:
             raise ZooError(f"batch_size must be >= 1, got {batch_size}")
-        self.train_spec, self.test_spec = train, test
         self.batch_size = batch_size
         self.splits: dict[str, Any] = {}
         self._tensors: dict[str, TensorDataset] = {}
         self._scenarios: dict[str, list[str]] = {}
 
-    def prepare_data(self) -> None:
-        self.train_spec.load()
-        if self.test_spec is not None:
-            self.test_spec.load()
-
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        data = self.train_spec.load()
-        if "validation" not in data or "train" not in data:
-            raise ZooError(f"dataset {self.train_spec.path} needs train and validation splits")
-        self.splits = {"train": data["train"], "validation": data["validation"]}
-        if self.test_spec is not None:
-            self.splits["test"] = concat_splits(self.test_spec.load())
+        self.splits = {**self.train_splits(), **self.test_splits()}
         for name, rows in self.splits.items():  # the snapshot (the Arrow files are memory-mapped, not copied)
             self._tensors[name] = TensorDataset(frames_tensor(rows), objects_tensor(rows))
             self._scenarios[name] = list(rows["scenario"])

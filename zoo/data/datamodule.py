@@ -86,7 +86,32 @@ def labels(split) -> dict[str, np.ndarray]:
     return {c: np.asarray(split[c]) for c in ("collision_within_horizon", "crashed", "time_to_collision", "risk")}
 
 
-class BEVCaptionsData(LightningDataModule):
+class RecordedData(LightningDataModule):
+    """Base of the data modules over datasets the zoo records: a training dataset whose ``validation`` split selects
+    the model, and an optional held-out test dataset (each recorded on first use, in :meth:`prepare_data`)."""
+
+    def __init__(self, train: CaptionDataset, test: CaptionDataset | None) -> None:
+        super().__init__()
+        self.train_spec, self.test_spec = train, test
+
+    def prepare_data(self) -> None:
+        self.train_spec.load()
+        if self.test_spec is not None:
+            self.test_spec.load()
+
+    def train_splits(self) -> dict[str, Any]:
+        """The training dataset's ``train`` and ``validation`` splits."""
+        data = self.train_spec.load()
+        if "validation" not in data or "train" not in data:
+            raise ZooError(f"dataset {self.train_spec.path} needs train and validation splits")
+        return {"train": data["train"], "validation": data["validation"]}
+
+    def test_splits(self) -> dict[str, Any]:
+        """``{"test": every split of the test dataset}``, or nothing without one."""
+        return {} if self.test_spec is None else {"test": concat_splits(self.test_spec.load())}
+
+
+class BEVCaptionsData(RecordedData):
     """Captioned BEV frames for contrastive reward-model training.
 
     Batches are ``(frames uint8 [B, 3, H, W], caption index [B], risk category [B])``; the captions
@@ -109,10 +134,9 @@ class BEVCaptionsData(LightningDataModule):
 
     def __init__(self, train: CaptionDataset, test: CaptionDataset | None = None, batch_size: int = 128,
                  balance: bool = True, balance_power: float = 0.5) -> None:
-        super().__init__()
+        super().__init__(train, test)
         if batch_size < 2:
             raise ZooError(f"batch_size must be >= 2 for a contrastive loss, got {batch_size}")
-        self.train_spec, self.test_spec = train, test
         self.batch_size = batch_size
         self.balance = balance
         self.balance_power = balance_power
@@ -121,30 +145,20 @@ class BEVCaptionsData(LightningDataModule):
         self.risk_names: list[str] = []
         self.splits: dict[str, Any] = {}
 
-    def prepare_data(self) -> None:
-        self.train_spec.load()
-        if self.test_spec is not None:
-            self.test_spec.load()
-
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        data = self.train_spec.load()
-        if "validation" not in data or "train" not in data:
-            raise ZooError(f"dataset {self.train_spec.path} needs train and validation splits")
+        splits = self.train_splits()
         needed = (self.frame_column, self.caption_column, self.risk_column)
-        missing = [c for c in needed if c not in data["train"].column_names]
+        missing = [c for c in needed if c not in splits["train"].column_names]
         if missing:
             raise ZooError(f"dataset {self.train_spec.path} lacks column(s) {', '.join(missing)}: record it again "
                            "with this version of `zoo data bev-captions`")
-        self.splits = {"train": data["train"], "validation": data["validation"]}
-        if self.test_spec is not None:
-            test = self.test_spec.load()
-            self.splits["test"] = concat_splits(test)
-        risk_of = dict(zip(data["train"][self.caption_column], data["train"][self.risk_column]))
+        self.splits = {**splits, **self.test_splits()}
+        risk_of = dict(zip(splits["train"][self.caption_column], splits["train"][self.risk_column]))
         self.captions = sorted(risk_of)
         self.caption_risk = [risk_of[c] for c in self.captions]
-        self.risk_names = data["train"].features[self.risk_column].names
+        self.risk_names = splits["train"].features[self.risk_column].names
 
     def tensors(self, split: str) -> TensorDataset:
         rows = self.splits[split]
