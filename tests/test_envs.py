@@ -208,10 +208,27 @@ def test_continuous_action_order_is_steer_then_throttle():
     _, slower, _ = _drive((0.0, -1.0))
     assert faster > start > slower
     assert straight < 1e-3  # full throttle did not steer
-    _, steered_speed, steered_heading = _drive((0.5, 0.0), steps=1)
+    _, steered_speed, steered_heading = _drive((0.5, 0.0), steps=5)  # one simulated second at 5 Hz
     # steering alone turns the car without changing its speed
     assert steered_heading > 0.05
     assert steered_speed == pytest.approx(start, abs=0.5)
+
+
+def test_continuous_control_uses_the_presets_decision_rate_and_steering_limit():
+    def settings(action: str, **config) -> tuple[int, object]:
+        env = zoo.make_env("highway-fast", action=action, seed=0, config=config)
+        try:
+            unwrapped = _base(env).unwrapped
+            return unwrapped.config["policy_frequency"], getattr(unwrapped.action_type, "steering_range", None)
+        finally:
+            env.close()
+
+    preset = SCENARIOS.get("highway-fast")
+    frequency, steering = settings("continuous")
+    assert frequency == preset.continuous_frequency_hz == 5
+    assert tuple(steering) == (-preset.steering_limit_rad, preset.steering_limit_rad)
+    assert settings("discrete")[0] == 1  # meta-actions keep highway-env's own rate
+    assert settings("continuous", policy_frequency=2)[0] == 2  # the recipe's config has the last word
 
 
 # -- bad input ------------------------------------------------------------------------------------

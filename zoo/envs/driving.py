@@ -100,6 +100,8 @@ class DrivingEnv(gym.Wrapper):
         self.expose_vector = obs in ("kinematics", "both")
         env_config = {
             **preset.config,
+            **({"policy_frequency": preset.continuous_frequency_hz}
+               if action == "continuous" and preset.continuous_frequency_hz else {}),
             "action": self._action_config(preset, action),
             "screen_width": bev_size,
             "screen_height": bev_size,
@@ -134,7 +136,9 @@ class DrivingEnv(gym.Wrapper):
     def _action_config(preset: ScenarioPreset, action: str) -> dict[str, Any]:
         if action == "discrete":
             return {"type": "DiscreteMetaAction", **({"lateral": True} if preset.lateral_only else {})}
-        return {"type": "ContinuousAction", "longitudinal": not preset.lateral_only, "lateral": True}
+        limit = preset.steering_limit_rad
+        return {"type": "ContinuousAction", "longitudinal": not preset.lateral_only, "lateral": True,
+                **({"steering_range": [-limit, limit]} if limit else {})}
 
     # -- gym API ----------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
