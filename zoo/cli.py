@@ -459,7 +459,22 @@ def _tracking(argv: list[str]) -> None:
     sync.add_argument("journals", nargs="*", help="journal folders (default: every one under --root)")
     sync.add_argument("--root", default="runs", help="runs folder searched when no journal is given")
     sync.add_argument("--tracking-uri", default=None, help="send there instead of the server each run used")
+    copy = sub.add_parser("import", help="copy the ended runs of an experiment from another tracking store",
+                          description="Copy the ended runs of an experiment (names, tags, params, full metric "
+                                      "histories, artifacts, times) from another MLflow store into this one, "
+                                      "e.g. a benchmark grid's cells run on another machine; runs imported "
+                                      "before are skipped.")
+    copy.add_argument("source", help="tracking URI to copy from, e.g. sqlite:////path/to/mlflow.db")
+    copy.add_argument("--experiment", required=True, help="experiment name, e.g. benchmark-paper")
+    copy.add_argument("--tracking-uri", default=None, help="store to copy into (default: this folder's)")
     args = parser.parse_args(argv)
+
+    if args.action == "import":
+        from zoo.tracking.transfer import import_runs
+
+        copied = import_runs(args.source, args.experiment, args.tracking_uri, progress=print)
+        print(f"imported {len(copied)} runs into {args.experiment!r}")
+        return
 
     from zoo.tracking.pending import find_journals, pending_calls, sync
 
@@ -562,6 +577,7 @@ commands:
   models     the zoo's models:    zoo models list [--kind reward] [--pretrained] | zoo models info NAME
   register   MLflow registry:     zoo register <folder|.ckpt|runs:/id|name> --as NAME [--alias champion]
   tracking   MLflow tools:        zoo tracking sync [runs/<experiment>/<run id>/mlflow-pending ...]
+                                  zoo tracking import sqlite:////other/mlflow.db --experiment NAME
   benchmark  the paper's grid:    zoo benchmark --suite paper --scenarios highway-fast --seeds 3 --steps 30000
   export     deployable policy:   zoo export --policy NAME --format torchscript|onnx --out PATH
 
