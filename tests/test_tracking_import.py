@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import pytest
 from mlflow.entities import Metric
@@ -43,7 +45,7 @@ def test_import_copies_a_finished_run_whole_and_only_once(stores, tmp_path, caps
     history = client.get_metric_history(copy.info.run_id, "train/episode_return")
     assert [(m.step, m.value, m.timestamp) for m in history] == [(s * 64, float(s), 1_000 + s) for s in range(3)]
     csv = client.download_artifacts(copy.info.run_id, "evaluation/episodes.csv", str(tmp_path / "dl"))
-    assert open(csv).read() == "CS,collisions\n12.5,1\n"
+    assert Path(csv).read_text() == "CS,collisions\n12.5,1\n"
 
     assert main(argv) == 0  # again: nothing new
     assert "imported 0 runs" in capsys.readouterr().out
