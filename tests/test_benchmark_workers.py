@@ -51,6 +51,12 @@ def test_two_workers_train_the_cells_report_a_failing_one_and_a_rerun_skips_the_
     assert len(client.search_runs([runs[0].info.experiment_id])) == 2
 
 
+def test_workers_must_be_positive(capsys):
+    with pytest.raises(SystemExit):
+        main([*GRID, "--workers", "0"])
+    assert "--workers must be >= 1, got 0" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("sig", "when"), [(signal.SIGINT, "training"), (signal.SIGTERM, "launched")],
                          ids=["ctrl-c-while-training", "sigterm-right-after-launch"])
 def test_an_interrupted_grid_stops_its_children(sig, when):

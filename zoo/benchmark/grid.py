@@ -4,7 +4,8 @@ Each cell is ``zoo fit`` on :data:`~zoo.benchmark.methods.BASE_RECIPE` with the 
 scenario, the seed and the budget set from the command line; it is tagged ``zoo.benchmark.*`` in the
 MLflow experiment ``benchmark-<suite>``. A cell whose run finished (tag ``zoo.benchmark.complete``) with
 the same budget and backbone is found and skipped, so a grid can be spread over several sittings; a
-failed or interrupted cell runs again.
+failed or interrupted cell runs again. The cells train one after another in this process, or N at once
+as ``zoo fit`` subprocesses (:mod:`zoo.benchmark.workers`, ``zoo benchmark --workers N``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -189,9 +191,7 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
 def _fit(jobs: Sequence[Job], workers: int, client: Any, suite: str,
          console: Console) -> Iterator[tuple[Job, str | None, str | None]]:
     """Train ``jobs``; yield ``(job, run_id, None)`` or ``(job, None, reason)`` as each ends."""
-    if workers > 1:
-        from pathlib import Path
-
+    if workers > 1 and jobs:
         from zoo.benchmark.workers import fit_in_subprocesses
         from zoo.tracking.settings import _local_artifact_location
 

@@ -109,7 +109,8 @@ def _launch(job: Job, log_dir: Path, console: Console) -> _Running:
     log = log_dir / job.log_name()
     root = str(Path(zoo.__file__).parents[1])  # the children run this zoo
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
-           "COLUMNS": "200", "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+           "COLUMNS": "200",  # rich's width in the log: an error message stays on one line (the failure's reason)
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     started_ms = int(time.time() * 1000)
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "zoo.cli", *job.arguments], stdout=out,
