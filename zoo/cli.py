@@ -511,9 +511,13 @@ def _benchmark(argv: list[str]) -> None:
     parser.add_argument("--out", default="docs/results.md", help="results page (plots go to <out stem>/)")
     parser.add_argument("--note", default="", help="a line under the page's title (e.g. 'small budget')")
     parser.add_argument("--report-only", action="store_true", help="write the page from the runs so far")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="cells trained at once, each a `zoo fit` subprocess with one thread, its output in "
+                             "runs/benchmark-<suite>/logs/ (default 1: one after another in this process)")
     args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    for name in ("seeds", "workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
 
     import shlex
 
@@ -529,7 +533,8 @@ def _benchmark(argv: list[str]) -> None:
     methods = args.methods or list(SUITES[args.suite])
     console = Console(stderr=True)
     if not args.report_only:
-        outcome = run_grid(args.suite, args.scenarios, range(args.seeds), budget, methods, console)
+        outcome = run_grid(args.suite, args.scenarios, range(args.seeds), budget, methods, console,
+                           workers=args.workers)
         console.print(f"ran {len(outcome['ran'])}, skipped {len(outcome['skipped'])} finished, "
                       f"failed {len(outcome['failed'])}" + "".join(f"\n  {f}" for f in outcome["failed"]))
     # the grid's command: the same with --report-only rewrites the page from the same runs

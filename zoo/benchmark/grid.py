@@ -4,20 +4,25 @@ Each cell is ``zoo fit`` on :data:`~zoo.benchmark.methods.BASE_RECIPE` with the 
 scenario, the seed and the budget set from the command line; it is tagged ``zoo.benchmark.*`` in the
 MLflow experiment ``benchmark-<suite>``. A cell whose run finished (tag ``zoo.benchmark.complete``) with
 the same budget and backbone is found and skipped, so a grid can be spread over several sittings; a
-failed or interrupted cell runs again.
+failed or interrupted cell runs again. The cells train one after another in this process, or N at once
+as ``zoo fit`` subprocesses (:mod:`zoo.benchmark.workers`, ``zoo benchmark --workers N``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from zoo.benchmark.methods import BASE_RECIPE, DEFAULT_BACKBONE, METHODS, RECIPES, method_reward
 from zoo.registry import ZooError
+
+if TYPE_CHECKING:
+    from zoo.benchmark.workers import Job
 
 TAG = "zoo.benchmark."
 #: grids the benchmark knows; ``paper`` is PAPER.md §8's table (its DriveVLM-RL rows arrive with DualPathwayReward)
@@ -113,7 +118,8 @@ def fit_arguments(suite: str, method: str, scenario: str, seed: int, budget: Bud
 
 
 def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget: Budget,
-             methods: Sequence[str] | None = None, console: Console | None = None) -> dict[str, list[str]]:
+             methods: Sequence[str] | None = None, console: Console | None = None,
+             workers: int = 1) -> dict[str, list[str]]:
     """Train and evaluate every missing cell of the grid; return run ids by outcome.
 
     Args:
@@ -123,6 +129,9 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
         budget: steps, evaluation episodes, backbone, device.
         methods: a subset of the suite's methods (default all).
         console: where progress goes.
+        workers: cells trained at once. 1: one after another in this process; more: each cell a ``zoo fit``
+            subprocess (:mod:`zoo.benchmark.workers`), its output in
+            ``runs/benchmark-<suite>/logs/<method>_<scenario>_seed<k>.log``.
 
     Returns:
         ``{"ran": [...], "skipped": [...], "failed": ["method/scenario/seed: error", ...]}``.
@@ -132,7 +141,7 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
     """
     import mlflow
 
-    from zoo.cli import _lightning_cli, _user_error
+    from zoo.benchmark.workers import Job
     from zoo.envs.presets import SCENARIOS
     from zoo.tracking import tracking_uri
 
@@ -147,28 +156,59 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
             raise ZooError(f"method {name!r} is not in suite {suite!r}: {', '.join(SUITES[suite])}")
     for scenario in scenarios:
         SCENARIOS.get(scenario)
+    if workers < 1:
+        raise ZooError(f"workers must be >= 1, got {workers}")
     console = console or Console(stderr=True)
     client = mlflow.MlflowClient(tracking_uri())
     done = finished_runs(client, suite)
     outcome: dict[str, list[str]] = {"ran": [], "skipped": [], "failed": []}
+    jobs = []
     for scenario in scenarios:
         for seed in seeds:
             for method in methods:
                 cell = f"{method}/{scenario}/seed{seed}"
-                previous = find_finished(done, cell_tags(suite, method, scenario, seed, budget))
+                tags = cell_tags(suite, method, scenario, seed, budget)
+                previous = find_finished(done, tags)
                 if previous is not None:
                     console.print(f"[dim]skip {cell}: finished in run {previous.info.run_id}[/dim]")
                     outcome["skipped"].append(previous.info.run_id)
                     continue
-                console.print(f"[bold]run {cell}[/bold] ({budget.steps} env steps)")
-                try:
-                    cli = _lightning_cli(fit_arguments(suite, method, scenario, seed, budget))
-                except Exception as err:  # noqa: BLE001  one broken cell must not stop a grid spread over hours
-                    reason = _user_error(err) or err
-                    console.print(f"[red]failed {cell}: {reason}[/red]")
-                    outcome["failed"].append(f"{cell}: {reason}")
-                    continue
-                run_id = cli.trainer.logger.run_id
-                client.set_tag(run_id, f"{TAG}complete", "true")
-                outcome["ran"].append(run_id)
+                jobs.append(Job(cell, fit_arguments(suite, method, scenario, seed, budget),
+                                {**tags, "mlflow.runName": cell}))
+    if jobs:
+        console.print(f"{len(jobs)} cells to train, {budget.steps} env steps each, "
+                      f"{min(workers, len(jobs))} at a time")
+    for job, run_id, error in _fit(jobs, workers, client, suite, console):
+        if error is not None:
+            console.print(f"[red]failed {job.name}: {error}[/red]")
+            outcome["failed"].append(f"{job.name}: {error}")
+            continue
+        client.set_tag(run_id, f"{TAG}complete", "true")
+        outcome["ran"].append(run_id)
     return outcome
+
+
+def _fit(jobs: Sequence[Job], workers: int, client: Any, suite: str,
+         console: Console) -> Iterator[tuple[Job, str | None, str | None]]:
+    """Train ``jobs``; yield ``(job, run_id, None)`` or ``(job, None, reason)`` as each ends."""
+    if workers > 1 and jobs:
+        from zoo.benchmark.workers import fit_in_subprocesses
+        from zoo.tracking.settings import _local_artifact_location
+
+        name = experiment_name(suite)  # created here: children creating it at once would collide
+        experiment = client.get_experiment_by_name(name)
+        experiment_id = experiment.experiment_id if experiment else client.create_experiment(
+            name, artifact_location=_local_artifact_location())
+        yield from fit_in_subprocesses(jobs, workers, client, experiment_id,
+                                       Path.cwd() / "runs" / name / "logs", console)
+        return
+    from zoo.cli import _lightning_cli, _user_error
+
+    for job in jobs:
+        console.print(f"[bold]run {job.name}[/bold]")
+        try:
+            cli = _lightning_cli(job.arguments)
+        except Exception as err:  # noqa: BLE001  one broken cell must not stop a grid spread over hours
+            yield job, None, str(_user_error(err) or err)
+            continue
+        yield job, cli.trainer.logger.run_id, None
