@@ -33,6 +33,7 @@ TINY_ON_POLICY: dict[str, Any] = {"epochs": 1, "minibatch_size": 16}
 AGENT_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "dqn": ("DQN", {"env": {"scenario": "highway-fast"}, **TINY_OFF_POLICY}),
     "sac": ("SAC", {"env": {"scenario": "highway-fast"}, **TINY_OFF_POLICY}),
+    "sac-discrete": ("SAC", {"env": {"scenario": "highway-fast", "action": "discrete"}, **TINY_OFF_POLICY}),
     "td3": ("TD3", {"env": {"scenario": "highway-fast"}, **TINY_OFF_POLICY}),
     "ppo-continuous": ("PPO", {"env": {"scenario": "highway-fast", "action": "continuous"},
                                **TINY_ON_POLICY}),

@@ -137,7 +137,7 @@ def test_td3_updates_actor_and_targets_only_every_policy_delay(make_agent, fit_u
 
 
 # -- acting ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("case", ["dqn", "sac", "td3", "ppo-continuous", "ppo-discrete"])
+@pytest.mark.parametrize("case", ["dqn", "sac", "sac-discrete", "td3", "ppo-continuous", "ppo-discrete"])
 def test_act_is_deterministic_while_exploration_varies(case, make_agent):
     agent = make_agent(case)
     obs = _observation(agent)
@@ -244,8 +244,8 @@ def test_missing_checkpoint_is_a_zoo_error(tmp_path):
 def test_agent_refuses_an_action_mode_it_cannot_use(make_agent):
     with pytest.raises(ZooError, match="DQN needs action mode discrete"):
         make_agent("dqn", env={"scenario": "highway-fast", "action": "continuous"})
-    with pytest.raises(ZooError, match="SAC needs action mode continuous"):
-        make_agent("sac", env={"scenario": "merge", "action": "discrete"})
+    with pytest.raises(ZooError, match="TD3 needs action mode continuous"):
+        make_agent("td3", env={"scenario": "merge", "action": "discrete"})
 
 
 def test_training_seed_must_stay_below_the_evaluation_seeds(make_agent):

@@ -98,7 +98,7 @@ def tanh_gaussian_actor(encoder: nn.Module, in_key, action_spec, return_log_prob
 
 
 def categorical_actor(encoder: nn.Module, in_key, action_spec, return_log_prob: bool = False):
-    """Stochastic actor over discrete actions (PPO)."""
+    """Stochastic actor over discrete actions (PPO, discrete SAC)."""
     from tensordict.nn import TensorDictModule
     from torchrl.modules import ProbabilisticActor
     from torch.distributions import Categorical
@@ -121,6 +121,13 @@ def q_critic(encoder: nn.Module, in_key, action_dim: int):
     from torchrl.modules import ValueOperator
 
     return ValueOperator(Head(encoder, 1, extra_features=action_dim), in_keys=[in_key, keys.ACTION])
+
+
+def action_values(encoder: nn.Module, in_key, num_actions: int):
+    """Q(s, ·) for every discrete action, written to ``action_value`` (discrete SAC)."""
+    from tensordict.nn import TensorDictModule
+
+    return TensorDictModule(Head(encoder, num_actions), in_keys=[in_key], out_keys=["action_value"])
 
 
 def v_critic(encoder: nn.Module, in_key):
