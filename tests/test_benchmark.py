@@ -57,8 +57,15 @@ def test_a_cell_is_zoo_fit_of_the_base_recipe_with_its_reward_budget_and_tags():
     assert json.loads(values["--model.init_args.reward"])["init_args"]["collision_penalty"] == 0.0
     tags = json.loads(values["--trainer.logger.init_args.tags"])
     assert tags["zoo.benchmark.method"] == "vlm-rl-nrac" and tags["zoo.benchmark.steps"] == "400"
+    assert values["--model.init_args.env.action"] == tags["zoo.benchmark.action"] == "continuous"
+    discrete = dict(a.split("=", 1) for a in fit_arguments("paper", "sparse", "merge", 0,
+                                                           Budget(steps=400, action="discrete"))[3:])
+    assert discrete["--model.init_args.env.action"] == "discrete"
+    assert json.loads(discrete["--trainer.logger.init_args.tags"])["zoo.benchmark.action"] == "discrete"
     with pytest.raises(ZooError, match="steps must be >= 1"):
         Budget(steps=0)
+    with pytest.raises(ZooError, match="'discret'.*continuous"):
+        Budget(steps=400, action="discret")
 
 
 @pytest.mark.slow

@@ -502,6 +502,9 @@ def _benchmark(argv: list[str]) -> None:
     parser.add_argument("--steps", type=int, required=True, help="training env steps per run")
     parser.add_argument("--methods", nargs="+", default=None, help="a subset of the suite's methods (default all): "
                         + ", ".join(SUITES["paper"]))
+    parser.add_argument("--action", default="continuous", choices=("continuous", "discrete"),
+                        help="SAC's action mode: continuous (steer, throttle; the papers') or discrete meta-actions "
+                             "(learnt within a few thousand steps)")
     parser.add_argument("--device", default="cpu", help="Lightning accelerator: cpu, gpu, auto")
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help="VLM of every VLM reward")
     parser.add_argument("--eval-episodes", type=int, default=20, help="held-out episodes of each final evaluation")
@@ -529,7 +532,7 @@ def _benchmark(argv: list[str]) -> None:
 
     budget = Budget(steps=args.steps, eval_episodes=args.eval_episodes,
                     curve_every=args.curve_every or max(1, args.steps // 5), curve_episodes=args.curve_episodes,
-                    backbone=args.backbone, device=args.device)
+                    backbone=args.backbone, device=args.device, action=args.action)
     methods = args.methods or list(SUITES[args.suite])
     console = Console(stderr=True)
     if not args.report_only:
@@ -540,7 +543,7 @@ def _benchmark(argv: list[str]) -> None:
     # the grid's command: the same with --report-only rewrites the page from the same runs
     command = "zoo benchmark " + shlex.join(a for a in argv if a != "--report-only")
     page = write_results(mlflow.MlflowClient(tracking_uri()), Path(args.out), args.suite, args.scenarios, methods,
-                         args.steps, args.backbone, command, note=args.note)
+                         args.steps, args.backbone, command, note=args.note, action=args.action)
     console.print(f"wrote {page}")
 
 

@@ -41,6 +41,8 @@ class Budget:
         curve_episodes: held-out episodes per learning-curve evaluation.
         backbone: the VLM every VLM reward uses.
         device: Lightning accelerator (``cpu``, ``gpu``, ``auto``).
+        action: ``"continuous"`` (steer, throttle; the papers' setting) or ``"discrete"`` (highway-env's
+            meta-actions, learnt within a few thousand steps: a grid that fits a small budget).
     """
 
     steps: int
@@ -49,8 +51,13 @@ class Budget:
     curve_episodes: int = 5
     backbone: str = DEFAULT_BACKBONE
     device: str = "cpu"
+    action: str = "continuous"
 
     def __post_init__(self) -> None:
+        from zoo.envs.driving import ACTION_MODES
+        from zoo.registry import check_choice
+
+        check_choice("action", self.action, ACTION_MODES)
         for name in ("steps", "eval_episodes", "curve_every", "curve_episodes"):
             if getattr(self, name) < 1:
                 raise ZooError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -68,7 +75,7 @@ def experiment_name(suite: str) -> str:
 
 def cell_tags(suite: str, method: str, scenario: str, seed: int, budget: Budget) -> dict[str, str]:
     return {f"{TAG}suite": suite, f"{TAG}method": method, f"{TAG}scenario": scenario, f"{TAG}seed": str(seed),
-            f"{TAG}steps": str(budget.steps), f"{TAG}backbone": budget.backbone,
+            f"{TAG}steps": str(budget.steps), f"{TAG}action": budget.action, f"{TAG}backbone": budget.backbone,
             f"{TAG}eval_episodes": str(budget.eval_episodes)}
 
 
@@ -108,6 +115,7 @@ def fit_arguments(suite: str, method: str, scenario: str, seed: int, budget: Bud
         f"--trainer.accelerator={budget.device}",
         "--torch_threads=1",
         f"--model.init_args.env.scenario={scenario}",
+        f"--model.init_args.env.action={budget.action}",
         "--model.init_args.env.obs=kinematics",  # the policy's input; VLM rewards switch rendering on
         f"--model.init_args.reward={json.dumps(reward)}",
         f"--model.init_args.reward_batching={batching}",

@@ -22,6 +22,11 @@ from zoo.benchmark.grid import SUITES, TAG, finished_runs
 from zoo.benchmark.methods import METHODS
 
 TABLE_METRICS = ("AS", "RC", "TD", "CS", "SR", "AC", "CR")
+#: how the page names the grid's action mode
+ACTION_WORDS = {"continuous": "continuous (steer, throttle) actions at the scenario's continuous-control rate "
+                              "(docs/envs.md)",
+                "discrete": "discrete SAC over highway-env's meta-actions (lane left/right, faster, slower, "
+                            "idle), one decision per simulated second"}
 READING_START = "<!-- reading: start (kept when this page is regenerated) -->"
 READING_END = "<!-- reading: end -->"
 READING_PLACEHOLDER = "*To be written: a short plain-language reading of the tables, and where they agree or " \
@@ -29,14 +34,14 @@ READING_PLACEHOLDER = "*To be written: a short plain-language reading of the tab
 
 
 def collect(client: Any, suite: str, scenarios: list[str], methods: list[str], steps: int,
-            backbone: str) -> dict[str, dict[str, list[Any]]]:
+            backbone: str, action: str = "continuous") -> dict[str, dict[str, list[Any]]]:
     """Complete runs of the grid, newest per (method, scenario, seed), as ``{scenario: {method: [runs]}}``."""
     grid: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
     for run in finished_runs(client, suite):  # newest first: the first run of a cell wins
         tags = run.data.tags
         scenario, method = tags.get(f"{TAG}scenario"), tags.get(f"{TAG}method")
         if scenario in scenarios and method in methods and tags.get(f"{TAG}steps") == str(steps) \
-                and tags.get(f"{TAG}backbone") == backbone:
+                and tags.get(f"{TAG}backbone") == backbone and tags.get(f"{TAG}action") == action:
             grid[scenario][method].setdefault(tags[f"{TAG}seed"], run)
     return {s: {m: list(grid[s][m].values()) for m in methods if grid[s].get(m)} for s in scenarios}
 
@@ -145,13 +150,13 @@ def machine() -> str:
 
 
 def write_results(client: Any, page: Path, suite: str, scenarios: list[str], methods: list[str], steps: int,
-                  backbone: str, command: str, note: str = "") -> Path:
+                  backbone: str, command: str, note: str = "", action: str = "continuous") -> Path:
     """Write ``page`` (markdown) and its plots in ``<page stem>/`` from the complete runs of the grid.
 
     Args:
         client: an ``mlflow.MlflowClient`` on the store the grid ran in.
         page: the markdown file (e.g. ``docs/results.md``).
-        suite, scenarios, methods, steps, backbone: which runs (the grid's command line).
+        suite, scenarios, methods, steps, backbone, action: which runs (the grid's command line).
         command: the exact command, quoted on the page.
         note: a line under the title (e.g. that the budget is small).
 
@@ -159,7 +164,7 @@ def write_results(client: Any, page: Path, suite: str, scenarios: list[str], met
         >>> write_results(mlflow.MlflowClient(), Path("docs/results.md"), "paper", ["highway-fast"],
         ...               ["sparse"], 2_000, "drive-clip-bev-tiny", "zoo benchmark ...")  # doctest: +SKIP
     """
-    grid = collect(client, suite, scenarios, methods, steps, backbone)
+    grid = collect(client, suite, scenarios, methods, steps, backbone, action)
     plots = page.parent / page.stem
     plots.mkdir(parents=True, exist_ok=True)
     runs = [r for by_method in grid.values() for rs in by_method.values() for r in rs]
@@ -175,7 +180,7 @@ def write_results(client: Any, page: Path, suite: str, scenarios: list[str], met
         "```bash", command, "```", "",
         (f"* **Budget**: {steps} training env steps per run, SAC with the hyper-parameters of "
          "`recipes/sac_vlmrl_highway.yaml` for every method (only the reward changes; the policy reads "
-         f"kinematics); VLM rewards on the backbone `{backbone}` (full frame); random-action warm-up "
+         f"kinematics; {ACTION_WORDS[action]}); VLM rewards on the backbone `{backbone}` (full frame); random-action warm-up "
          "`min(1000, steps / 4)`. Each method's reward entry comes from its recipe: `zoo/benchmark/methods.py`."),
         ("* **Evaluation**: deterministic policy on held-out seeds (`1 000 000 + i`, disjoint from training); "
          "each run's metrics are means over its held-out episodes, the table shows mean ± std of those over "
