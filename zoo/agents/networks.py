@@ -100,8 +100,8 @@ def tanh_gaussian_actor(encoder: nn.Module, in_key, action_spec, return_log_prob
 def categorical_actor(encoder: nn.Module, in_key, action_spec, return_log_prob: bool = False):
     """Stochastic actor over discrete actions (PPO, discrete SAC)."""
     from tensordict.nn import TensorDictModule
-    from torchrl.modules import ProbabilisticActor
     from torch.distributions import Categorical
+    from torchrl.modules import ProbabilisticActor
 
     return ProbabilisticActor(
         TensorDictModule(Head(encoder, action_spec.space.n), in_keys=[in_key], out_keys=["logits"]),
