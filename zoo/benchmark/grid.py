@@ -69,6 +69,17 @@ class Budget:
         return min(read_recipe(BASE_RECIPE)["model"]["init_args"]["learning_starts"], self.steps // 4)
 
 
+def machine() -> str:
+    """The machine a cell ran on, in words (CPU cores, GPU, torch): tagged on each run, quoted by the page."""
+    import os
+    import platform
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, {gpu}, torch {torch.__version__}"
+
+
 def experiment_name(suite: str) -> str:
     return f"benchmark-{suite}"
 
@@ -191,6 +202,7 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
             console.print(f"[red]failed {job.name}: {error}[/red]")
             outcome["failed"].append(f"{job.name}: {error}")
             continue
+        client.set_tag(run_id, f"{TAG}machine", machine())
         client.set_tag(run_id, f"{TAG}complete", "true")
         outcome["ran"].append(run_id)
     return outcome

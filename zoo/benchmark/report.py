@@ -12,13 +12,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
-import os
-import platform
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from zoo.benchmark.grid import SUITES, TAG, finished_runs
+from zoo.benchmark.grid import SUITES, TAG, finished_runs, machine
 from zoo.benchmark.methods import METHODS
 
 TABLE_METRICS = ("AS", "RC", "TD", "CS", "SR", "AC", "CR")
@@ -142,13 +140,6 @@ def kept_reading(page: Path) -> str:
     return READING_PLACEHOLDER
 
 
-def machine() -> str:
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, {gpu}, torch {torch.__version__}"
-
-
 def write_results(client: Any, page: Path, suite: str, scenarios: list[str], methods: list[str], steps: int,
                   backbone: str, command: str, note: str = "", action: str = "continuous") -> Path:
     """Write ``page`` (markdown) and its plots in ``<page stem>/`` from the complete runs of the grid.
@@ -171,6 +162,7 @@ def write_results(client: Any, page: Path, suite: str, scenarios: list[str], met
     started = [dt.datetime.fromtimestamp(r.info.start_time / 1000, dt.timezone.utc) for r in runs]
     span = f"{min(started):%Y-%m-%d %H:%M}–{max(started):%H:%M} UTC" if started else "no runs"
     eval_episodes = {r.data.tags.get(f"{TAG}eval_episodes") for r in runs} - {None}
+    machines = {r.data.tags.get(f"{TAG}machine") for r in runs} - {None}  # runs before the tag: this machine
     lines = [f"# Results: the `{suite}` benchmark", ""]
     if note:
         lines += [f"> {note}", ""]
@@ -186,7 +178,7 @@ def write_results(client: Any, page: Path, suite: str, scenarios: list[str], met
          "each run's metrics are means over its held-out episodes, the table shows mean ± std of those over "
          "training seeds (std 0 with one seed)."
          + (f" Held-out episodes per run: {', '.join(sorted(eval_episodes))}." if eval_episodes else "")),
-        f"* **Machine**: {machine()}.",
+        f"* **Machine**: {'; '.join(sorted(machines)) or machine()}.",
         f"* **Date**: runs started {span}; page written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.",
         ("* **Metrics** (PAPER.md §7): AS average speed km/h · RC route completion · TD distance m · CS collision "
          "speed km/h (0 without collision) · SR success rate · AC collisions per episode · CR collision rate. "
