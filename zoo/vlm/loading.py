@@ -134,7 +134,7 @@ class FrameTransform(nn.Module):
         channels = frames.shape[-3]
         if channels % len(self.mean):
             raise ZooError(f"frames have {channels} channels, not a multiple of the model's {len(self.mean)}")
-        x = frames.to(self.mean.device, torch.float32) / 255.0
+        x = frames.to(torch.float32) / 255.0  # on the frames' device: the caller puts them beside the model
         if self.shortest_edge:
             h, w = x.shape[-2:]
             scale = self.shortest_edge / min(h, w)
@@ -146,4 +146,5 @@ class FrameTransform(nn.Module):
         else:
             x = F.interpolate(x, size=self.image_size, mode="bicubic", antialias=True, align_corners=False)
         repeat = channels // len(self.mean)
-        return (x.clamp(0, 1) - self.mean.repeat(repeat, 1, 1)) / self.std.repeat(repeat, 1, 1)
+        mean, std = (stat.to(x.device).repeat(repeat, 1, 1) for stat in (self.mean, self.std))
+        return (x.clamp(0, 1) - mean) / std
