@@ -228,6 +228,36 @@ def test_policy_folder_round_trip(trained_dqn, tmp_path):
     np.testing.assert_array_equal(_actions(loaded, obs), _actions(agent, obs))
 
 
+def test_zoo_models_save_policy_writes_a_card_with_the_training_command_and_held_out_metrics(
+        trained_dqn, local_store, tmp_path, capsys):
+    agent, ckpt = trained_dqn
+    client = mlflow.MlflowClient(local_store)
+    run = client.create_run(client.create_experiment("benchmark-paper"),
+                            tags={"zoo.benchmark.method": "engineered", "zoo.benchmark.seed": "2",
+                                  "zoo.benchmark.eval_episodes": "20"})
+    client.log_batch(run.info.run_id, metrics=[mlflow.entities.Metric(k, v, 0, 0) for k, v in
+                                               (("eval/SR", 0.95), ("eval/SR_std", 0.2), ("eval/CR", 0.05))])
+    out = tmp_path / "sac-merge.test"
+    argv = ["models", "save-policy", str(ckpt), "--name", "dqn-highway.test", "--summary", "A tiny DQN",
+            "--out", str(out), "--run", run.info.run_id, "--command", "zoo benchmark --steps 2000"]
+    assert main(argv) == 0
+    card = json.loads((out / "zoo.json").read_text())
+    assert card["training"] == {"command": "zoo benchmark --steps 2000", "algorithm": "DQN",
+                                "scenario": "highway-fast", "action": "discrete", "env_steps": agent.hparams.total_frames,
+                                "reward": "zoo.rewards.EngineeredReward (default)", "method": "engineered", "seed": "2",
+                                "run": run.info.run_id}
+    assert card["metrics"]["SR"] == 0.95 and card["metrics"]["CR"] == 0.05 and "SR_std" not in card["metrics"]
+    assert card["metrics"]["episodes"] == "20"
+    readme = (out / "README.md").read_text()
+    assert "## Held-out metrics" in readme and "* **SR**: 0.95" in readme and "`zoo benchmark --steps 2000`" in readme
+    obs = _observations(agent)
+    np.testing.assert_array_equal(_actions(zoo.load_policy(str(out)), obs), _actions(agent, obs))
+
+    no_eval = client.create_run(client.get_experiment_by_name("benchmark-paper").experiment_id)
+    assert main([*argv[:-4], "--run", no_eval.info.run_id]) == 2
+    assert "no eval/* metrics" in capsys.readouterr().err
+
+
 def test_policy_folder_naming_an_unregistered_class_is_refused(trained_dqn, tmp_path):
     folder = save_policy_folder(trained_dqn[0], tmp_path / "policy", "dqn-highway.test", "A tiny DQN")
     text = (folder / "agent.yaml").read_text().replace("zoo.agents.dqn.DQN", "os.system")

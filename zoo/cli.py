@@ -345,7 +345,23 @@ def _models(argv: list[str]) -> None:
     listing.add_argument("--pretrained", action="store_true", help="only models with trained weights")
     info = sub.add_parser("info", help="a model's card")
     info.add_argument("name", help="zoo name (family.tag), folder or models:/ URI")
+    save = sub.add_parser("save-policy", help="write a trained policy as a zoo model folder with its card",
+                          description="Write a trained agent (Lightning checkpoint or runs:/<id>) as a policy folder "
+                                      "(safetensors weights, agent.yaml, zoo.json card, README.md) that "
+                                      "zoo.load_policy(name) loads once it sits under checkpoints/. The card gets "
+                                      "the training command and reward, and the held-out metrics of an MLflow run.")
+    save.add_argument("source", help="a .ckpt file or runs:/<run id>")
+    save.add_argument("--name", required=True, help="card name, family.tag (e.g. sac-merge.benchmark)")
+    save.add_argument("--summary", required=True, help="one line for the card")
+    save.add_argument("--out", required=True, help="folder to write (e.g. checkpoints/<name>)")
+    save.add_argument("--run", default=None, help="MLflow run id whose eval/* metrics and benchmark tags go on the "
+                                                   "card (default: the run of a runs:/ source)")
+    save.add_argument("--command", default=None, help="the command that trained it, for the card")
     args = parser.parse_args(argv)
+
+    if args.action == "save-policy":
+        _save_policy(args)
+        return
 
     from rich.markdown import Markdown
     from rich.table import Table
@@ -447,6 +463,41 @@ def _model_folder(source: str, tmp: Path, summary: str | None, allow_pickle: boo
     raise ZooError(f"cannot register {source!r}: give a zoo model folder (with zoo.json), a shipped model name "
                    f"({', '.join(shipped) or 'none shipped'}), a .ckpt checkpoint, runs:/<run_id> of a "
                    "training run, or a models:/ URI")
+
+
+def _save_policy(args: argparse.Namespace) -> None:
+    from zoo.agents.checkpoint import load_agent, save_policy_folder
+    from zoo.evaluation import EVAL_SEED_OFFSET
+
+    agent = load_agent(args.source)
+    hparams = agent.hparams
+    reward = hparams.get("reward")
+    training = {"command": args.command, "algorithm": type(agent).__name__, "scenario": agent.env_config.scenario,
+                "action": agent.env_config.action, "env_steps": hparams.get("total_frames"),
+                "reward": reward.get("class_path") if isinstance(reward, dict)
+                else f"{type(reward).__module__}.{type(reward).__name__}" if reward is not None
+                else "zoo.rewards.EngineeredReward (default)"}
+    metrics = None
+    run_id = args.run or (args.source.removeprefix("runs:/").split("/")[0] if args.source.startswith("runs:/")
+                          else None)
+    if run_id:
+        import mlflow
+
+        from zoo.tracking import tracking_uri
+
+        run = mlflow.MlflowClient(tracking_uri()).get_run(run_id)
+        tags = run.data.tags
+        training.update({k: tags[f"zoo.benchmark.{k}"] for k in ("method", "seed", "machine")
+                         if f"zoo.benchmark.{k}" in tags}, run=run_id)
+        metrics = {k.removeprefix("eval/"): v for k, v in sorted(run.data.metrics.items())
+                   if k.startswith("eval/") and not k.endswith("_std")}
+        if not metrics:
+            raise ZooError(f"run {run_id} has no eval/* metrics (train with zoo.callbacks.EvaluateAfterFit)")
+        metrics["episodes"] = tags.get("zoo.benchmark.eval_episodes", "see the run")
+        metrics["seeds"] = f"held out: {EVAL_SEED_OFFSET} + i"
+    folder = save_policy_folder(agent, args.out, args.name, args.summary,
+                                training={k: v for k, v in training.items() if v is not None}, metrics=metrics)
+    print(f"wrote {folder} ({sum(f.stat().st_size for f in folder.iterdir()) / 1e6:.1f} MB)")
 
 
 def _tracking(argv: list[str]) -> None:

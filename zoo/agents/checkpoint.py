@@ -90,7 +90,8 @@ def _agent_classes() -> dict[str, type]:
     return by_path
 
 
-def save_policy_folder(agent, folder: str | Path, name: str, summary: str) -> Path:
+def save_policy_folder(agent, folder: str | Path, name: str, summary: str, training: dict | None = None,
+                       metrics: dict | None = None) -> Path:
     """Export a trained agent as a zoo model folder of kind ``policy``.
 
     Writes ``zoo.json`` (the card, with the observation and action spec), ``model.safetensors`` (the
@@ -102,6 +103,8 @@ def save_policy_folder(agent, folder: str | Path, name: str, summary: str) -> Pa
         folder: where to write (created; files of the same names are replaced).
         name: card name, ``family.tag`` (e.g. ``dqn-highway.v1``).
         summary: one line for the card.
+        training: how it was trained, for the card (e.g. ``command``, ``reward``, ``env_steps``, ``seed``).
+        metrics: its held-out metrics, for the card (e.g. ``{"SR": 1.0, "CR": 0.0, "episodes": 20}``).
 
     Example:
         >>> save_policy_folder(zoo.load_agent("last.ckpt"), "exports/dqn", "dqn-highway.v1", "DQN on highway-fast")  # doctest: +SKIP
@@ -137,16 +140,27 @@ def save_policy_folder(agent, folder: str | Path, name: str, summary: str) -> Pa
                    "obs_key": agent.obs_key, "obs_shape": list(agent.obs_shape),
                    "obs_dtype": "uint8" if agent.obs_key == keys.PIXELS else "float32",
                    "action_shape": list(action.shape), "action_dtype": str(action.dtype).removeprefix("torch.")},
+        **({"training": _plain(training)} if training else {}),
+        **({"metrics": _plain(metrics)} if metrics else {}),
     }
     (folder / "zoo.json").write_text(json.dumps(card, indent=2) + "\n")
-    (folder / "README.md").write_text(
-        f"# {name}\n\n{summary.strip()}\n\n"
-        f"A {type(agent).__name__} policy for the `{agent.env_config.scenario}` scenario: it reads "
-        f"`{agent.obs_key}` {list(agent.obs_shape)} and outputs actions {list(action.shape)} "
-        f"({str(action.dtype).removeprefix('torch.')}).\n\n"
-        "```python\nfrom zoo.agents.checkpoint import load_policy_folder\n\n"
-        "agent = load_policy_folder(\"path/to/this/folder\")\ntd = agent.act(env.reset())\n```\n")
+    sections = [(f"# {name}\n\n{summary.strip()}\n\n"
+                 f"A {type(agent).__name__} policy for the `{agent.env_config.scenario}` scenario "
+                 f"({agent.env_config.action} actions): it reads `{agent.obs_key}` {list(agent.obs_shape)} and "
+                 f"outputs actions {list(action.shape)} ({str(action.dtype).removeprefix('torch.')}).\n")]
+    for title, values in (("Training", training), ("Held-out metrics", metrics)):
+        if values:
+            sections.append(f"## {title}\n\n" + "".join(f"* **{k}**: {_card_value(k, v)}\n" for k, v in values.items()))
+    sections.append("```python\nimport zoo\n\nagent = zoo.load_policy(\"path/to/this/folder\")  # or its zoo name\n"
+                    "td = agent.act(env.reset())\n```\n")
+    (folder / "README.md").write_text("\n".join(sections))
     return folder
+
+
+def _card_value(key: str, value: Any) -> str:
+    if key == "command":
+        return f"`{value}`"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def load_policy_folder(folder: str | Path, map_location: str = "cpu"):
