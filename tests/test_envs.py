@@ -141,8 +141,10 @@ def test_vehicle_state_agrees_with_highway_env():
     obs, _ = env.reset(seed=0)
     assert _state(obs)["distance"] == 0.0
     distance, seen = 0.0, []
-    # reset state, gentle steering within the lane, then hard steering off the road
-    for action in [None, (0.01, 0.5), (-0.01, 0.0), (0.0, -0.5), (0.3, 1.0), (0.3, 1.0)]:
+    # reset state, gentle steering within the lane, then full steering until off the road (5 Hz, ±0.1 rad: ~2 s)
+    for action in [None, (0.01, 0.5), (-0.01, 0.0), (0.0, -0.5), *[(1.0, 1.0)] * 25]:
+        if seen and seen[-1]["on_road"] == 0.0:
+            break
         if action is not None:
             before = env.unwrapped.vehicle.position.copy()
             obs, *_ = env.step(np.array(action, dtype=np.float32))
@@ -212,6 +214,11 @@ def test_continuous_action_order_is_steer_then_throttle():
     # steering alone turns the car without changing its speed
     assert steered_heading > 0.05
     assert steered_speed == pytest.approx(start, abs=0.5)
+
+
+def test_braking_stops_the_car_but_never_reverses_it():
+    _, stopped, _ = _drive((0.0, -1.0), steps=40)  # 8 s of full braking from ~25 m/s
+    assert abs(stopped) < 0.5  # highway-env clips softly: a few cm/s either side of 0 (it went on to -15 m/s)
 
 
 def test_continuous_control_uses_the_presets_decision_rate_and_steering_limit():

@@ -137,8 +137,10 @@ class DrivingEnv(gym.Wrapper):
         if action == "discrete":
             return {"type": "DiscreteMetaAction", **({"lateral": True} if preset.lateral_only else {})}
         limit = preset.steering_limit_rad
+        # Forward driving only, as with the papers' CARLA throttle/brake: highway-env's default lets braking
+        # go on into reverse (-40 m/s), and a learner can then collect a speed reward by backing away.
         return {"type": "ContinuousAction", "longitudinal": not preset.lateral_only, "lateral": True,
-                **({"steering_range": [-limit, limit]} if limit else {})}
+                "speed_range": [0.0, 40.0], **({"steering_range": [-limit, limit]} if limit else {})}
 
     # -- gym API ----------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
