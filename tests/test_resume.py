@@ -15,10 +15,13 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from tensordict import TensorDict
+from torchrl.data import LazyTensorStorage, ReplayBuffer
 
 from zoo.agents.checkpoint_io import AtomicCheckpointIO, find_last_checkpoint
-from zoo.agents.state import RESUME_KEY, rng_state, set_rng_state, training_env_seed
+from zoo.agents.state import RESUME_KEY, ReplayBufferState, rng_state, set_rng_state, training_env_seed
 from zoo.evaluation import EVAL_SEED_OFFSET
+from zoo.registry import ZooError
 from zoo.rewards.cache import EmbeddingCache
 
 ZOO = str(Path(sys.executable).parent / "zoo")
@@ -166,14 +169,16 @@ def test_training_env_seeds_are_disjoint_per_rank_and_stay_below_the_evaluation_
 def test_checkpoint_carries_the_resume_state_into_a_resumed_fit(make_agent, fit_updates, tmp_path):
     import lightning as L
 
-    agent = make_agent("dqn")
+    agent = make_agent("dqn", buffer_size=10_000)
     trainer = fit_updates(agent, n=2)
     trainer.save_checkpoint(tmp_path / "last.ckpt")
     state = _load(tmp_path / "last.ckpt")[RESUME_KEY]["parts"]
     assert state["attributes"] == {"updates": 2}
     frames = state["tracker"]["frames"]
+    # only the transitions collected are saved, not the buffer's capacity
+    assert {len(rows) for rows in state["buffer"]["_storage"]["_storage"].values()} == {frames}
 
-    fresh = make_agent("dqn", total_frames=frames)  # the budget is spent: the resumed fit only restores
+    fresh = make_agent("dqn", total_frames=frames, buffer_size=10_000)  # the budget is spent: it only restores
     assert fresh.tracker.frames == 0 and len(fresh.buffer) == 0
     L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
               enable_model_summary=False).fit(fresh, ckpt_path=tmp_path / "last.ckpt")
@@ -181,6 +186,52 @@ def test_checkpoint_carries_the_resume_state_into_a_resumed_fit(make_agent, fit_
     assert fresh.updates == 2 and len(fresh.buffer) == len(agent.buffer) == frames
     assert torch.equal(fresh.buffer[:]["observation"], agent.buffer[:]["observation"])
     assert torch.equal(fresh.greedy.eps, agent.greedy.eps)  # exploration schedule continues
+
+
+def _transitions(start: int, n: int) -> TensorDict:
+    """``n`` transitions numbered from ``start``, with nested keys and several dtypes like a collector's."""
+    steps = torch.arange(start, start + n)
+    return TensorDict({"observation": steps[:, None].float().expand(n, 3), "action": steps % 5,
+                       ("next", "reward"): steps[:, None].float(), ("next", "done"): steps[:, None] % 7 == 0}, [n])
+
+
+def _filled(capacity: int, steps: int, chunk: int = 5) -> ReplayBuffer:
+    buffer = ReplayBuffer(storage=LazyTensorStorage(capacity), batch_size=2)
+    for start in range(0, steps, chunk):
+        buffer.extend(_transitions(start, min(chunk, steps - start)))
+    return buffer
+
+
+def _assert_same_buffer(restored: ReplayBuffer, original: ReplayBuffer) -> None:
+    assert len(restored) == len(original) and restored.storage.shape == original.storage.shape
+    assert restored.state_dict()["_writer"] == original.state_dict()["_writer"]  # cursor and write count
+    assert (restored.storage.get(slice(None)) == original.storage.get(slice(None))).all()
+
+
+@pytest.mark.parametrize("steps", [10, 23], ids=["partly-filled", "wrapped-around"])
+@pytest.mark.parametrize("compact", [True, False], ids=["compact", "full-capacity-of-older-checkpoints"])
+def test_replay_buffer_state_round_trips_through_a_weights_only_checkpoint(steps, compact, tmp_path):
+    capacity = 16
+    original = _filled(capacity, steps)
+    saved = ReplayBufferState(original).state_dict() if compact else original.state_dict()
+    torch.save(saved, tmp_path / "buffer.pt")
+    loaded = torch.load(tmp_path / "buffer.pt", weights_only=True)
+    rows = {len(tensor) for tensor in loaded["_storage"]["_storage"].values()}
+    assert rows == {min(steps, capacity) if compact else capacity}
+
+    restored = ReplayBuffer(storage=LazyTensorStorage(capacity), batch_size=2)
+    ReplayBufferState(restored).load_state_dict(loaded)
+    _assert_same_buffer(restored, original)
+    for buffer in (original, restored):  # filling goes on at the cursor, past the rows saved
+        buffer.extend(_transitions(100, 9))
+    _assert_same_buffer(restored, original)
+    assert restored.sample()["observation"].shape == (2, 3)
+
+
+def test_replay_buffer_state_refuses_more_transitions_than_the_buffer_holds():
+    saved = ReplayBufferState(_filled(16, 12)).state_dict()
+    with pytest.raises(ZooError, match="holds 12 transitions, more than the buffer_size 8"):
+        ReplayBufferState(ReplayBuffer(storage=LazyTensorStorage(8))).load_state_dict(saved)
 
 
 def test_loading_a_checkpoint_for_evaluation_does_not_restore_the_training_state(make_agent, fit_updates, tmp_path):

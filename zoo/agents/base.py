@@ -32,6 +32,7 @@ from zoo.agents.networks import ENCODERS
 from zoo.agents.state import (
     RESUME_KEY,
     AttributeState,
+    ReplayBufferState,
     RewardState,
     Stateful,
     collect_state,
@@ -79,7 +80,7 @@ class EpisodeTracker:
         nxt = batch.get("next")
         metrics = {"train/speed_kmh": nxt.get(keys.SPEED).mean().item() * MS_TO_KMH,
                    "train/reward": nxt.get(keys.REWARD).mean().item()}
-        if keys.REWARD_TERMS in nxt.keys():
+        if keys.REWARD_TERMS in nxt:
             for name, value in nxt.get(keys.REWARD_TERMS).items():
                 metrics[f"reward_terms/{name}"] = value.float().mean().item()
         done = nxt.get(keys.DONE).squeeze(-1)
@@ -369,7 +370,7 @@ class OffPolicyAgent(Agent):
         self.buffer = ReplayBuffer(storage=LazyTensorStorage(buffer_size), batch_size=batch_size)
 
     def resumable(self) -> dict[str, Stateful]:
-        return {**super().resumable(), "buffer": self.buffer}
+        return {**super().resumable(), "buffer": ReplayBufferState(self.buffer)}
 
     def after_collect(self, batch: TensorDictBase) -> None:
         """Hook after each collected batch (exploration annealing …)."""

@@ -5,7 +5,8 @@ the callbacks' states. A zoo agent adds, under :data:`RESUME_KEY`, everything it
 needs to go on as if it had not stopped:
 
 * the env-step / episode / collision counters (:class:`~zoo.agents.base.EpisodeTracker`),
-* the replay buffer (TorchRL's ``ReplayBuffer.state_dict``: storage, writer cursor, sampler),
+* the replay buffer (TorchRL's ``ReplayBuffer.state_dict``: storage, writer cursor, sampler), its storage
+  cut to the rows written (:class:`ReplayBufferState`),
 * the reward module's own state (embedding cache, pending work of an async reward worker …:
   :meth:`zoo.rewards.base.RewardModule.resume_state`),
 * the RNG states of Python, NumPy and torch.
@@ -26,8 +27,10 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from tensordict import TensorDict
 
 from zoo.evaluation.rollout import EVAL_SEED_OFFSET
+from zoo.registry import ZooError
 
 #: key of the zoo's resume state inside a Lightning checkpoint
 RESUME_KEY = "zoo_resume_state"
@@ -115,3 +118,50 @@ class AttributeState:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in self.names:
             setattr(self.owner, name, state[name])
+
+
+class ReplayBufferState:
+    """A TorchRL ``ReplayBuffer`` over a one-dimensional ``LazyTensorStorage`` seen as a :class:`Stateful` part
+    that saves only the rows written, not the storage's whole capacity (a 320-step SAC run with a 100 000-transition
+    buffer otherwise writes 35 MB of mostly unused rows into every checkpoint).
+
+    :meth:`state_dict` is ``ReplayBuffer.state_dict`` with the storage's tensors cut to its first ``len(storage)``
+    rows (the rows written: ``len`` stops at the capacity once the writer's cursor wraps around).
+    :meth:`load_state_dict` pads them back to the capacity, so the buffer holds the same rows at the same indices,
+    with the same length, writer cursor and sampler state, and goes on filling past them. It also loads a state
+    written before this adapter existed (the storage at full capacity).
+
+    Args:
+        buffer: the replay buffer.
+
+    Example:
+        >>> from torchrl.data import LazyTensorStorage, ReplayBuffer
+        >>> buffer = ReplayBuffer(storage=LazyTensorStorage(1000))
+        >>> buffer.extend(TensorDict({"observation": torch.ones(3, 4)}, [3]))
+        tensor([0, 1, 2])
+        >>> ReplayBufferState(buffer).state_dict()["_storage"]["_storage"]["observation"].shape
+        torch.Size([3, 4])
+    """
+
+    def __init__(self, buffer: Any) -> None:
+        self.buffer = buffer
+
+    def state_dict(self) -> dict[str, Any]:
+        state = self.buffer.state_dict()
+        storage = self.buffer.storage
+        if storage.initialized:  # a copy: saving a view would save the whole storage behind it
+            state["_storage"]["_storage"] = storage.get(slice(None)).clone().state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state["_storage"]
+        if saved["initialized"]:
+            capacity, held = self.buffer.storage.max_size, saved["_len"]
+            if held > capacity:
+                raise ZooError(f"the checkpoint's replay buffer holds {held} transitions, more than the "
+                               f"buffer_size {capacity} of the recipe")
+            rows = TensorDict().load_state_dict(saved["_storage"], strict=False)[:held]
+            storage = rows.new_zeros(capacity)
+            storage[:held] = rows
+            state = {**state, "_storage": {**saved, "_storage": storage.state_dict()}}
+        self.buffer.load_state_dict(state)
