@@ -71,9 +71,9 @@ def test_a_timed_out_call_falls_back_and_is_not_cached(chat_vlm):
 class _Scripted(RiskDescriber):
     """A describer whose model 'writes' given texts: the fallback bookkeeping without a model."""
 
-    def __init__(self, texts):
+    def __init__(self, texts, cache_size=10):
         super().__init__(torch.nn.Linear(1, 1), None, "captioner", prompt="", max_new_tokens=8, timeout_s=None,
-                         cache_size=10)
+                         cache_size=cache_size)
         self.texts = texts
 
     def _generate(self, windows):
@@ -86,6 +86,15 @@ def test_empty_and_garbled_outputs_fall_back_and_are_counted():
     stats = describer.stats()
     assert stats["fallback_empty"] == 1 and stats["fallback_garbled"] == 1 and stats["fallback_timeout"] == 0
     assert describer.describe(_windows(3))[1:] == [None, None] and describer.stats()["cache_hits"] == 3
+
+
+def test_a_cached_window_is_read_before_the_batch_s_new_descriptions_can_evict_it():
+    windows = _windows(3)
+    describer = _Scripted(["A car is cutting in", "The road is clear", "A truck brakes ahead"], cache_size=2)
+    assert describer.describe(windows[:1]) == ["A car is cutting in"]
+    describer.texts = ["The road is clear", "A truck brakes ahead"]
+    assert describer.describe(windows) == ["A car is cutting in", "The road is clear", "A truck brakes ahead"]
+    assert describer.stats()["cache_hits"] == 1 and describer.stats()["generated"] == 3
 
 
 def _save_captioner(folder, frames: int):

@@ -93,7 +93,7 @@ def test_dynamic_reward_matches_the_hand_computation(clip_dir, describer, monkey
     rng = np.random.default_rng(0)
     pos, neg, pos_dyn, dyn, x = _unit(rng), _unit(rng), _unit(rng), _unit(rng), _unit(rng, 4)
     reward._texts.update({reward.positive: pos, reward.negative: neg, DYNAMIC_POSITIVE: pos_dyn})
-    reward._goals[CUT_IN] = dyn
+    reward._goals.put(CUT_IN, dyn)
     monkeypatch.setattr(reward, "image_embeddings", lambda frames: x[:len(frames)])
     # frame 0: gate off; 1: gate on, cut-in; 2: gate on, unusable description; 3: gate off (a window that
     # would describe a cut-in: the describer must not even see it)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from typing import Any
 
 import torch
+
+from zoo.cache import LRUCache
 
 
 def frame_key(frame: torch.Tensor) -> bytes:
@@ -28,35 +29,37 @@ class EmbeddingCache:
     """
 
     def __init__(self, max_items: int = 100_000) -> None:
-        self.max_items = max_items
-        self.hits = 0
-        self.misses = 0
-        self._store: OrderedDict[tuple[str, bytes], torch.Tensor] = OrderedDict()
+        self._entries: LRUCache[tuple[str, bytes], torch.Tensor] = LRUCache(max_items)
 
     def __len__(self) -> int:
-        return len(self._store)
+        return len(self._entries)
+
+    @property
+    def max_items(self) -> int:
+        return self._entries.max_items
+
+    @property
+    def hits(self) -> int:
+        return self._entries.hits
+
+    @property
+    def misses(self) -> int:
+        return self._entries.misses
+
+    @property
+    def hit_rate(self) -> float:
+        return self._entries.hit_rate
 
     def get(self, fingerprint: str, key: bytes) -> torch.Tensor | None:
-        item = self._store.get((fingerprint, key))
-        if item is None:
-            self.misses += 1
-            return None
-        self._store.move_to_end((fingerprint, key))
-        self.hits += 1
-        return item
+        return self._entries.get((fingerprint, key))
 
     def put(self, fingerprint: str, key: bytes, value: torch.Tensor) -> None:
-        if self.max_items <= 0:
-            return
-        self._store[(fingerprint, key)] = value.detach().cpu()
-        self._store.move_to_end((fingerprint, key))
-        while len(self._store) > self.max_items:
-            self._store.popitem(last=False)
+        self._entries.put((fingerprint, key), value.detach().cpu())
 
     def state_dict(self) -> dict[str, Any]:
         """Entries (oldest first) and counters as tensors and plain data, for a training checkpoint:
         ``max_items`` embeddings of ``D`` floats take ``max_items * (4 * D + 16)`` bytes at most."""
-        entries = list(self._store.items())
+        entries = self._entries.items()
         return {"fingerprints": [fingerprint for (fingerprint, _), _ in entries],
                 "digests": torch.tensor([list(digest) for (_, digest), _ in entries], dtype=torch.uint8),
                 "embeddings": [embedding for _, embedding in entries],
@@ -64,12 +67,7 @@ class EmbeddingCache:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Replace the entries and counters with those of :meth:`state_dict` (kept within ``max_items``)."""
-        self._store.clear()
+        self._entries.clear()
         for fingerprint, digest, embedding in zip(state["fingerprints"], state["digests"], state["embeddings"]):
             self.put(fingerprint, bytes(digest.tolist()), embedding)
-        self.hits, self.misses = state["hits"], state["misses"]
-
-    @property
-    def hit_rate(self) -> float:
-        total = self.hits + self.misses
-        return self.hits / total if total else 0.0
+        self._entries.hits, self._entries.misses = state["hits"], state["misses"]

@@ -15,13 +15,13 @@ normalisation and the vehicle-state shaping (Phase I/II).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import torch
 from tensordict import TensorDictBase
 
 from zoo import keys
+from zoo.cache import LRUCache
 from zoo.registry import ZooError
 from zoo.rewards.vlm import CLGReward
 from zoo.vlm.describer import load_describer
@@ -83,22 +83,19 @@ class DualPathwayReward(CLGReward):
         self.needs_objects = getattr(getattr(gate, "detector", None), "in_key", None) == keys.OBJECTS
         self.goal_cache_size = goal_cache_size
         self.reasoner = load_describer(describer, **(describer_options or {}))
-        self._goals: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._goals: LRUCache[str, torch.Tensor] = LRUCache(goal_cache_size)
         self.text_embedding(dynamic_positive)
 
     def goal_embeddings(self, texts: list[str]) -> torch.Tensor:
         """Normalised embeddings ``[len(texts), D]`` of dynamic goals, each distinct text embedded once."""
-        new = [t for t in dict.fromkeys(texts) if t not in self._goals]
+        goals = {t: self._goals.get(t) for t in dict.fromkeys(texts) if t in self._goals}
+        new = [t for t in dict.fromkeys(texts) if t not in goals]
         if new:
             with torch.no_grad():
-                for text, emb in zip(new, self.encoder.embed_texts(new).cpu()):
-                    self._goals[text] = emb
-        for text in texts:
-            self._goals.move_to_end(text)
-        embeddings = torch.stack([self._goals[t] for t in texts])
-        while len(self._goals) > self.goal_cache_size:
-            self._goals.popitem(last=False)
-        return embeddings
+                goals.update(zip(new, self.encoder.embed_texts(new).cpu()))
+        for text in texts:  # the batch's last use of a text is its most recent one
+            self._goals.put(text, goals[text])
+        return torch.stack([goals[t] for t in texts])
 
     def compute(self, next_state: TensorDictBase) -> dict[str, torch.Tensor]:
         frames = next_state.get(keys.PIXELS)

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from typing import Any
 
 import torch
 
+from zoo.cache import LRUCache
 from zoo.registry import ZooError
 
 DEFAULT_PROMPT = ("These are consecutive bird's-eye-view frames of a driving scene, oldest first; the ego car "
@@ -39,6 +40,7 @@ DEFAULT_PROMPT = ("These are consecutive bird's-eye-view frames of a driving sce
 FALLBACK_REASONS = ("empty", "garbled", "timeout")
 MIN_LETTER_FRACTION = 0.6
 MAX_REPEATED_WORD_FRACTION = 0.5
+_NOT_CACHED = object()  # a cached description may be None (a fallback verdict)
 
 
 def fallback_reason(text: str) -> str | None:
@@ -101,7 +103,7 @@ class RiskDescriber:
         self.cache_size = cache_size
         self.frame_transform = frame_transform
         self.source = source
-        self._cache: OrderedDict[bytes, str | None] = OrderedDict()
+        self._cache: LRUCache[bytes, str | None] = LRUCache(cache_size)
         self._counts: Counter[str] = Counter()
 
     @property
@@ -126,23 +128,27 @@ class RiskDescriber:
         windows = check_windows(windows)
         keys = [frame_key(w) for w in windows]
         self._counts["calls"] += len(keys)
+        known: dict[bytes, str | None] = {}
         todo: dict[bytes, int] = {}  # the first window of each distinct content not in the cache
         for i, key in enumerate(keys):
-            if key not in self._cache:
-                todo.setdefault(key, i)
+            if key not in known and key not in todo:
+                text = self._cache.get(key, _NOT_CACHED)
+                if text is _NOT_CACHED:
+                    todo[key] = i
+                else:
+                    known[key] = text
         self._counts["cache_hits"] += len(keys) - len(todo)  # repeats within the batch are hits too
-        fresh: dict[bytes, str | None] = {}
         if todo:
             texts, timed_out = self._generate(windows[list(todo.values())])
             self._counts["generated"] += len(texts)
             for key, text, late in zip(todo, texts, timed_out):
                 reason = "timeout" if late else fallback_reason(text)
-                fresh[key] = None if reason else text.strip()
+                known[key] = None if reason else text.strip()
                 if reason:
                     self._counts[f"fallback_{reason}"] += 1
                 if not late:
-                    self._remember(key, fresh[key])
-        return [fresh[k] if k in fresh else self._recall(k) for k in keys]
+                    self._cache.put(key, known[key])
+        return [known[k] for k in keys]
 
     def stats(self) -> dict[str, float]:
         """Windows asked for (``calls``), ``cache_hits`` (windows not generated), ``generated``,
@@ -156,17 +162,6 @@ class RiskDescriber:
         """What a recipe needs to build this describer again."""
         return {"source": self.source, "backend": self.backend, "prompt": self.prompt,
                 "max_new_tokens": self.max_new_tokens, "timeout_s": self.timeout_s}
-
-    def _recall(self, key: bytes) -> str | None:
-        self._cache.move_to_end(key)
-        return self._cache[key]
-
-    def _remember(self, key: bytes, text: str | None) -> None:
-        if self.cache_size <= 0:
-            return
-        self._cache[key] = text
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
 
     def _generate(self, windows: torch.Tensor) -> tuple[list[str], list[bool]]:
         """Greedy texts for ``windows``, and whether each ran out of time before ending."""
