@@ -62,7 +62,9 @@ def test_workers_must_be_positive(capsys):
 def test_an_interrupted_grid_stops_its_children(sig, when):
     env = {**os.environ, "COLUMNS": "300",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(zoo.__file__).parents[1]), os.environ.get("PYTHONPATH")]))}
-    parent = subprocess.Popen([sys.executable, "-m", "zoo.cli", *GRID, "--methods", "sparse", "engineered"],
+    # a budget the children cannot finish before the signal (64 steps could end between the check and the signal)
+    long_grid = [*GRID, "--steps", "100000", "--curve-every", "100000", "--methods", "sparse", "engineered"]
+    parent = subprocess.Popen([sys.executable, "-m", "zoo.cli", *long_grid],
                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
     children = []
     for line in parent.stderr:  # until both cells are launched
