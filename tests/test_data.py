@@ -103,6 +103,22 @@ def test_collision_labels_follow_the_crash():
     assert risk_category(True, True, 0.5, False) == "collision"
 
 
+def test_a_faster_recording_samples_the_same_driving_densely():
+    """At 5 Hz the policy still decides once a second: the crash comes at about the same time, and the
+    1 s horizon spans the crash frame and the five before it."""
+    slow = record_episode("highway-fast", seed=3, policy="reckless", bev_size=48)
+    fast = record_episode("highway-fast", seed=3, policy="reckless", bev_size=48, frame_rate_hz=5)
+    crash_s = {hz: next(r["step"] for r in rows if r["crashed"]) / hz for hz, rows in ((1, slow), (5, fast))}
+    assert abs(crash_s[5] - crash_s[1]) <= 1.0
+    positive = [r["step"] for r in fast if r["collision_within_horizon"]]
+    assert positive == list(range(max(0, round(5 * crash_s[5]) - 5), round(5 * crash_s[5]) + 1))
+
+
+def test_a_frame_rate_the_simulator_cannot_step_is_refused():
+    with pytest.raises(ZooError, match=r"frame_rate_hz 4 .*simulation frequency \(15 Hz\)"):
+        record_episode("merge", seed=0, policy="random", bev_size=48, frame_rate_hz=4)
+
+
 def test_existing_output_is_never_overwritten(dataset, capsys):
     out, _ = dataset
     before = sorted(p.name for p in out.iterdir())

@@ -323,6 +323,9 @@ def _data(argv: list[str]) -> None:
     cap.add_argument("--window", type=int, default=4, help="frames per window")
     cap.add_argument("--horizon", type=float, default=1.0, help="seconds ahead for collision_within_horizon")
     cap.add_argument("--bev-size", type=int, default=96)
+    cap.add_argument("--frame-rate", type=float, default=None,
+                     help="frames per simulated second (default: one per policy decision, 1 Hz on highway-fast "
+                          "and merge); the policies still decide at that rate and hold IDLE in between")
     cap.add_argument("--validation-every", type=int, default=5,
                      help="episodes whose seed is a multiple of this go to validation")
     cap.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
@@ -331,7 +334,7 @@ def _data(argv: list[str]) -> None:
     from zoo.data.bev_captions import make_bev_captions
 
     dataset = make_bev_captions(args.scenarios, args.frames, args.out, seed=args.seed, window=args.window,
-                                horizon_s=args.horizon, bev_size=args.bev_size,
+                                horizon_s=args.horizon, bev_size=args.bev_size, frame_rate_hz=args.frame_rate,
                                 validation_every=args.validation_every, overwrite=args.overwrite)
     sizes = ", ".join(f"{name} {len(split)}" for name, split in dataset.items())
     Console(stderr=True).print(f"wrote {args.out}: {sizes} rows")

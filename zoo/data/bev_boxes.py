@@ -25,7 +25,8 @@ from zoo.registry import ZooError
 
 
 def make_bev_boxes(scenarios: list[str], frames: int, out: str | Path, *, seed: int = 0, bev_size: int = 96,
-                   validation_every: int = 5, overwrite: bool = False, progress: bool = True):
+                   frame_rate_hz: float | None = None, validation_every: int = 5, overwrite: bool = False,
+                   progress: bool = True):
     """Record about ``frames`` BEV frames with their ground-truth boxes and save a ``datasets.DatasetDict``.
 
     Args:
@@ -34,6 +35,7 @@ def make_bev_boxes(scenarios: list[str], frames: int, out: str | Path, *, seed: 
         out: folder to save to (``datasets.load_from_disk`` reads it back).
         seed: first episode seed; episode ``i`` uses ``seed + i``.
         bev_size: frame side in pixels.
+        frame_rate_hz: frames per simulated second (``None``: one per policy decision, the scenario's own rate).
         validation_every: episodes whose seed is a multiple of this go to ``validation``.
         overwrite: replace an existing non-empty ``out``.
         progress: show a progress bar.
@@ -54,7 +56,7 @@ def make_bev_boxes(scenarios: list[str], frames: int, out: str | Path, *, seed: 
     splits: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
     for split, rows in recorded_episodes(scenarios, frames, random.Random(seed), seed=seed,
                                          validation_every=validation_every, progress=progress, window=1,
-                                         bev_size=bev_size, objects=True):
+                                         bev_size=bev_size, frame_rate_hz=frame_rate_hz, objects=True):
         rows = [{"image": r["image"], "objects": r["objects"], "step": r["step"], "scenario": r["scenario"],
                  "policy": r["policy"], "episode_seed": r["episode_seed"]} for r in rows]
         encode_frames(rows)
@@ -79,13 +81,14 @@ class BoxDataset(CaptionDataset):
         scenarios: scenarios to record.
         frames: frames to record.
         seed: first episode seed.
+        frame_rate_hz: frames per simulated second (``None``: one per policy decision, the scenario's own rate).
     """
 
     columns: ClassVar[tuple[str, ...]] = ("image", "objects")
     made_by: ClassVar[str] = "zoo.data.bev_boxes.make_bev_boxes"
 
     def record(self) -> None:
-        make_bev_boxes(self.scenarios, self.frames, self.path, seed=self.seed)
+        make_bev_boxes(self.scenarios, self.frames, self.path, seed=self.seed, frame_rate_hz=self.frame_rate_hz)
 
 
 def objects_tensor(split) -> torch.Tensor:

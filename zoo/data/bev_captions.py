@@ -212,17 +212,49 @@ def encode_frames(rows: list[dict[str, Any]]) -> None:
             row["window"] = [png(frame) for frame in row["window"]]
 
 
+IDLE = 1  # highway-env's meta-action that keeps the target lane and speed
+
+
+def _recording_rates(preset: Any, frame_rate_hz: float | None) -> tuple[dict[str, Any], int]:
+    """(highway-env config override, frames per policy decision) to record ``preset`` at ``frame_rate_hz``.
+
+    The policies decide at the scenario's own meta-action rhythm (highway-env's ``policy_frequency``, 1 Hz on
+    highway-fast and merge) and hold IDLE on the frames in between, so a faster recording sees the same
+    driving, sampled more densely.
+    """
+    import gymnasium as gym
+    import highway_env  # noqa: F401  (registers the gymnasium ids)
+    from gymnasium.envs.registration import load_env_creator
+
+    spec = gym.spec(preset.gym_id)
+    defaults = {**load_env_creator(spec.entry_point).default_config(), **spec.kwargs.get("config", {}),
+                **preset.config}
+    own_hz, simulation_hz = defaults["policy_frequency"], defaults["simulation_frequency"]
+    if frame_rate_hz is None or frame_rate_hz == own_hz:
+        return {}, 1
+    per_decision = frame_rate_hz / own_hz
+    if frame_rate_hz > simulation_hz or simulation_hz % frame_rate_hz or per_decision != int(per_decision):
+        raise ZooError(f"frame_rate_hz {frame_rate_hz} does not fit scenario {preset.name!r}: it must divide its "
+                       f"simulation frequency ({simulation_hz} Hz) and be a multiple of its policy frequency "
+                       f"({own_hz} Hz)")
+    return {"policy_frequency": frame_rate_hz}, int(per_decision)
+
+
 def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, horizon_s: float = 1.0,
-                   bev_size: int = 96, max_steps: int = 200, objects: bool = False) -> list[dict[str, Any]]:
+                   bev_size: int = 96, max_steps: int = 200, objects: bool = False,
+                   frame_rate_hz: float | None = None) -> list[dict[str, Any]]:
     """Drive one episode with ``policy`` and return its rows (without captions).
 
     ``objects``: also keep each frame's boxes of the other road users (``objects`` column, see
-    :meth:`zoo.envs.driving.DrivingEnv.objects`).
+    :meth:`zoo.envs.driving.DrivingEnv.objects`). ``frame_rate_hz``: frames recorded per simulated second
+    (``None``: one per policy decision, the scenario's own rate); ``max_steps`` counts frames.
     """
     from zoo.envs.driving import DrivingEnv
     from zoo.envs.presets import SCENARIOS
 
-    env = DrivingEnv(SCENARIOS.get(scenario), obs="bev", action="discrete", bev_size=bev_size, objects=objects)
+    preset = SCENARIOS.get(scenario)
+    config, per_decision = _recording_rates(preset, frame_rate_hz)
+    env = DrivingEnv(preset, obs="bev", action="discrete", bev_size=bev_size, objects=objects, config=config)
     rng = random.Random(seed)
     obs, _ = env.reset(seed=seed)
     dt = 1.0 / env.unwrapped.config["policy_frequency"]
@@ -230,7 +262,9 @@ def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, ho
     scenes = [_scene(env)]
     rows = [_row(env, obs, frames, scenes, 0, window, dt)]
     for step in range(1, max_steps):
-        obs, _, terminated, truncated, _ = env.step(rng.choices(range(5), weights=_ACTION_PROBS[policy])[0])
+        decides = (step - 1) % per_decision == 0
+        action = rng.choices(range(5), weights=_ACTION_PROBS[policy])[0] if decides else IDLE
+        obs, _, terminated, truncated, _ = env.step(action)
         frames.append(obs["pixels"].transpose(1, 2, 0))
         scenes.append(_scene(env))
         rows.append(_row(env, obs, frames, scenes, step, window, dt))
@@ -283,8 +317,8 @@ def recorded_episodes(scenarios: list[str], frames: int, rng: random.Random, *, 
 
 
 def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, seed: int = 0, window: int = 4,
-                      horizon_s: float = 1.0, bev_size: int = 96, validation_every: int = 5,
-                      overwrite: bool = False, progress: bool = True):
+                      horizon_s: float = 1.0, bev_size: int = 96, frame_rate_hz: float | None = None,
+                      validation_every: int = 5, overwrite: bool = False, progress: bool = True):
     """Record about ``frames`` captioned BEV frames over ``scenarios`` and save a ``datasets.DatasetDict``.
 
     Args:
@@ -295,6 +329,8 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
         window: frames per window (the current one and those before it).
         horizon_s: seconds ahead within which a collision labels a frame as ``collision_within_horizon``.
         bev_size: frame side in pixels.
+        frame_rate_hz: frames per simulated second (``None``: one per policy decision, 1 Hz on highway-fast
+            and merge); the policies still decide at the scenario's own rate and hold IDLE in between.
         validation_every: episodes whose seed is a multiple of this go to ``validation``.
         overwrite: replace an existing non-empty ``out``.
         progress: show a progress bar.
@@ -311,7 +347,8 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
     rng = random.Random(seed)
     splits: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
     for split, rows in recorded_episodes(scenarios, frames, rng, seed=seed, validation_every=validation_every,
-                                         progress=progress, window=window, horizon_s=horizon_s, bev_size=bev_size):
+                                         progress=progress, window=window, horizon_s=horizon_s, bev_size=bev_size,
+                                         frame_rate_hz=frame_rate_hz):
         encode_frames(rows)
         for row in rows:
             row["risk"] = risk_category(row["crashed"], row["collision_within_horizon"],

@@ -32,12 +32,14 @@ class CaptionDataset:
         scenarios: scenarios to record.
         frames: frames to record.
         seed: first episode seed.
+        frame_rate_hz: frames per simulated second (``None``: one per policy decision, the scenario's own rate).
     """
 
     path: str
     scenarios: list[str] = field(default_factory=lambda: ["highway-fast"])
     frames: int = 2000
     seed: int = 0
+    frame_rate_hz: float | None = None
 
     #: columns the dataset must have, and what makes such a dataset (for the error messages)
     columns: ClassVar[tuple[str, ...]] = COLUMNS
@@ -47,7 +49,7 @@ class CaptionDataset:
         """Record the dataset into :attr:`path`."""
         from zoo.data.bev_captions import make_bev_captions
 
-        make_bev_captions(self.scenarios, self.frames, self.path, seed=self.seed)
+        make_bev_captions(self.scenarios, self.frames, self.path, seed=self.seed, frame_rate_hz=self.frame_rate_hz)
 
     def load(self):
         """Record the dataset if its folder is missing, then load it (checked for the expected columns)."""
