@@ -132,3 +132,14 @@ def test_scenarios_without_meta_actions_are_refused(tmp_path):
 
     with pytest.raises(ZooError, match="racetrack"):
         make_bev_captions(["racetrack"], 5, tmp_path / "x", progress=False)
+
+
+def test_a_recording_too_short_for_both_splits_keeps_one_and_training_on_it_says_why(tmp_path):
+    from zoo.data.bev_captions import make_bev_captions
+    from zoo.data.datamodule import BEVCaptionsData, CaptionDataset
+
+    out = tmp_path / "short"
+    data = make_bev_captions(["highway-fast"], 5, out, seed=0, bev_size=48, progress=False)  # seed 0: validation
+    assert set(data) == {"validation"}
+    with pytest.raises(ZooError, match="needs train and validation splits, has validation: record more frames"):
+        BEVCaptionsData(CaptionDataset(str(out), ["highway-fast"], frames=5)).setup()

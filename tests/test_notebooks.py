@@ -32,7 +32,7 @@ TINY: dict[str, dict[str, Any]] = {
     "quickstart.ipynb": {"SCENARIO": "highway-fast", "MAX_STEPS": 12, "BEV_SIZE": 64, "SEED": 0, "P_FASTER": 0.9,
                          "FRAMES_SHOWN": 4},
     "finetune_reward_model.ipynb": {"TRAIN_FRAMES": 40, "TEST_FRAMES": 40, "EPOCHS": 1, "BATCH_SIZE": 8,
-                                    "BEV_SIZE": 96, "FRAME_RATE_HZ": 5, "SEED": 0, "FRAMES_SCORED": 4},
+                                    "BEV_SIZE": 96, "FRAME_RATE_HZ": 1, "SEED": 0, "FRAMES_SCORED": 4},
 }
 #: printed by a cell appended to each notebook: what the test checks, as one JSON line
 PROBES = {

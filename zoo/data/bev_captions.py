@@ -336,7 +336,7 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
         progress: show a progress bar.
 
     Returns:
-        The ``DatasetDict`` with ``train`` and ``validation`` splits.
+        The ``DatasetDict`` with ``train`` and ``validation`` splits (those that got episodes).
     """
     import datasets
 
@@ -367,7 +367,7 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
         "cut_in": datasets.Value("bool"), "dynamic_risk": datasets.ClassLabel(names=list(DYNAMIC_CAPTIONS)),
         "dynamic_caption": datasets.Value("string"),
     })
-    dataset = datasets.DatasetDict({
-        name: datasets.Dataset.from_list(rows, features=features) for name, rows in splits.items()})
+    dataset = datasets.DatasetDict({  # a split no episode went to is left out (a short held-out recording)
+        name: datasets.Dataset.from_list(rows, features=features) for name, rows in splits.items() if rows})
     dataset.save_to_disk(str(out))
     return dataset

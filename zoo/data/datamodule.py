@@ -105,7 +105,9 @@ class RecordedData(LightningDataModule):
         """The training dataset's ``train`` and ``validation`` splits."""
         data = self.train_spec.load()
         if "validation" not in data or "train" not in data:
-            raise ZooError(f"dataset {self.train_spec.path} needs train and validation splits")
+            raise ZooError(f"dataset {self.train_spec.path} needs train and validation splits, has "
+                           f"{', '.join(data) or 'none'}: record more frames (episodes whose seed is a multiple of "
+                           "5 go to validation, the others to train)")
         return {"train": data["train"], "validation": data["validation"]}
 
     def test_splits(self) -> dict[str, Any]:
