@@ -139,18 +139,12 @@ class ContrastiveRewardTraining(LightningModule):
             self.log("train/caption_loss", loss_caption)
             loss = loss + self.hparams.caption_loss_weight * loss_caption
         if self.hparams.goal_loss_weight > 0:
-            loss_goal = F.cross_entropy(scale * images @ self._goals().T, self._dangerous(data.risk_names)[risk])
+            goals = clg_goals(self.encoder)
+            loss_goal = F.cross_entropy(scale * images @ goals.T, self._dangerous(data.risk_names)[risk])
             self.log("train/goal_loss", loss_goal)
             loss = loss + self.hparams.goal_loss_weight * loss_goal
         self.log_dict({"train/loss": loss, "train/logit_scale": scale}, prog_bar=True)
         return loss
-
-    def _goals(self) -> torch.Tensor:
-        """The CLG goal embeddings ``[l_pos, l_neg]`` (PAPER.md's exact prompts), through the trained projection."""
-        from zoo.rewards.vlm import CLG_NEGATIVE, CLG_POSITIVE
-
-        # one prompt per call, as CLGReward embeds them
-        return torch.cat([self.encoder.embed_texts([text]) for text in (CLG_POSITIVE, CLG_NEGATIVE)])
 
     @staticmethod
     def _dangerous(risk_names: list[str]) -> torch.Tensor:
@@ -222,14 +216,18 @@ def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
     return -(F.log_softmax(logits, dim=-1) * targets / targets.sum(1, keepdim=True)).sum(1).mean()
 
 
-@torch.no_grad()
-def clg_rewards(encoder, frames: torch.Tensor) -> torch.Tensor:
-    """CLG rewards with PAPER.md's exact prompts (α = β = 1) of uint8 frames ``[N, 3, H, W]``."""
+def clg_goals(encoder) -> torch.Tensor:
+    """The CLG goal embeddings ``[l_pos, l_neg]`` of PAPER.md's exact prompts (through the text projection)."""
     from zoo.rewards.vlm import CLG_NEGATIVE, CLG_POSITIVE
 
     # one prompt per call, as CLGReward embeds them: an 8-bit text tower's outputs depend on the batch
-    goals = torch.cat([encoder.embed_texts([text]) for text in (CLG_POSITIVE, CLG_NEGATIVE)])
-    cos = encoder.embed_images(frames) @ goals.T
+    return torch.cat([encoder.embed_texts([text]) for text in (CLG_POSITIVE, CLG_NEGATIVE)])
+
+
+@torch.no_grad()
+def clg_rewards(encoder, frames: torch.Tensor) -> torch.Tensor:
+    """CLG rewards with PAPER.md's exact prompts (α = β = 1) of uint8 frames ``[N, 3, H, W]``."""
+    cos = encoder.embed_images(frames) @ clg_goals(encoder).T
     return cos[:, 0] - cos[:, 1]
 
 

@@ -79,6 +79,10 @@ def _is_plain_conv(module: nn.Module) -> bool:
     return isinstance(module, nn.Conv2d) and module.groups == 1
 
 
+def _is_adaptable(module: nn.Module) -> bool:
+    return _is_linear(module) or _is_plain_conv(module)
+
+
 def linear_module_suffixes(model: nn.Module) -> list[str]:
     """Distinct last name components of the model's linear layers (what ``target_modules`` can name)."""
     names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if _is_linear(module)}
@@ -101,7 +105,7 @@ def apply_lora(model: nn.Module, spec: LoraSpec | dict[str, Any]):
     targets = sorted({t for names in wanted.values() for t in names})
     modules = dict(model.named_modules())
     names = [name for name, module in modules.items()
-             if (_is_linear(module) or _is_plain_conv(module)) and name.rsplit(".", 1)[-1] in wanted.get(tower_of(name), ())
+             if _is_adaptable(module) and name.rsplit(".", 1)[-1] in wanted.get(tower_of(name), ())
              # nn.MultiheadAttention reads its out_proj weight directly: an adapter there would never run
              and not isinstance(modules.get(name.rpartition(".")[0]), nn.MultiheadAttention)]
     if not names:

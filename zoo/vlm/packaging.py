@@ -80,16 +80,17 @@ def complete_folder(folder: Path, card: dict[str, Any]) -> Path:
 def untrained_folder(family: str, builder: str, kwargs: dict[str, Any], seed: int = 0) -> Path:
     """The architecture of ``family`` with its trainable parts freshly initialised.
 
-    Cached per seed and per definition: the key digests the builder's module source and ``kwargs``, so a
-    changed architecture is built again instead of an older build being reused.
+    Cached per seed and per definition: the key digests the sources of the builder's package (the builder and
+    the model code it builds from, e.g. ``zoo/vlm/bev_conv.py``) and ``kwargs``, so a changed architecture is
+    built again instead of an older build being reused.
     """
-    import inspect
-
     module_name, _, name = builder.partition(":")
     module = importlib.import_module(module_name)
     build = getattr(module, name)
-    definition = inspect.getsource(module) + json.dumps(kwargs, sort_keys=True, default=str)
-    digest = hashlib.sha256(definition.encode()).hexdigest()[:12]
+    digest = hashlib.sha256(json.dumps(kwargs, sort_keys=True, default=str).encode())
+    for source in sorted(Path(module.__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    digest = digest.hexdigest()[:12]
     target = zoo_cache() / "models" / f"{family}.untrained-seed{seed}-{digest}"
     if (target / "config.json").is_file():
         return target
