@@ -160,9 +160,12 @@ _STRUCTURAL = ("env", "network", "hidden_sizes")
 
 
 def _check_checkpoint_matches_recipe(ckpt_path: str, model_config) -> None:
+    """Refuse a checkpoint whose hyper-parameters are not plain data naming zoo components (Lightning hands them
+    to the config parser next), or that describe another agent than the recipe."""
     from zoo.agents.checkpoint import read_checkpoint
+    from zoo.agents.hparams import check_hyperparameters
 
-    hparams = read_checkpoint(ckpt_path).get("hyper_parameters", {})
+    hparams = check_hyperparameters(read_checkpoint(ckpt_path).get("hyper_parameters", {}), f"checkpoint {ckpt_path}")
     recipe_class = model_config.get("class_path") if hasattr(model_config, "get") else None
     ckpt_class = hparams.get("_class_path")
     if recipe_class and ckpt_class and recipe_class.rsplit(".", 1)[-1] != ckpt_class.rsplit(".", 1)[-1]:
@@ -283,6 +286,9 @@ def _reward(argv: list[str]) -> None:
     cal.add_argument("--percentiles", type=float, nargs=2, default=(5.0, 95.0), metavar=("LOW", "HIGH"))
     cal.add_argument("--bev-size", type=int, default=96)
     cal.add_argument("--out", default=None, help="write the result as JSON here")
+    cal.add_argument("--trust-remote-code", action="store_true",
+                     help="run the model folder's own Python code (config.json auto_map); only for a source you "
+                          "trust (a card can never switch this on)")
     args = parser.parse_args(argv)
 
     import json
@@ -296,7 +302,7 @@ def _reward(argv: list[str]) -> None:
         parser.error(f"--frames must be >= 2, got {args.frames}")
     quantization = {"bits": args.quantization_bits} if args.quantization_bits else None
     reward = create_reward_model(args.model, head=args.head, quantization=quantization, adapter=args.adapter,
-                                 crop=args.crop)
+                                 crop=args.crop, trust_remote_code=args.trust_remote_code)
     result = calibrate(reward, args.scenario, args.frames, args.seed, tuple(args.percentiles), args.bev_size)
     result.update(model=args.model, head=args.head, quantization=quantization, crop=args.crop)
     text = json.dumps(result, indent=2)

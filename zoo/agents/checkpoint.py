@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from zoo.agents.hparams import check_hyperparameters
 from zoo.registry import ZooError
 from zoo.tracking.settings import resolve_checkpoint
 
@@ -39,28 +40,53 @@ def read_checkpoint(path: str | Path, allow_pickle: bool = False) -> dict[str, A
 
 
 def load_agent(source: str | Path, map_location: str = "cpu", allow_pickle: bool = False):
-    """Rebuild a trained agent from ``source`` (checkpoint file or MLflow run).
+    """Rebuild a trained agent from ``source`` (checkpoint file or MLflow run), for acting: evaluation, export.
 
     Checkpoints are read with ``torch.load(weights_only=True)``: no pickled code is executed unless
-    ``allow_pickle`` (see :func:`read_checkpoint`). The agent class and its arguments come from the recipe
-    saved in the checkpoint.
+    ``allow_pickle`` (see :func:`read_checkpoint`). The agent class and its arguments come from the
+    hyper-parameters saved in the checkpoint, checked first (:func:`zoo.agents.hparams.check_hyperparameters`).
+    The training reward they record is not rebuilt (acting does not need it, and a reward loads a model): it
+    stays in ``agent.hparams["reward"]`` as data, and ``agent.reward`` is ``None``.
 
     Example:
         >>> agent = zoo.load_agent("runs/quickstart/checkpoints/last.ckpt")  # doctest: +SKIP
         >>> td = agent.act(env.reset())  # doctest: +SKIP
     """
     path = resolve_checkpoint(source)
-    hparams = read_checkpoint(path, allow_pickle).get("hyper_parameters", {})
-    class_path = hparams.get("_class_path", "")
-    by_path = _agent_classes()
-    if class_path not in by_path:
-        raise ZooError(f"checkpoint {path} names agent class {class_path!r}; known: {', '.join(sorted(by_path))}")
+    checkpoint = read_checkpoint(path, allow_pickle)
+    agent = build_acting_agent(checkpoint.get("hyper_parameters", {}), f"checkpoint {path}")
+    agent.on_load_checkpoint(checkpoint)  # refuses weights of other shapes, naming them
     try:
-        return by_path[class_path].load_from_checkpoint(path, map_location=map_location,
-                                                        weights_only=not allow_pickle)
-    except (RuntimeError, ValueError, KeyError, EOFError) as err:
-        first_line = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        agent.load_state_dict(checkpoint.get("state_dict", {}))
+    except RuntimeError as err:
+        first_line = str(err).strip().splitlines()[0][:300]
         raise ZooError(f"checkpoint {path} does not match the agent its recipe describes ({first_line})") from None
+    return agent.to(map_location)
+
+
+def build_acting_agent(hparams: Any, source: str | Path):
+    """The agent that stored ``hparams`` (``_class_path`` and init arguments) describe, without its training reward.
+
+    ``hparams`` are checked first (:func:`zoo.agents.hparams.check_hyperparameters`); the reward entry is kept in
+    the agent's hyper-parameters as the record it is (policy cards and ``agent.yaml`` repeat it), never built.
+
+    Raises:
+        ZooError: not a registered zoo agent, hyper-parameters that are not plain data naming zoo components, or
+            arguments that do not fit the agent.
+    """
+    classes = _agent_classes()
+    class_path = hparams.get("_class_path") if isinstance(hparams, dict) else None
+    if class_path not in classes:
+        raise ZooError(f"{source} names agent class {class_path!r}; known: {', '.join(sorted(classes))}")
+    init_args = {k: v for k, v in check_hyperparameters(hparams, source).items()
+                 if k not in ("_class_path", "_instantiator")}
+    reward_entry = init_args.get("reward")
+    try:
+        agent = classes[class_path](**{k: v for k, v in init_args.items() if k != "reward"})
+    except TypeError as err:
+        raise ZooError(f"{source} does not fit {class_path}: {err}") from None
+    agent.hparams["reward"] = reward_entry
+    return agent
 
 
 POLICY_FILES = ("zoo.json", "README.md", "agent.yaml", "model.safetensors")
@@ -188,16 +214,10 @@ def load_policy_folder(folder: str | Path, map_location: str = "cpu"):
         entry = yaml.safe_load((folder / "agent.yaml").read_text()) or {}
     except yaml.YAMLError as err:
         raise ZooError(f"{folder / 'agent.yaml'} is not valid YAML: {str(err).splitlines()[0]}") from None
-    classes = _agent_classes()
-    class_path = entry.get("class_path") if isinstance(entry, dict) else None
-    if class_path not in classes:
-        raise ZooError(f"{folder / 'agent.yaml'} names agent class {class_path!r}; known: {', '.join(sorted(classes))}")
-    init_args = dict(entry.get("init_args") or {})
-    init_args.pop("reward", None)
-    try:
-        agent = classes[class_path](**init_args)
-    except TypeError as err:
-        raise ZooError(f"{folder / 'agent.yaml'} does not fit {class_path}: {err}") from None
+    if not isinstance(entry, dict):
+        raise ZooError(f"{folder / 'agent.yaml'} is not a recipe entry (class_path, init_args)")
+    agent = build_acting_agent({"_class_path": entry.get("class_path"), **(entry.get("init_args") or {})},
+                               folder / "agent.yaml")
     try:
         agent.load_state_dict(load_file(str(folder / "model.safetensors"), device=map_location))
     except RuntimeError as err:

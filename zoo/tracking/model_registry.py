@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.registry import CARD_FILE as CARD
-from zoo.registry import ZooError, check_safetensors, read_card
+from zoo.registry import ZooError, check_safetensors, path_inside, read_card
 from zoo.tracking.settings import _local_artifact_location, check_tracking_uri, configure_mlflow
 from zoo.tracking.settings import tracking_uri as _default_tracking_uri
 
@@ -331,7 +331,7 @@ def download_model(uri: str, *, tracking_uri: str | None = None) -> Path:
     if text.startswith("models:/"):
         version = resolve_version(text, tracking_uri=tracking)
         source = f"models:/{version.name}/{version.version}"
-        target = _cache_root(tracking) / "models" / version.name / str(version.version)
+        target = path_inside(path_inside(_cache_root(tracking) / "models", version.name), str(version.version))
     elif _RUNS_URI.match(text):
         match = _RUNS_URI.match(text)
         try:
@@ -340,7 +340,7 @@ def download_model(uri: str, *, tracking_uri: str | None = None) -> Path:
             raise ZooError(f"no MLflow run {match['run_id']!r} in {tracking}") from None
         path = (match["path"] or "").strip("/")
         source = f"runs:/{match['run_id']}/{path}"
-        target = _cache_root(tracking) / "runs" / match["run_id"] / (path.replace("/", "__") or "_")
+        target = path_inside(_cache_root(tracking) / "runs" / match["run_id"], path.replace("/", "__") or "_")
     else:
         raise ZooError(f"model URI {text!r} is not models:/<name>@<alias>, models:/<name>/<version> or "
                        "runs:/<run_id>/<path>")

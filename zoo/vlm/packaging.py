@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zoo.registry import CARD_FILE, ZooError
+from zoo.registry import CARD_FILE, ZooError, path_inside
 from zoo.vlm.encoder import build_once, zoo_cache
 
 WEIGHTS = "model.safetensors"
@@ -27,8 +27,6 @@ def _base_weights(spec: str) -> dict[str, Any]:
 
     from zoo.vlm.architectures import resolve_pip_model
 
-    if not spec.startswith("pip:"):
-        raise ZooError(f"unknown base component source {spec!r}; supported: pip:<package module>")
     return load_file(resolve_pip_model(spec) / WEIGHTS)
 
 
@@ -61,7 +59,7 @@ def complete_folder(folder: Path, card: dict[str, Any]) -> Path:
     if not base:
         return folder
     weights = folder / WEIGHTS
-    target = zoo_cache() / "models" / f"{card['name']}-{_digest(weights) if weights.is_file() else 'missing'}"
+    target = path_inside(zoo_cache() / "models", f"{card['name']}-{_digest(weights) if weights.is_file() else 'missing'}")
     if (target / WEIGHTS).is_file():
         return target
 
