@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from rich.console import Console
+from rich.markup import escape
 
 from zoo.registry import MODEL_KINDS, ZooError
 from zoo.tracking import configure_mlflow
@@ -720,7 +721,8 @@ def main(argv: list[str] | None = None) -> int:
         user_error = _user_error(err)
         if user_error is None:
             raise
-        console.print(f"[bold red]error:[/bold red] {user_error}", highlight=False)
+        # one line whatever the terminal's width; the message is text, never markup (it may quote a file's content)
+        console.print(f"[bold red]error:[/bold red] {escape(str(user_error))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted")

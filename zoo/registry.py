@@ -221,7 +221,7 @@ def code_key_refusal(where: str, key: str) -> str:
 def _check_fields(section: dict[str, Any], schema: dict[str, tuple[type, ...]], prefix: str, path: str | Path) -> None:
     for key, value in section.items():
         if key not in schema:
-            raise ZooError(f"the card {path} has an unknown field {prefix}{key!r} (fields: {', '.join(schema)})")
+            raise ZooError(f"the card {path} has an unknown field {prefix}{key} (fields: {', '.join(schema)})")
         if not isinstance(value, schema[key]) or (isinstance(value, bool) and bool not in schema[key]):
             allowed = " or ".join(t.__name__ for t in schema[key])
             raise ZooError(f"the card {path} has {prefix}{key} = {value!r}: expected {allowed}")
