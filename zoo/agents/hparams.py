@@ -29,10 +29,10 @@ ENTRY_KEYS = {"class_path", "init_args", "dict_kwargs"}
 def check_hyperparameters(hparams: Any, source: str | Path) -> dict[str, Any]:
     """Return ``hparams`` if it is plain data whose ``class_path`` entries name zoo components only.
 
-    Refused, naming the key and ``source`` (e.g. ``"checkpoint runs/…/last.ckpt"``): anything but JSON-like data; a ``class_path`` outside
-    :data:`COMPONENT_PACKAGES`, or anywhere inside :data:`FREE_FORM` hyper-parameters; other code keys
-    (``__class__``, ``_target_`` …); ``trust_remote_code`` switched on; an ``other_vehicles_type`` outside
-    highway-env and the zoo; an instantiator other than LightningCLI's.
+    Refused, naming the key and ``source`` (e.g. ``"checkpoint runs/…/last.ckpt"``): anything but JSON-like data;
+    a ``class_path`` outside :data:`COMPONENT_PACKAGES`, or anywhere inside :data:`FREE_FORM` hyper-parameters;
+    other code keys (``__class__``, ``_target_`` …); ``trust_remote_code`` switched on; an ``other_vehicles_type``
+    outside highway-env and the zoo; an instantiator other than LightningCLI's.
 
     Example:
         >>> check_hyperparameters({"_class_path": "zoo.agents.DQN", "gamma": 0.9}, "checkpoint last.ckpt")["gamma"]

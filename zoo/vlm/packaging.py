@@ -59,7 +59,8 @@ def complete_folder(folder: Path, card: dict[str, Any]) -> Path:
     if not base:
         return folder
     weights = folder / WEIGHTS
-    target = path_inside(zoo_cache() / "models", f"{card['name']}-{_digest(weights) if weights.is_file() else 'missing'}")
+    digest = _digest(weights) if weights.is_file() else "missing"
+    target = path_inside(zoo_cache() / "models", f"{card['name']}-{digest}")
     if (target / WEIGHTS).is_file():
         return target
 
