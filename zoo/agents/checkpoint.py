@@ -55,10 +55,10 @@ def load_agent(source: str | Path, map_location: str = "cpu", allow_pickle: bool
     path = resolve_checkpoint(source)
     checkpoint = read_checkpoint(path, allow_pickle)
     agent = build_acting_agent(checkpoint.get("hyper_parameters", {}), f"checkpoint {path}")
-    agent.on_load_checkpoint(checkpoint)  # refuses weights of other shapes, naming them
     try:
+        agent.on_load_checkpoint(checkpoint)  # refuses weights of other shapes, naming them
         agent.load_state_dict(checkpoint.get("state_dict", {}))
-    except RuntimeError as err:
+    except (ZooError, RuntimeError) as err:
         first_line = str(err).strip().splitlines()[0][:300]
         raise ZooError(f"checkpoint {path} does not match the agent its recipe describes ({first_line})") from None
     return agent.to(map_location)
