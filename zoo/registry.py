@@ -222,6 +222,8 @@ def _check_fields(section: dict[str, Any], schema: dict[str, tuple[type, ...]], 
     for key, value in section.items():
         if key not in schema:
             raise ZooError(f"the card {path} has an unknown field {prefix}{key} (fields: {', '.join(schema)})")
+        if value is None and key not in CARD_FIELDS:  # an optional field written as null: absent
+            continue
         if not isinstance(value, schema[key]) or (isinstance(value, bool) and bool not in schema[key]):
             allowed = " or ".join(t.__name__ for t in schema[key])
             raise ZooError(f"the card {path} has {prefix}{key} = {value!r}: expected {allowed}")
