@@ -420,10 +420,7 @@ def test_the_zoo_command_refuses_a_remote_code_card_with_exit_code_2(untouched):
 
 # -- controls: what the data may still do, and the user's own choice -----------------------------------
 def test_a_checkpoint_loads_for_acting_without_building_its_training_reward(lab, untouched):
-    import copy
-
     state = torch.load(lab.hostile / "benign.ckpt", weights_only=True)
-    state = copy.deepcopy(state)
     entry = {"class_path": "zoo.rewards.CLGReward", "init_args": {"model": str(lab.remote_folder),
                                                                   "trust_remote_code": False}}
     state["hyper_parameters"]["reward"] = entry
