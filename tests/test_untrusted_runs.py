@@ -218,3 +218,89 @@ def test_sync_checks_every_journal_before_it_sends_any(journal, store, tmp_path,
     assert main(["tracking", "sync", str(journal), str(not_a_journal), "--tracking-uri", store]) == 2
     assert "is not an MLflow journal folder" in capsys.readouterr().err
     assert (journal / CALLS).is_file() and not mlflow.MlflowClient(store).get_run(journal.parent.name).data.metrics
+
+
+# -- resuming a run ----------------------------------------------------------------------------------
+def _fit(*args: str) -> int:
+    return main(["fit", "--config", "tiny.yaml", *args])
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A finished tiny ``zoo fit`` (64 env steps) in its own working folder; the tests that use it change nothing."""
+    from conftest import TINY_RECIPE
+
+    root = tmp_path_factory.mktemp("finished")
+    (root / "tiny.yaml").write_text(TINY_RECIPE)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        assert _fit() == 0
+    return root
+
+
+def _run_folder(root: Path) -> Path:
+    (last,) = root.glob("runs/tiny/*/checkpoints/last.ckpt")
+    return last.parents[1]
+
+
+def _refused_resume(root: Path, monkeypatch, capsys, *args: str) -> str:
+    """Resume the finished run with ``args``; assert it was refused in one line and changed nothing."""
+    monkeypatch.chdir(root)
+    run = _run_folder(root)
+    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    before, run_before = _tree(root / "runs"), client.get_run(run.name).data
+    assert _fit("--ckpt_path", "last", *args) == 2
+    lines = _error_lines(capsys.readouterr().err)
+    assert len(lines) == 1, lines
+    assert _tree(root / "runs") == before
+    after = client.get_run(run.name).data
+    assert (after.params, after.tags, after.metrics) == (run_before.params, run_before.tags, run_before.metrics)
+    return lines[0]
+
+
+def test_a_second_training_process_on_a_run_is_refused_naming_the_holder(finished_run, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    run = _run_folder(finished_run)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom zoo.agents.checkpoint_io import run_lock\n"
+                               "with run_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)", str(run)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        line = _refused_resume(finished_run, monkeypatch, capsys)
+        assert f"run folder runs/tiny/{run.name} is in use by another training process (pid {holder.pid})" in line
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    (["--model.init_args.hidden_sizes", "[64]"], "hidden_sizes is [32] in the checkpoint but [64] in the recipe"),
+    (["--model", "zoo.agents.SAC"], "holds a zoo.agents.DQN agent but the recipe asks for zoo.agents.SAC"),
+])
+def test_resume_refuses_a_structural_change_naming_it(change, named, finished_run, monkeypatch, capsys):
+    assert named in _refused_resume(finished_run, monkeypatch, capsys, *change)
+
+
+def test_resume_honours_a_changed_budget_and_learning_rate(tmp_path, capsys):
+    import torch
+    from conftest import TINY_RECIPE
+
+    from zoo.tracking.logger import RESUMED_TAG
+
+    (tmp_path / "tiny.yaml").write_text(TINY_RECIPE)
+    assert _fit() == 0
+    last = _run_folder(tmp_path) / "checkpoints" / "last.ckpt"
+    assert _fit("--ckpt_path", "last", "--model.init_args.total_frames", "96", "--model.init_args.lr", "0.001") == 0
+    assert "resume: total_frames = 96 (the checkpoint's run had 64)" in capsys.readouterr().err
+    checkpoint = torch.load(last, weights_only=True)
+    assert checkpoint["zoo_resume_state"]["parts"]["tracker"]["frames"] == 96  # went on to the new budget
+    assert checkpoint["hyper_parameters"]["total_frames"] == 96
+    assert {group["lr"] for group in checkpoint["optimizer_states"][0]["param_groups"]} == {0.001}
+    run = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(last.parents[1].name)
+    assert run.data.params["total_frames"] == "64"  # MLflow keeps a run's first value ...
+    assert run.data.tags[f"{RESUMED_TAG}total_frames"] == "96"  # ... and the resume's is recorded beside it
+    assert run.info.status == "FINISHED"

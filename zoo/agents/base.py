@@ -338,6 +338,27 @@ class Agent(L.LightningModule):
                            f"{'; '.join(problems[:3])}{more}")
         if RESUME_KEY in checkpoint and self._trainer is not None:  # a resumed fit, not load_from_checkpoint
             restore_state(self.resumable(), checkpoint[RESUME_KEY])
+            self._allow_an_epoch_for_the_budget_left(checkpoint)
+
+    def _allow_an_epoch_for_the_budget_left(self, checkpoint: dict[str, Any]) -> None:
+        """The budget is ``total_frames`` env steps, streamed in one Lightning epoch: a run resumed from its final
+        checkpoint with a larger ``total_frames`` would stop at once (``max_epochs`` reached), so it gets one more."""
+        if self.tracker.frames >= self.total_frames:
+            return
+        loop = self.trainer.fit_loop
+        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+        epochs_done = progress.get("processed", 0)
+        if loop.max_epochs is not None and 0 <= loop.max_epochs <= epochs_done:
+            loop.max_epochs = epochs_done + 1
+
+    def on_train_start(self) -> None:
+        """Learning rates come from the agent's arguments: the optimizer states of a resumed checkpoint carry
+        the rates it was trained with, and would silently replace a changed ``lr``."""
+        configured = self.configure_optimizers()
+        configured = configured if isinstance(configured, (list, tuple)) else [configured]
+        for optimizer, fresh in zip(self.trainer.optimizers, configured):
+            for group, fresh_group in zip(optimizer.param_groups, fresh.param_groups):
+                group["lr"] = fresh_group["lr"]
 
     @torch.no_grad()
     def act(self, tensordict: TensorDictBase) -> TensorDictBase:

@@ -1,4 +1,4 @@
-"""Checkpoint files of a training run: atomic writes, and finding the run to resume.
+"""Checkpoint files of a training run: atomic writes, finding the run to resume, one writer per run folder.
 
 Lightning's own ``TorchCheckpointIO`` writes through fsspec's transaction: the bytes go to a file made by
 ``tempfile.mkstemp()`` (in ``$TMPDIR``) and are then ``shutil.move``-d onto the checkpoint. When ``$TMPDIR``
@@ -11,14 +11,21 @@ reader sees the old checkpoint or the new one, never half of one.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock, Timeout
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from zoo.registry import ZooError
 
 #: checkpoint file a resumed run continues from (Lightning's ``ModelCheckpoint(save_last=True)``)
 LAST = "last.ckpt"
+#: lock file in a run folder, held by the training process writing to it (it holds that process's pid)
+RUN_LOCK = "run.lock"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -61,3 +68,34 @@ def find_last_checkpoint(root: str | Path, experiment: str) -> Path | None:
     """
     candidates = list(Path(root, experiment).glob(f"*/checkpoints/{LAST}"))
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+
+
+@contextmanager
+def run_lock(folder: str | Path) -> Iterator[None]:
+    """Hold a run folder for this process while it trains: a second ``zoo fit`` of the same run (two resumes,
+    or a resume of a run still training) would interleave its checkpoints and MLflow run with this one's.
+
+    The lock is an OS file lock on ``<folder>/run.lock`` (released when the process ends, even killed); the file
+    names the holder's pid and stays behind.
+
+    Raises:
+        ZooError: another process holds the folder (its pid named).
+
+    Example:
+        >>> with run_lock("runs/sac_highway/3f2a…"):  # doctest: +SKIP
+        ...     trainer.fit(agent, ckpt_path="runs/sac_highway/3f2a…/checkpoints/last.ckpt")
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / RUN_LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = (folder / RUN_LOCK).read_text().strip() or "unknown"
+        raise ZooError(f"run folder {folder} is in use by another training process (pid {holder}); wait for it to "
+                       "end or stop it, then resume") from None
+    try:
+        (folder / RUN_LOCK).write_text(f"{os.getpid()}\n")  # the lock is on the file, not its contents
+        yield
+    finally:
+        lock.release()
