@@ -304,3 +304,88 @@ def test_resume_honours_a_changed_budget_and_learning_rate(tmp_path, capsys):
     assert run.data.params["total_frames"] == "64"  # MLflow keeps a run's first value ...
     assert run.data.tags[f"{RESUMED_TAG}total_frames"] == "96"  # ... and the resume's is recorded beside it
     assert run.info.status == "FINISHED"
+
+
+# -- the low items: budgets, leftovers, registry, imports, frames ------------------------------------
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("total_frames", -5, "total_frames must be >= 1 env step, got -5"),
+    ("batch_size", 0, "batch_size must be >= 1 transition, got 0"),
+    ("gamma", 5.0, "gamma must be in [0, 1], got 5.0"),
+    ("lr", 0.0, "lr must be > 0, got 0.0"),
+    ("updates_per_batch", 0, "updates_per_batch must be >= 1, got 0"),
+])
+def test_degenerate_budgets_are_refused_up_front(key, value, expected, tmp_path, capsys):
+    from conftest import TINY_RECIPE
+
+    (tmp_path / "tiny.yaml").write_text(TINY_RECIPE)
+    assert _fit(f"--model.init_args.{key}", str(value)) == 2
+    lines = _error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and expected in lines[0], lines
+    assert not (tmp_path / "runs").exists()
+
+
+def test_partial_checkpoints_of_killed_writers_are_removed_on_the_next_save(tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+
+    from zoo.agents.checkpoint_io import AtomicCheckpointIO
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    path.parent.mkdir()
+    killed = path.with_name(f".last.ckpt.{gone.stdout.strip()}.partial")  # a writer that no longer runs
+    killed.write_bytes(b"half a checkpoint")
+    other = path.with_name(".other.ckpt.1.partial")  # another file's: not ours to judge
+    other.write_bytes(b"x")
+    AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(1)}, path)
+    assert sorted(p.name for p in path.parent.iterdir()) == [".other.ckpt.1.partial", "last.ckpt"]
+
+
+def test_a_refused_alias_registers_no_version(make_agent, tmp_path, capsys):
+    from zoo.agents.checkpoint import save_policy_folder
+
+    folder = save_policy_folder(make_agent("dqn"), tmp_path / "policy", "dqn-tiny.v1", "tiny DQN")
+    assert main(["register", str(folder), "--as", "dqn-tiny", "--alias", "latest"]) == 2
+    lines = _error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "alias 'latest'" in lines[0]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.search_registered_models() == [] and not client.search_model_versions("name='dqn-tiny'")
+
+
+def test_importing_the_same_store_spelled_differently_copies_nothing_twice(tmp_path, monkeypatch):
+    from zoo.tracking.transfer import import_runs
+
+    (tmp_path / "other").mkdir()
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'other' / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("grid")).info.run_id
+    client.set_terminated(run, "FINISHED")
+    target = f"sqlite:///{tmp_path / 'here.db'}"
+    assert len(import_runs(f"sqlite:///{tmp_path}/other/mlflow.db", "grid", target)) == 1
+    assert import_runs("sqlite:///other/./mlflow.db", "grid", target) == []  # relative, with a ./
+    with pytest.raises(ZooError, match="same tracking store"):
+        import_runs("sqlite:///here.db", "grid", target)
+
+
+def test_frames_larger_than_the_cap_are_refused_in_one_line():
+    import torch
+
+    from zoo.vlm.encoder import MAX_FRAME_SIDE, check_frames
+
+    check_frames(torch.zeros(1, 3, MAX_FRAME_SIDE, 8, dtype=torch.uint8))
+    with pytest.raises(ZooError, match=f"at most {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE} pixels, got 6000x6000"):
+        check_frames(torch.zeros(1, 3, 1, 1, dtype=torch.uint8).expand(1, 3, 6000, 6000))  # no 108 MB
+
+
+def test_a_pickled_checkpoint_names_only_the_commands_that_accept_allow_pickle(tmp_path, capsys):
+    import argparse
+
+    import torch
+
+    path = tmp_path / "pickled.ckpt"
+    torch.save({"hyper_parameters": argparse.Namespace(lr=1.0)}, path)
+    (tmp_path / "tiny.yaml").write_text(__import__("conftest").TINY_RECIPE)
+    assert _fit("--ckpt_path", str(path)) == 2  # zoo fit has no --allow-pickle: it is not told to pass one
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert "holds pickled objects" in line and "zoo evaluate and zoo register: --allow-pickle" in line
