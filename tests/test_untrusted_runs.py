@@ -35,16 +35,19 @@ def _tree(root: Path) -> dict[str, str]:
 
 
 # -- outage journals ---------------------------------------------------------------------------------
-@pytest.fixture
-def store(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'store.db'}"
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """One SQLite store for the journal tests (creating its tables is most of their time); each gets its own run."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'store.db'}"
+    mlflow.MlflowClient(uri).create_experiment("outage")
+    return uri
 
 
 @pytest.fixture
 def journal(tmp_path, store) -> Path:
     """The journal of a real run of ``store``: a metric and a logged file, as :class:`PendingClient` writes them."""
     client = mlflow.MlflowClient(store)
-    run = client.create_run(client.create_experiment("outage")).info.run_id
+    run = client.create_run(client.get_experiment_by_name("outage").experiment_id).info.run_id
     folder = tmp_path / "runs" / "outage" / run / PENDING_DIR
     (folder / FILES / "1").mkdir(parents=True)
     (folder / FILES / "1" / "notes.txt").write_text("kept during the outage")
