@@ -100,13 +100,14 @@ def test_training_outlives_a_server_outage_and_loses_nothing(own_mlflow_server, 
     assert journal == Path("runs") / "outage" / logger.run_id / "mlflow-pending"  # the working folder's runs/
     pending = pending_calls(journal)
     assert pending > 0
-    assert f"zoo tracking sync {journal}" in " ".join(capsys.readouterr().err.split())
-    assert main(["tracking", "sync"]) == 2  # still down: said, and the journal kept
+    # the run's store is not the configured one (./mlflow.db): the hint names it, a journal never picks it
+    assert f"zoo tracking sync {journal} --tracking-uri {server.uri}" in " ".join(capsys.readouterr().err.split())
+    assert main(["tracking", "sync", "--tracking-uri", server.uri]) == 2  # still down: said, and the journal kept
     assert f"cannot reach the MLflow tracking server at {server.uri}" in capsys.readouterr().err
     assert pending_calls(journal) == pending
 
     server.start()
-    assert main(["tracking", "sync"]) == 0
+    assert main(["tracking", "sync", "--tracking-uri", server.uri]) == 0
     assert not journal.exists() and not find_journals()
     client = mlflow.MlflowClient(server.uri)
     run = client.get_run(logger.run_id)

@@ -70,17 +70,39 @@ def _lightning_cli(argv: list[str] | None):
             if config.get("ckpt_path") == "last":
                 _resolve_last_checkpoint(config)
             ckpt_path = config.get("ckpt_path")
+            asked = None
             if ckpt_path and Path(ckpt_path).is_file():
                 _check_checkpoint_matches_recipe(ckpt_path, config.model)
+                asked = _explicit_init_args(config.model)
             super()._parse_ckpt_path()
+            if asked:  # what the recipe and command line set wins over the checkpoint's values
+                _override_checkpoint_values(self.config[self.config.subcommand].model, asked)
+
+        def _run_folder(self) -> Path | None:
+            """``<default_root_dir>/<experiment>/<run id>``: the run's checkpoints and outage journal."""
+            logger = self.trainer.logger
+            if logger is None:
+                return None
+            experiment = getattr(logger, "_experiment_name", logger.name)
+            return Path(self.trainer.default_root_dir) / experiment / str(logger.version)
+
+        def _run_subcommand(self, subcommand: str) -> None:
+            from lightning.pytorch.utilities import rank_zero_only
+
+            from zoo.agents.checkpoint_io import run_lock
+
+            folder = self._run_folder() if subcommand == "fit" and rank_zero_only.rank == 0 else None
+            if folder is None:  # other ranks of a data-parallel fit share the folder of rank 0
+                super()._run_subcommand(subcommand)
+                return
+            with run_lock(folder):  # one writer per run: a second resume of it is refused
+                super()._run_subcommand(subcommand)
 
         def before_fit(self) -> None:
             # Checkpoints beside the run: runs/<experiment>/<run id>/checkpoints.
             logger, ckpt = self.trainer.logger, self.trainer.checkpoint_callback
             if ckpt is not None and ckpt.dirpath is None and logger is not None:
-                experiment = getattr(logger, "_experiment_name", logger.name)
-                ckpt.dirpath = str(Path(self.trainer.default_root_dir) / experiment / str(logger.version)
-                                   / "checkpoints")
+                ckpt.dirpath = str(self._run_folder() / "checkpoints")
             if getattr(logger, "pending_root", False) is None:  # the outage journal beside the checkpoints
                 logger.pending_root = self.trainer.default_root_dir
 
@@ -177,6 +199,42 @@ def _check_checkpoint_matches_recipe(ckpt_path: str, model_config) -> None:
         if ours is not None and theirs is not None and ours != theirs:
             raise ZooError(f"checkpoint {ckpt_path} does not match the recipe: {key} is {theirs!r} in the checkpoint "
                            f"but {ours!r} in the recipe")
+
+
+def _explicit_init_args(model_config) -> dict:
+    """The model arguments the recipe and command line set to something other than the agent's default, minus
+    the structural ones (checked equal to the checkpoint's by :func:`_check_checkpoint_matches_recipe`) and the
+    reward (rebuilt from the checkpoint)."""
+    from zoo.agents.checkpoint import _agent_classes
+
+    cls = _agent_classes().get(model_config.get("class_path") if hasattr(model_config, "get") else None)
+    init_args = _plain(model_config.get("init_args") or {}) if cls is not None else {}
+    defaults = _signature_defaults(cls) if cls is not None else {}
+    return {key: value for key, value in init_args.items()
+            if key not in (*_STRUCTURAL, "reward") and key in defaults and value != _plain(defaults[key])}
+
+
+def _signature_defaults(cls: type) -> dict:
+    """Default of every keyword argument of ``cls`` and the base classes its ``**kwargs`` reach."""
+    import inspect
+
+    defaults: dict = {}
+    for base in cls.__mro__:
+        for name, parameter in inspect.signature(base.__init__).parameters.items():
+            if parameter.default is not inspect.Parameter.empty:
+                defaults.setdefault(name, parameter.default)
+    return defaults
+
+
+def _override_checkpoint_values(model_config, asked: dict) -> None:
+    """Put the values the user asked for back over the checkpoint's, saying which ones changed."""
+    init_args = model_config.init_args
+    for key, value in asked.items():
+        stored = _plain(init_args.get(key))
+        if stored != value:
+            Console(stderr=True).print(f"resume: {key} = {value!r} (the checkpoint's run had {stored!r})",
+                                       highlight=False, markup=False)
+            init_args[key] = value
 
 
 def _structural(key: str, value):
@@ -519,7 +577,9 @@ def _tracking(argv: list[str]) -> None:
                                       "the journal.")
     sync.add_argument("journals", nargs="*", help="journal folders (default: every one under --root)")
     sync.add_argument("--root", default="runs", help="runs folder searched when no journal is given")
-    sync.add_argument("--tracking-uri", default=None, help="send there instead of the server each run used")
+    sync.add_argument("--tracking-uri", default=None,
+                      help="the store to send to (default: MLFLOW_TRACKING_URI, else ./mlflow.db); a journal "
+                           "written for another store is refused unless this names where to send it")
     copy = sub.add_parser("import", help="copy the ended runs of an experiment from another tracking store",
                           description="Copy the ended runs of an experiment (names, tags, params, full metric "
                                       "histories, artifacts, times) from another MLflow store into this one, "
@@ -537,15 +597,17 @@ def _tracking(argv: list[str]) -> None:
         print(f"imported {len(copied)} runs into {args.experiment!r}")
         return
 
-    from zoo.tracking.pending import find_journals, pending_calls, sync
+    from zoo.tracking.pending import destination, find_journals, read_journal, sync
 
     journals = [Path(j) for j in args.journals] or find_journals(args.root)
     if not journals:
         print(f"nothing to sync: no mlflow-pending journal under {args.root}")
+    calls = {journal: read_journal(journal) for journal in journals}  # every journal checked before any is sent
     for journal in journals:
-        calls = pending_calls(journal)
+        destination(journal, calls[journal], args.tracking_uri)
+    for journal in journals:
         sync(journal, args.tracking_uri)
-        print(f"sent {calls} logging calls from {journal}")
+        print(f"sent {len(calls[journal])} logging calls from {journal}")
 
 
 def _benchmark(argv: list[str]) -> None:

@@ -49,6 +49,17 @@ from zoo.rewards.worker import RewardWorker
 REWARD_BATCHING = ("step", "collector", "async")
 
 
+def require(name: str, value: Any, valid: bool, expected: str) -> None:
+    """Refuse a degenerate setting up front, naming it and its valid range: a negative budget or a discount
+    above 1 would otherwise run to exit 0 having trained nothing sensible.
+
+    Example:
+        >>> require("gamma", 0.99, 0 <= 0.99 <= 1, "in [0, 1]")
+    """
+    if not valid:
+        raise ZooError(f"{name} must be {expected}, got {value!r}")
+
+
 class EpisodeTracker:
     """Counts env steps, episodes and collisions; summarises episodes as they finish."""
 
@@ -180,6 +191,11 @@ class Agent(L.LightningModule):
         reward_queue: int = 4,
     ) -> None:
         super().__init__()
+        require("total_frames", total_frames, total_frames >= 1, ">= 1 env step")
+        require("frames_per_batch", frames_per_batch, frames_per_batch >= 1, ">= 1 env step")
+        require("gamma", gamma, 0 <= gamma <= 1, "in [0, 1]")
+        require("lr", lr, lr > 0, "> 0")
+        require("max_grad_norm", max_grad_norm, max_grad_norm is None or max_grad_norm > 0, "> 0 or null")
         self.automatic_optimization = False  # each algorithm steps its optimizers itself, CleanRL style
         # Keep hyper-parameters plain data (checkpoints load with weights_only=True): components are
         # stored as recipe entries, also when the agent is built in Python rather than from a recipe,
@@ -338,6 +354,27 @@ class Agent(L.LightningModule):
                            f"{'; '.join(problems[:3])}{more}")
         if RESUME_KEY in checkpoint and self._trainer is not None:  # a resumed fit, not load_from_checkpoint
             restore_state(self.resumable(), checkpoint[RESUME_KEY])
+            self._allow_an_epoch_for_the_budget_left(checkpoint)
+
+    def _allow_an_epoch_for_the_budget_left(self, checkpoint: dict[str, Any]) -> None:
+        """The budget is ``total_frames`` env steps, streamed in one Lightning epoch: a run resumed from its final
+        checkpoint with a larger ``total_frames`` would stop at once (``max_epochs`` reached), so it gets one more."""
+        if self.tracker.frames >= self.total_frames:
+            return
+        loop = self.trainer.fit_loop
+        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+        epochs_done = progress.get("processed", 0)
+        if loop.max_epochs is not None and 0 <= loop.max_epochs <= epochs_done:
+            loop.max_epochs = epochs_done + 1
+
+    def on_train_start(self) -> None:
+        """Learning rates come from the agent's arguments: the optimizer states of a resumed checkpoint carry
+        the rates it was trained with, and would silently replace a changed ``lr``."""
+        configured = self.configure_optimizers()
+        configured = configured if isinstance(configured, (list, tuple)) else [configured]
+        for optimizer, fresh in zip(self.trainer.optimizers, configured):
+            for group, fresh_group in zip(optimizer.param_groups, fresh.param_groups):
+                group["lr"] = fresh_group["lr"]
 
     @torch.no_grad()
     def act(self, tensordict: TensorDictBase) -> TensorDictBase:
@@ -359,6 +396,10 @@ class OffPolicyAgent(Agent):
 
     def __init__(self, buffer_size: int = 100_000, batch_size: int = 256, learning_starts: int = 1_000,
                  updates_per_batch: int = 64, **kwargs: Any) -> None:
+        require("buffer_size", buffer_size, buffer_size >= 1, ">= 1 transition")
+        require("batch_size", batch_size, batch_size >= 1, ">= 1 transition")
+        require("learning_starts", learning_starts, learning_starts >= 0, ">= 0 env steps")
+        require("updates_per_batch", updates_per_batch, updates_per_batch >= 1, ">= 1")
         super().__init__(**kwargs)
         # Frames (and objects) rendered only for the reward stay out of the buffer (55 kB per transition at 96 px).
         frames = [keys.PIXELS_WINDOW, keys.OBJECTS] + ([] if self.obs_key == keys.PIXELS else [keys.PIXELS])
@@ -430,6 +471,8 @@ class OnPolicyAgent(Agent):
     """
 
     def __init__(self, epochs: int = 10, minibatch_size: int = 64, **kwargs: Any) -> None:
+        require("epochs", epochs, epochs >= 1, ">= 1")
+        require("minibatch_size", minibatch_size, minibatch_size >= 1, ">= 1 transition")
         super().__init__(**kwargs)
         self.epochs = epochs
         self.minibatch_size = minibatch_size

@@ -33,8 +33,8 @@ def read_checkpoint(path: str | Path, allow_pickle: bool = False) -> dict[str, A
         refused = re.search(r"GLOBAL ([\w.]+)", text)  # weights_only refused a class or function: needs pickle
         if refused and not allow_pickle:
             raise ZooError(f"checkpoint {path} holds pickled objects ({refused.group(1)}); the zoo never "
-                           "unpickles a file by default: pass allow_pickle=True (--allow-pickle) only if you "
-                           "trust its source") from None
+                           "unpickles a file by default: only if you trust its source, load it with "
+                           "allow_pickle=True (zoo evaluate and zoo register: --allow-pickle)") from None
         first_line = text.strip().splitlines()[0][:200] if text.strip() else type(err).__name__
         raise ZooError(f"cannot read checkpoint {path} (truncated or corrupted?): {first_line}") from None
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
+from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
 
 from zoo.tracking.settings import _default_uri, _local_artifact_location, check_tracking_uri
 
+#: tag prefix of the hyper-parameters a resumed run changed (``zoo.resumed.total_frames`` …)
+RESUMED_TAG = "zoo.resumed."
 #: Lightning's run statuses → MLflow's
 _STATUS = {"success": "FINISHED", "finished": "FINISHED", "failed": "FAILED"}
 
@@ -49,10 +53,28 @@ class ZooMLFlowLogger(MLFlowLogger):
                          log_model=log_model, artifact_location=artifact_location or _local_artifact_location(),
                          **kwargs)
         self.pending_root = pending_root
+        self._resumed = self._run_id is not None  # a run that goes on (zoo fit --ckpt_path last)
         if tracking_uri.startswith(("http://", "https://")):
             from zoo.tracking.pending import PendingClient
 
             self._mlflow_client = PendingClient(tracking_uri, self.pending_dir, retry_every=retry_every)
+
+    @rank_zero_only
+    def log_hyperparams(self, params: dict[str, Any] | Namespace) -> None:
+        """Log the hyper-parameters as Lightning does; a resumed run (the same MLflow run) logs only the new ones.
+
+        MLflow never changes a logged param, so a value the resume changed (``total_frames``, ``lr`` …) keeps the
+        run's first value as its param and is recorded in the tag ``zoo.resumed.<param>`` as well.
+        """
+        if not self._resumed:
+            super().log_hyperparams(params)
+            return
+        logged = self.experiment.get_run(self.run_id).data.params
+        flat = {k: str(v)[:250] for k, v in _flatten_dict(_convert_params(params)).items()}  # Lightning's form
+        super().log_hyperparams({k: v for k, v in flat.items() if k not in logged})
+        for key, value in flat.items():
+            if key in logged and logged[key] != value:
+                self.experiment.set_tag(self.run_id, f"{RESUMED_TAG}{key}", value)
 
     def pending_dir(self) -> Path:
         """The run's outage journal: ``<pending_root>/<experiment>/<run id>/mlflow-pending``."""
@@ -71,7 +93,9 @@ class ZooMLFlowLogger(MLFlowLogger):
         self.experiment.set_terminated(self.run_id, _STATUS.get(status, status))
         client = self._mlflow_client
         if hasattr(client, "flush") and client.flush(force=True):
+            # the store named: a sync sends to the configured one otherwise (a journal never picks its destination)
             Console(stderr=True).print(
                 f"[bold yellow]MLflow server {self._tracking_uri} unreachable:[/bold yellow] {client.pending()} "
                 f"logging calls kept in {client.journal}; send them with "
-                f"[green]zoo tracking sync {client.journal}[/green]", highlight=False)
+                f"[green]zoo tracking sync {client.journal} --tracking-uri {self._tracking_uri}[/green]",
+                highlight=False)

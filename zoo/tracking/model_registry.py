@@ -263,6 +263,8 @@ def register_model(folder: str | Path, registered_name: str, alias: str | None =
         raise ZooError(f"{folder} is a {card['kind']} card without {', '.join(missing)}")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", registered_name or ""):
         raise ZooError(f"registered model name {registered_name!r} must be letters, digits, '.', '_' or '-'")
+    if alias is not None:
+        check_alias(alias)  # before the version exists: a refused alias registers nothing
     signature = _signature(folder, card)
     uri = tracking_uri or _default_tracking_uri()
     client = _client(uri)
@@ -287,6 +289,18 @@ def register_model(folder: str | Path, registered_name: str, alias: str | None =
     if alias:
         client.set_registered_model_alias(registered_name, alias, version.version)
     return client.get_model_version(registered_name, version.version)
+
+
+def check_alias(alias: str) -> None:
+    """Refuse an alias MLflow would refuse: other characters than letters, digits, ``_`` and ``-``; ``latest``
+    and ``v<number>`` (reserved for versions).
+
+    Example:
+        >>> check_alias("champion")
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,255}", alias or "") or re.fullmatch(r"(?i)latest|v\d+", alias):
+        raise ZooError(f"alias {alias!r} must be letters, digits, '_' or '-' (up to 255), and not 'latest' or "
+                       "v<number> (reserved by MLflow)")
 
 
 def set_alias(name: str, alias: str, version: str | int, *, tracking_uri: str | None = None) -> None:

@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 from zoo.registry import ZooError
@@ -90,7 +93,8 @@ def resolve_checkpoint(source: str | Path) -> Path:
 def find_checkpoint(run_id: str, uri: str | None = None) -> Path:
     """Download the final Lightning checkpoint logged by a run and return its local path.
 
-    Prefers ``last.ckpt``; otherwise the most recent ``*.ckpt`` artifact.
+    Prefers ``last.ckpt``; otherwise the most recent ``*.ckpt`` artifact. The download is a temporary folder,
+    removed when the process ends.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -111,4 +115,7 @@ def find_checkpoint(run_id: str, uri: str | None = None) -> Path:
     found = sorted(walk(), key=lambda p: (not p.endswith("last.ckpt"), p))
     if not found:
         raise ZooError(f"MLflow run {run_id!r} has no checkpoint artifact (*.ckpt)")
-    return Path(client.download_artifacts(run_id, found[0]))
+    # MLflow's own download folder is never removed: this one goes when the process ends (callers read it until then)
+    download = tempfile.mkdtemp(prefix="zoo-checkpoint-")
+    atexit.register(shutil.rmtree, download, ignore_errors=True)
+    return Path(client.download_artifacts(run_id, found[0], download))

@@ -49,7 +49,7 @@ def import_runs(source_uri: str, experiment: str, target_uri: str | None = None,
     target_uri = target_uri or tracking_uri()
     for uri in (source_uri, target_uri):
         check_tracking_uri(uri)
-    if source_uri == target_uri:
+    if store_identity(source_uri) == store_identity(target_uri):
         raise ZooError(f"source and target are the same tracking store: {source_uri}")
     source, target = mlflow.MlflowClient(source_uri), mlflow.MlflowClient(target_uri)
     found = source.get_experiment_by_name(experiment)
@@ -58,15 +58,41 @@ def import_runs(source_uri: str, experiment: str, target_uri: str | None = None,
         raise ZooError(f"no experiment {experiment!r} in {source_uri}; it has: {', '.join(names) or 'none'}")
     existing = target.get_experiment_by_name(experiment)
     experiment_id = existing.experiment_id if existing else target.create_experiment(experiment)
-    already = {run.data.tags.get(IMPORTED_FROM) for run in target.search_runs([experiment_id], max_results=50_000)}
+    already = {_origin_identity(run.data.tags.get(IMPORTED_FROM))
+               for run in target.search_runs([experiment_id], max_results=50_000)}
     copied = []
     for run in source.search_runs([found.experiment_id], order_by=["attributes.start_time ASC"], max_results=50_000):
-        origin = f"{source_uri}#{run.info.run_id}"
+        origin = f"{store_identity(source_uri)}#{run.info.run_id}"
         if run.info.status not in _ENDED or origin in already:
             continue
         copied.append(_copy_run(source, target, run, experiment_id, origin))
         progress(f"{run.info.run_name or run.info.run_id} -> {copied[-1]}")
     return copied
+
+
+def store_identity(uri: str) -> str:
+    """One spelling per store, so that the same store named two ways is recognised: a SQLite file or a folder by
+    its absolute resolved path, a server URI without trailing slashes.
+
+    Example:
+        >>> store_identity("sqlite:///mlflow.db") == store_identity(f"sqlite:///{Path.cwd()}/./mlflow.db")
+        True
+    """
+    if uri.startswith("sqlite:///"):
+        return f"sqlite:///{Path(uri.removeprefix('sqlite:///')).expanduser().resolve()}"
+    if uri.startswith("file://"):
+        return Path(uri.removeprefix("file://")).expanduser().resolve().as_uri()
+    if "://" not in uri:  # a plain folder: MLflow's file store
+        return Path(uri).expanduser().resolve().as_uri()
+    return uri.rstrip("/")
+
+
+def _origin_identity(tag: str | None) -> str | None:
+    """An ``zoo.imported_from`` tag with its store in :func:`store_identity`'s spelling (older tags kept theirs)."""
+    if not tag or "#" not in tag:
+        return tag
+    uri, _, run_id = tag.rpartition("#")
+    return f"{store_identity(uri)}#{run_id}"
 
 
 def _copy_run(source: mlflow.MlflowClient, target: mlflow.MlflowClient, run, experiment_id: str,

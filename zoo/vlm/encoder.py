@@ -20,8 +20,14 @@ logging.getLogger("bitsandbytes.autograd._functions").addFilter(
     lambda record: not record.getMessage().startswith("MatMul8bitLt: inputs will be cast"))
 
 
+#: the largest frame side a reward model accepts: every frame is resized on float tensors (4 bytes a value), so
+#: one 6000x6000 frame would cost about a gigabyte; the zoo's BEV frames are 64-512 pixels
+MAX_FRAME_SIDE = 2048
+
+
 def check_frames(frames: torch.Tensor) -> torch.Tensor:
-    """Validate a batch of BEV frames: uint8, shape ``[..., 3, H, W]`` (channels first)."""
+    """Validate a batch of BEV frames: uint8, shape ``[..., 3, H, W]`` (channels first), H and W at most
+    :data:`MAX_FRAME_SIDE`."""
     if not isinstance(frames, torch.Tensor):
         raise ZooError(f"frames must be a torch.Tensor, got {type(frames).__name__}")
     if frames.dtype != torch.uint8:
@@ -31,6 +37,9 @@ def check_frames(frames: torch.Tensor) -> torch.Tensor:
     if frames.shape[-3] != 3:
         hint = " (channels last? use frames.permute(..., 2, 0, 1))" if frames.shape[-1] == 3 else ""
         raise ZooError(f"frames must be RGB channels first [..., 3, H, W], got {tuple(frames.shape)}{hint}")
+    if max(frames.shape[-2:]) > MAX_FRAME_SIDE:
+        raise ZooError(f"frames must be at most {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE} pixels, got "
+                       f"{frames.shape[-2]}x{frames.shape[-1]}; BEV frames are a few hundred pixels: resize it first")
     return frames
 
 
