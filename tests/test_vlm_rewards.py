@@ -638,19 +638,21 @@ def test_calibrate_writes_the_percentile_window_of_the_frame_scores(monkeypatch,
                  "--out", str(out)])
     assert code == 0
     assert (zoo_cache / "random" / "clip-tiny" / "config.json").is_file()  # built under $ZOO_CACHE
-    result = json.loads(out.read_text())
-    assert json.loads(capsys.readouterr().out) == result
-    assert result["frames"] == 20 and result["percentiles"] == [5.0, 95.0]
-    assert result["model"] == "random:clip-tiny" and result["head"] == "clg"
-    assert result["theta_min"] < result["theta_max"]
+    printed = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == printed
+    assert printed["model"] == "random:clip-tiny" and list(printed["heads"]) == ["clg"]
+    result = printed["heads"]["clg"]
+    assert result["frames"] == 20 and result["percentiles"] == [5.0, 95.0] and result["crop"] == "none"
+    theta_min, theta_max = result["window"]
+    assert theta_min < theta_max
 
     assert len(seen) == 1
     pixels, scores = seen[0]
     assert pixels.shape == (20, 3, 64, 64) and pixels.dtype == torch.uint8
     scores = scores.reshape(-1).double().numpy()
     low, high = np.percentile(scores, [5, 95])
-    assert result["theta_min"] == pytest.approx(low, abs=1e-6)
-    assert result["theta_max"] == pytest.approx(high, abs=1e-6)
+    assert theta_min == pytest.approx(low, abs=1e-6)
+    assert theta_max == pytest.approx(high, abs=1e-6)
     assert result["min"] == pytest.approx(scores.min(), abs=1e-6)
     assert result["max"] == pytest.approx(scores.max(), abs=1e-6)
     assert result["mean"] == pytest.approx(scores.mean(), abs=1e-6)
@@ -673,10 +675,11 @@ def test_calibrate_a_quantized_backbone_on_the_right_half(monkeypatch, zoo_cache
                  "--quantization-bits", "4", "--crop", "right_half", "--head", "lord", "--percentiles", "10", "90",
                  "--out", str(out)])
     assert code == 0
-    result = json.loads(out.read_text())
-    assert result["quantization"] == {"bits": 4} and result["crop"] == "right_half" and result["head"] == "lord"
-    assert result["percentiles"] == [10.0, 90.0] and result["frames"] == 6
-    assert result["min"] <= result["theta_min"] <= result["theta_max"] <= result["max"]
+    printed = json.loads(out.read_text())
+    assert printed["quantization"] == {"bits": 4} and list(printed["heads"]) == ["lord"]
+    result = printed["heads"]["lord"]
+    assert result["crop"] == "right_half" and result["percentiles"] == [10.0, 90.0] and result["frames"] == 6
+    assert result["min"] <= result["window"][0] <= result["window"][1] <= result["max"]
 
 
 @pytest.mark.parametrize("percentiles", [["95", "5"], ["50", "50"], ["-1", "50"], ["5", "101"]], ids=" ".join)

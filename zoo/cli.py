@@ -329,13 +329,15 @@ def _evaluate(argv: list[str]) -> None:
 def _reward(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="zoo reward", description="Reward-model tools.")
     sub = parser.add_subparsers(dest="action", required=True)
-    cal = sub.add_parser("calibrate", help="propose the [theta_min, theta_max] window of a semantic reward",
+    cal = sub.add_parser("calibrate", help="measure the normalisation windows and VLM-SR's threshold of a backbone",
                          description="Record BEV frames of a scenario (random actions: collisions are common), "
-                                     "score them with the raw semantic reward and propose the normalisation "
-                                     "window from percentiles.")
-    cal.add_argument("--model", required=True, help="dual encoder: hub id, folder, or random:<family>-<size>")
-    cal.add_argument("--head", default="clg", help="reward head (default clg; dual-pathway: CLG + the gated dynamic "
-                                                   "pathway with the shipped detector and describer)")
+                                     "score them with each head's raw reward and measure its normalisation window "
+                                     "(percentiles) and, for vlm-sr, the threshold that best separates safe frames "
+                                     "from frames before a collision; --write-card stores them in the model's card.")
+    cal.add_argument("--model", required=True, help="dual encoder: zoo name, hub id, folder, or random:<family>-<size>")
+    cal.add_argument("--head", nargs="+", default=["clg"],
+                     help="reward heads, or 'all' (default clg; dual-pathway: CLG + the gated dynamic pathway with "
+                          "the shipped detector and describer)")
     cal.add_argument("--quantization-bits", type=int, choices=(4, 8), default=None)
     cal.add_argument("--adapter", default=None, help="folder of LoRA adapters")
     cal.add_argument("--crop", default="none", help="none or right_half")
@@ -348,30 +350,43 @@ def _reward(argv: list[str]) -> None:
     cal.add_argument("--trust-remote-code", action="store_true",
                      help="run the model folder's own Python code (config.json auto_map); only for a source you "
                           "trust (a card can never switch this on)")
+    cal.add_argument("--write-card", action="store_true",
+                     help="store each head's entry under 'calibration' in the model's card (zoo.json)")
     args = parser.parse_args(argv)
 
     import json
 
     from zoo.envs.presets import SCENARIOS
-    from zoo.rewards.calibrate import calibrate
-    from zoo.rewards.factory import create_reward_model
+    from zoo.registry import check_choice, resolve_model
+    from zoo.rewards.calibrate import calibrate_heads, check_percentiles, command_line, write_card_calibration
+    from zoo.rewards.factory import HEADS, create_reward_model
 
     SCENARIOS.get(args.scenario)
+    heads = HEADS.names() if args.head == ["all"] else [check_choice("reward head", h, HEADS.names()) for h in args.head]
     if args.frames < 2:
         parser.error(f"--frames must be >= 2, got {args.frames}")
+    check_percentiles(tuple(args.percentiles))
+    card_folder = resolve_model(args.model).card_folder if args.write_card else None
+    if args.write_card and card_folder is None:
+        raise ZooError(f"--write-card needs a zoo model with a card (zoo.json); {args.model!r} has none")
     quantization = {"bits": args.quantization_bits} if args.quantization_bits else None
-    reward = create_reward_model(args.model, head=args.head, quantization=quantization, adapter=args.adapter,
-                                 crop=args.crop, trust_remote_code=args.trust_remote_code)
-    result = calibrate(reward, args.scenario, args.frames, args.seed, tuple(args.percentiles), args.bev_size)
-    result.update(model=args.model, head=args.head, quantization=quantization, crop=args.crop)
+    rewards = {head: create_reward_model(args.model, head=head, quantization=quantization, adapter=args.adapter,
+                                         crop=args.crop,
+                                         trust_remote_code=args.trust_remote_code) for head in heads}
+    entries = calibrate_heads(rewards, args.scenario, args.frames, args.seed, tuple(args.percentiles), args.bev_size)
+    result = {"model": args.model, "quantization": quantization, "adapter": args.adapter, "heads": entries}
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)
     print(text)
-    Console(stderr=True).print(
-        f"proposed window: theta_min={result['theta_min']:.4f}, theta_max={result['theta_max']:.4f} "
-        f"(percentiles {args.percentiles[0]:g}/{args.percentiles[1]:g} of {result['frames']} frames)")
+    console = Console(stderr=True)
+    for head, entry in entries.items():
+        measured = [f"window [{entry['window'][0]:.4f}, {entry['window'][1]:.4f}]" if "window" in entry else "",
+                    f"threshold {entry['threshold']:.4f}" if "threshold" in entry else ""]
+        console.print(f"{head}: {', '.join(m for m in measured if m)} ({entry['frames']} frames of {args.scenario})")
+    if card_folder is not None:
+        console.print(f"wrote the calibration of {', '.join(entries)} to {write_card_calibration(card_folder, entries, command_line(argv))}")
 
 
 def _data(argv: list[str]) -> None:

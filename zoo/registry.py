@@ -23,6 +23,10 @@ class ZooError(ValueError):
     """A user error: bad name, bad value, missing file. The CLI prints it without a traceback."""
 
 
+class ZooWarning(UserWarning):
+    """Something works but may not be what the user expects (e.g. a policy pinned to other reward-model weights)."""
+
+
 class Registry(Generic[T]):
     """A named collection of one kind of component.
 
@@ -153,6 +157,8 @@ CARD_SCHEMA: dict[str, tuple[type, ...]] = {
     "gate": (dict,),           # the attention gate's defaults
     "metrics": (dict,),
     "training": (dict,),
+    "calibration": (dict,),    # a reward model's per-head windows/thresholds (zoo reward calibrate --write-card)
+    "pins": (dict,),           # a policy's reward-model digests and scenario preset version (zoo.agents.pins)
 }
 #: the ``reward`` section: head arguments a card may set as defaults, and their JSON types. How the model loads
 #: (``trust_remote_code``, ``adapter``, ``lora``, ``quantization``, ``device``, ``describer_options``, ``gate``)
@@ -290,6 +296,8 @@ class ResolvedModel:
 
     path: Path
     card: dict[str, Any] | None = None
+    #: the folder the card was read from (``path`` may be a completed copy of it in the cache)
+    card_folder: Path | None = None
 
 
 def resolve_model(source: str | os.PathLike, *, pretrained: bool = True) -> ResolvedModel:
@@ -400,4 +408,42 @@ def _complete(folder: Path) -> ResolvedModel:
 
     card = read_card(folder)
     check_safetensors(folder)
-    return ResolvedModel(packaging.complete_folder(folder, card), card)
+    return ResolvedModel(packaging.complete_folder(folder, card), card, folder)
+
+
+def weights_digest(folder: str | os.PathLike) -> str:
+    """SHA-256 (hex) over the bytes of a folder's ``*.safetensors`` files, in file-name order.
+
+    The content identity of a model's weights: for a folder with one weights file it equals
+    ``sha256sum model.safetensors``. Configs, cards and tokenizers are not part of it.
+
+    Raises:
+        ZooError: the folder holds no safetensors file.
+
+    Example:
+        >>> weights_digest("checkpoints/drive-clip-bev-tiny.sim")  # doctest: +SKIP
+        '44721e96…'
+    """
+    import hashlib
+
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        raise ZooError(f"{folder} holds no *.safetensors weights to digest")
+    digest = hashlib.sha256()
+    for file in files:
+        with file.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def model_weights_digest(source: str | os.PathLike) -> str:
+    """:func:`weights_digest` of the weights ``source`` resolves to now (a zoo model: its own folder, not the
+    completed cache copy, so a shipped model's digest is that of the file in ``checkpoints/``).
+
+    Example:
+        >>> model_weights_digest("drive-clip-bev-tiny")  # doctest: +SKIP
+        '44721e96…'
+    """
+    resolved = resolve_model(source)
+    return weights_digest(resolved.card_folder or resolved.path)

@@ -122,7 +122,9 @@ def save_policy_folder(agent, folder: str | Path, name: str, summary: str, train
 
     Writes ``zoo.json`` (the card, with the observation and action spec), ``model.safetensors`` (the
     agent's state dict), ``agent.yaml`` (its recipe entry: ``class_path`` and ``init_args``) and a
-    ``README.md``. Nothing is pickled.
+    ``README.md``. Nothing is pickled. The card and ``agent.yaml`` pin the reward's models by weights digest
+    and the scenario preset's version (:mod:`zoo.agents.pins`), as they resolve when the folder is written:
+    save a policy right after training it.
 
     Args:
         agent: a zoo agent (:class:`zoo.agents.Agent`).
@@ -141,6 +143,7 @@ def save_policy_folder(agent, folder: str | Path, name: str, summary: str, train
     from safetensors.torch import save_file
 
     from zoo import keys
+    from zoo.agents.pins import training_pins
 
     if not isinstance(name, str) or name.count(".") < 1 or not all(name.split(".")):
         raise ZooError(f"policy name must look like 'family.tag', got {name!r}")
@@ -157,7 +160,8 @@ def save_policy_folder(agent, folder: str | Path, name: str, summary: str, train
     # Clones: TorchRL losses share tensors with the networks, and safetensors refuses shared storage.
     state = {k: v.detach().cpu().clone().contiguous() for k, v in agent.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"))
-    entry = {"class_path": class_path, "init_args": _plain(hparams)}
+    pins = training_pins(hparams.get("reward"), agent.env_config.scenario)
+    entry = {"class_path": class_path, "init_args": _plain(hparams), "pins": pins}
     (folder / "agent.yaml").write_text(yaml.safe_dump(entry, sort_keys=False))
     action = agent.action_spec
     card = {
@@ -166,6 +170,7 @@ def save_policy_folder(agent, folder: str | Path, name: str, summary: str, train
                    "obs_key": agent.obs_key, "obs_shape": list(agent.obs_shape),
                    "obs_dtype": "uint8" if agent.obs_key == keys.PIXELS else "float32",
                    "action_shape": list(action.shape), "action_dtype": str(action.dtype).removeprefix("torch.")},
+        "pins": pins,
         **({"training": _plain(training)} if training else {}),
         **({"metrics": _plain(metrics)} if metrics else {}),
     }
@@ -174,7 +179,9 @@ def save_policy_folder(agent, folder: str | Path, name: str, summary: str, train
                  f"A {type(agent).__name__} policy for the `{agent.env_config.scenario}` scenario "
                  f"({agent.env_config.action} actions): it reads `{agent.obs_key}` {list(agent.obs_shape)} and "
                  f"outputs actions {list(action.shape)} ({str(action.dtype).removeprefix('torch.')}).\n")]
-    for title, values in (("Training", training), ("Held-out metrics", metrics)):
+    pinned = {**{f"reward model `{n}`": f"sha256 {d}" for n, d in pins["reward_models"].items()},
+              f"scenario `{pins['scenario']['name']}`": f"preset version {pins['scenario']['version']}"}
+    for title, values in (("Training", training), ("Trained with (pinned)", pinned), ("Held-out metrics", metrics)):
         if values:
             sections.append(f"## {title}\n\n" + "".join(f"* **{k}**: {_card_value(k, v)}\n" for k, v in values.items()))
     sections.append("```python\nimport zoo\n\nagent = zoo.load_policy(\"path/to/this/folder\")  # or its zoo name\n"
@@ -194,7 +201,8 @@ def load_policy_folder(folder: str | Path, map_location: str = "cpu"):
 
     The class comes from ``agent.yaml`` and must be a registered zoo agent; the weights are read with
     ``safetensors`` (no pickle). The training reward recorded in ``agent.yaml`` is not rebuilt: acting
-    does not need it.
+    does not need it. A pin in ``agent.yaml`` that no longer holds (a reward model's name now resolving to
+    other weights, another scenario preset version) is warned about (:func:`zoo.agents.pins.warn_on_drift`).
 
     Example:
         >>> agent = load_policy_folder("exports/dqn")  # doctest: +SKIP
@@ -203,6 +211,7 @@ def load_policy_folder(folder: str | Path, map_location: str = "cpu"):
     import yaml
     from safetensors.torch import load_file
 
+    from zoo.agents.pins import warn_on_drift
     from zoo.registry import check_safetensors
 
     folder = Path(folder)
@@ -216,6 +225,7 @@ def load_policy_folder(folder: str | Path, map_location: str = "cpu"):
         raise ZooError(f"{folder / 'agent.yaml'} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(entry, dict):
         raise ZooError(f"{folder / 'agent.yaml'} is not a recipe entry (class_path, init_args)")
+    warn_on_drift(entry.get("pins"), folder.name)
     agent = build_acting_agent({"_class_path": entry.get("class_path"), **(entry.get("init_args") or {})},
                                folder / "agent.yaml")
     try:

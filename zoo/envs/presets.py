@@ -39,6 +39,8 @@ class ScenarioPreset:
         steering_limit_rad: largest steering angle a continuous action of ±1 commands; ``None`` keeps
             highway-env's ±π/4.
         description: one line for ``zoo.list_scenarios()`` tables.
+        version: bumped whenever the preset changes what an episode is (traffic, limits, route): a policy card
+            pins the version it was trained on.
     """
 
     name: str
@@ -50,6 +52,7 @@ class ScenarioPreset:
     continuous_frequency_hz: int | None = None
     steering_limit_rad: float | None = None
     description: str = ""
+    version: int = 1
 
 
 SCENARIOS: Registry[ScenarioPreset] = Registry("scenario")

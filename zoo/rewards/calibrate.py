@@ -1,76 +1,197 @@
-"""Propose the [θ_min, θ_max] window of a semantic reward from frames recorded in a scenario.
+"""Calibrate reward heads on frames recorded in a scenario: normalisation windows and VLM-SR's threshold.
 
-The window depends on the backbone (PAPER.md §1: VLM-RL's [−0.03, 0] is for ViT-bigG), so it is
-measured: drive a scenario with random actions (collisions are frequent), score every frame with the
-raw semantic reward, and take percentiles.
+The constants of the VLM rewards depend on the backbone (PAPER.md §1: VLM-RL's [−0.03, 0] is for ViT-bigG;
+§6: VLM-SR's 0.32 is CLIP's), so they are measured: drive a scenario with random meta-actions (collisions are
+frequent), score every frame with each head's raw reward, and derive
+
+* ``window`` — the [θ_min, θ_max] normalisation window of :class:`~zoo.rewards.HierarchicalReward` around that
+  head: the (low, high) percentiles of its raw reward (default 5th/95th);
+* ``threshold`` (VLM-SR) — the cosine to the goal that best separates safe frames from frames just before a
+  collision (:func:`separating_threshold`); VLM-SR pays +1 above it, −1 at or below it.
+
+``zoo reward calibrate --model drive-clip-bev-tiny --head all --write-card`` stores them in the model's card
+(``calibration``), where :func:`zoo.create_reward_model` and the reward classes find them.
 """
 
 from __future__ import annotations
 
+import json
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
+from tensordict import TensorDictBase
 
 from zoo import keys
+from zoo.registry import CARD_FILE, ZooError
+
+#: a frame is "imminent" when a collision happens within this many simulated seconds (the crash frame included),
+#: the label the reward model's AUROC is measured on (docs/models.md)
+HORIZON_S = 1.0
+THRESHOLD_RULE = ("the cosine to the goal maximising balanced accuracy between safe frames (above) and frames "
+                  f"within {HORIZON_S:g} s of a collision (at or below) on the calibration frames")
 
 
-def calibrate(reward: Any, scenario: str = "highway-fast", frames: int = 500, seed: int = 0,
-              percentiles: tuple[float, float] = (5.0, 95.0), bev_size: int = 96, bev_range_m: float = 60.0,
-              progress: bool = True) -> dict[str, Any]:
-    """Score ``frames`` frames of ``scenario`` with ``reward`` and propose ``theta_min``/``theta_max``.
-
-    Args:
-        reward: a semantic reward module (e.g. :class:`~zoo.rewards.CLGReward`); its raw ``reward`` is used.
-        scenario: scenario to record in.
-        frames: number of frames.
-        seed: seed of the recording.
-        percentiles: (low, high) percentiles that become (θ_min, θ_max).
-        bev_size: BEV frame size, as in training.
-        bev_range_m: BEV range, as in training.
-        progress: show a progress bar.
+def record(scenario: str, frames: int, seed: int = 0, bev_size: int = 96, bev_range_m: float = 60.0,
+           frame_window: int = 1, objects: bool = False, progress: bool = True) -> tuple[TensorDictBase, torch.Tensor]:
+    """Drive ``scenario`` with random meta-actions for ``frames`` steps.
 
     Returns:
-        ``theta_min``, ``theta_max``, summary statistics of the scores, and the mean score of frames
-        at a collision vs. the rest (a first check that the backbone sees danger).
+        the next states ``[frames]`` (frames, frame windows, vehicle state) and a bool ``[frames]``: a collision
+        follows within :data:`HORIZON_S` in the same episode.
     """
     from rich.progress import Progress
 
     from zoo.envs.make import make_env
     from zoo.rewards.baselines import EngineeredReward
 
-    low, high = percentiles
-    if not 0 <= low < high <= 100:
-        from zoo.registry import ZooError
-
-        raise ZooError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
-    # the env renders what the reward reads: frames, frame windows and objects (a dynamic pathway)
     env = make_env(scenario, obs="bev", bev_size=bev_size, bev_range_m=bev_range_m, seed=seed,
-                   frame_window=getattr(reward, "frame_window", 1), objects=getattr(reward, "needs_objects", False),
-                   reward=EngineeredReward())
-    recorded = []
+                   frame_window=frame_window, objects=objects, reward=EngineeredReward())
+    horizon_steps = round(HORIZON_S * env.base_env._env.unwrapped.config["policy_frequency"])
+    episodes, labels = [], []
     try:
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task(f"recording {scenario}", total=frames)
-            while sum(len(r) for r in recorded) < frames:
-                recorded.append(env.rollout(frames, break_when_any_done=True).get("next"))
-                bar.update(task, completed=min(frames, sum(len(r) for r in recorded)))
+            while sum(len(e) for e in episodes) < frames:
+                episode = env.rollout(frames, break_when_any_done=True).get("next")
+                episodes.append(episode)
+                labels.append(collision_ahead(episode.get(keys.CRASHED).reshape(-1) > 0.5, horizon_steps))
+                bar.update(task, completed=min(frames, sum(len(e) for e in episodes)))
     finally:
         env.close()
-    states = torch.cat(recorded)[:frames]
+    return torch.cat(episodes)[:frames], torch.cat(labels)[:frames]
+
+
+def collision_ahead(crashed: torch.Tensor, horizon_steps: int) -> torch.Tensor:
+    """Bool per step of one episode: a crash happens at this step or within ``horizon_steps`` after it."""
+    ahead = torch.zeros_like(crashed)
+    for step in crashed.nonzero().reshape(-1).tolist():
+        ahead[max(0, step - horizon_steps):step + 1] = True
+    return ahead
+
+
+def percentile_window(scores: torch.Tensor, percentiles: tuple[float, float]) -> list[float]:
+    """``[θ_min, θ_max]``: the (low, high) percentiles of ``scores``."""
+    low, high = percentiles
+    q = torch.quantile(scores.double(), torch.tensor([low / 100, high / 100], dtype=torch.double))
+    return [float(q[0]), float(q[1])]
+
+
+def separating_threshold(scores: torch.Tensor, safe: torch.Tensor) -> tuple[float, float]:
+    """The threshold ``t`` maximising balanced accuracy of "``score > t`` ⇔ safe", and that balanced accuracy.
+
+    Candidates are the observed scores; ties go to the lowest such score.
+
+    Raises:
+        ZooError: no safe frame or no unsafe frame to separate.
+    """
+    if safe.all() or not safe.any():
+        raise ZooError(f"cannot choose a separating threshold: {int(safe.sum())} safe and {int((~safe).sum())} "
+                       "unsafe frames; record more frames (--frames) so that both occur")
+    candidates = torch.unique(scores)
+    safe_scores, unsafe_scores = scores[safe].sort().values, scores[~safe].sort().values
+    safe_above = 1 - torch.searchsorted(safe_scores, candidates, right=True) / len(safe_scores)
+    unsafe_at_or_below = torch.searchsorted(unsafe_scores, candidates, right=True) / len(unsafe_scores)
+    balanced = (safe_above + unsafe_at_or_below) / 2
+    best = int(balanced.argmax())
+    return float(candidates[best]), float(balanced[best])
+
+
+def safe_auroc(scores: torch.Tensor, safe: torch.Tensor) -> float | None:
+    """P(a safe frame scores higher than an unsafe one), ties counting half; ``None`` without both kinds."""
+    if safe.all() or not safe.any():
+        return None
+    diff = scores[safe].double()[:, None] - scores[~safe].double()[None, :]
+    return float((diff > 0).double().mean() + 0.5 * (diff == 0).double().mean())
+
+
+def head_calibration(reward: Any, states: TensorDictBase, imminent: torch.Tensor,
+                     percentiles: tuple[float, float] = (5.0, 95.0)) -> dict[str, Any]:
+    """The calibration entry of one head on recorded ``states``: the fields its class declares
+    (``calibration_fields``: ``window`` or ``threshold``), and statistics of the calibrated score (``score``:
+    the head's raw ``reward``; for a threshold, the cosine it thresholds, ``cos_goal``).
+    """
+    values = reward.compute(states)
+    fields = getattr(reward, "calibration_fields", ("window",))
+    score = "cos_goal" if "threshold" in fields else keys.REWARD
+    scores = values[score].reshape(-1).float()
     crash = states.get(keys.CRASHED).reshape(-1) > 0.5
-    scores = reward.compute(states)[keys.REWARD].reshape(-1)
-    q = torch.quantile(scores, torch.tensor([low / 100, high / 100]))
-    return {
-        "scenario": scenario,
-        "frames": int(len(scores)),
-        "percentiles": [low, high],
-        "theta_min": float(q[0]),
-        "theta_max": float(q[1]),
-        "mean": float(scores.mean()),
-        "std": float(scores.std()),
-        "min": float(scores.min()),
-        "max": float(scores.max()),
-        "collision_frames": int(crash.sum()),
-        "mean_at_collision": float(scores[crash].mean()) if crash.any() else None,
-        "mean_elsewhere": float(scores[~crash].mean()) if (~crash).any() else None,
-    }
+    entry: dict[str, Any] = {"score": score}
+    if "window" in fields:
+        entry.update(window=percentile_window(scores, percentiles), percentiles=list(percentiles))
+    if "threshold" in fields:
+        threshold, balanced = separating_threshold(scores, ~imminent)
+        entry.update(threshold=threshold, rule=THRESHOLD_RULE, balanced_accuracy=balanced,
+                     above_threshold=float((scores > threshold).float().mean()))
+    entry.update(mean=float(scores.mean()), std=float(scores.std()), min=float(scores.min()), max=float(scores.max()),
+                 auroc_safe=safe_auroc(scores, ~imminent), imminent_frames=int(imminent.sum()),
+                 collision_frames=int(crash.sum()),
+                 mean_at_collision=float(scores[crash].mean()) if crash.any() else None,
+                 mean_elsewhere=float(scores[~crash].mean()) if (~crash).any() else None)
+    return entry
+
+
+def check_percentiles(percentiles: tuple[float, float]) -> tuple[float, float]:
+    low, high = percentiles
+    if not 0 <= low < high <= 100:
+        raise ZooError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
+    return float(low), float(high)
+
+
+def calibrate_heads(rewards: Mapping[str, Any], scenario: str = "highway-fast", frames: int = 500, seed: int = 0,
+                    percentiles: tuple[float, float] = (5.0, 95.0), bev_size: int = 96, bev_range_m: float = 60.0,
+                    progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Calibrate several heads on one recording: ``{head: entry}`` (see :func:`head_calibration`).
+
+    Each entry also names the recording (``scenario``, ``frames``, ``seed``) and the head's ``crop``.
+
+    Example:
+        >>> rewards = {"clg": zoo.create_reward_model("drive-clip-bev-tiny")}  # doctest: +SKIP
+        >>> calibrate_heads(rewards, frames=1000)["clg"]["window"]  # doctest: +SKIP
+    """
+    percentiles = check_percentiles(percentiles)
+    if frames < 2:
+        raise ZooError(f"frames must be >= 2, got {frames}")
+    states, imminent = record(scenario, frames, seed, bev_size, bev_range_m,
+                              frame_window=max(getattr(r, "frame_window", 1) for r in rewards.values()),
+                              objects=any(getattr(r, "needs_objects", False) for r in rewards.values()),
+                              progress=progress)
+    return {head: {**head_calibration(reward, states, imminent, percentiles), "scenario": scenario,
+                   "frames": int(len(states)), "seed": seed, "crop": getattr(reward, "crop", "none")}
+            for head, reward in rewards.items()}
+
+
+def calibrate(reward: Any, scenario: str = "highway-fast", frames: int = 500, seed: int = 0,
+              percentiles: tuple[float, float] = (5.0, 95.0), bev_size: int = 96, bev_range_m: float = 60.0,
+              progress: bool = True) -> dict[str, Any]:
+    """Calibrate one reward module (see :func:`calibrate_heads`).
+
+    Example:
+        >>> calibrate(CLGReward("path/to/clip"), frames=1000)["window"]  # doctest: +SKIP
+    """
+    head = getattr(reward, "head", type(reward).__name__)
+    return calibrate_heads({head: reward}, scenario, frames, seed, percentiles, bev_size, bev_range_m, progress)[head]
+
+
+def write_card_calibration(folder: str | Path, entries: Mapping[str, Mapping[str, Any]], command: str) -> Path:
+    """Store ``entries`` under the card's ``calibration`` key (one entry per head, each with ``command``);
+    heads not in ``entries`` keep their stored entry.
+
+    Raises:
+        ZooError: ``folder`` has no card.
+    """
+    path = Path(folder) / CARD_FILE
+    if not path.is_file():
+        raise ZooError(f"{folder} is not a zoo model folder (no {CARD_FILE}): no card to write the calibration to")
+    card = json.loads(path.read_text())
+    card["calibration"] = {**card.get("calibration", {}),
+                           **{head: {**entry, "command": command} for head, entry in entries.items()}}
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def command_line(argv: list[str]) -> str:
+    """The command line a card records, from the arguments of ``zoo reward`` (``["calibrate", ...]``)."""
+    return shlex.join(["zoo", "reward", *argv])

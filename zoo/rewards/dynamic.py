@@ -59,6 +59,7 @@ class DualPathwayReward(CLGReward):
 
     terms = CLGReward.terms + ("static", "dynamic", "gate", "cos_positive_dynamic", "cos_dynamic",
                                "dynamic_fallback")
+    head = "dual-pathway"
 
     def __init__(self, model: str, gate: Any = None, describer: str = "risk-describer-tiny",
                  describer_options: dict[str, Any] | None = None, dynamic_positive: str = DYNAMIC_POSITIVE,

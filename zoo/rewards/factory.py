@@ -11,9 +11,8 @@ from zoo.rewards.synthesis import HierarchicalReward
 from zoo.rewards.vlm import CLGReward, LORDReward, RoboCLIPReward, VLMRMReward, VLMSRReward
 
 HEADS: Registry[type] = Registry("reward head")
-for _name, _cls in (("clg", CLGReward), ("vlm-sr", VLMSRReward), ("vlm-rm", VLMRMReward), ("lord", LORDReward),
-                    ("roboclip", RoboCLIPReward), ("dual-pathway", DualPathwayReward)):
-    HEADS.register(_name, _cls)
+for _cls in (CLGReward, VLMSRReward, VLMRMReward, LORDReward, RoboCLIPReward, DualPathwayReward):
+    HEADS.register(_cls.head, _cls)
 
 
 PROMPT_ARGUMENTS = ("positive", "negative", "goal", "baseline", "dynamic_positive")

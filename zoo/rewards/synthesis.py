@@ -16,8 +16,8 @@ else ``R_shaping``. ``collision_penalty=0`` is the paper's no-reward-after-colli
 Constants adapted to highway-env (the paper's are CARLA's, in brackets; see docs/rewards.md):
 ``v_target`` 30 m/s [25 km/h] — the top of highway-env's rewarded speed range, so a clear road asks for
 its fastest rewarded speed; ``d_max`` 2 m [3 m] — half of highway-env's 4 m lane; ``σ_max`` 0.4 m
-[0.4 m] over 2 s [30 steps at 15 fps]; ``θ`` window [−0.03, 0] for ViT-bigG — calibrate it for other
-backbones with ``zoo reward calibrate``.
+[0.4 m] over 2 s [30 steps at 15 fps]; ``θ`` window: the semantic head's calibrated window from its model's
+card (``zoo reward calibrate --write-card``), else VLM-RL's [−0.03, 0], which is ViT-bigG's.
 """
 
 from __future__ import annotations
@@ -31,14 +31,18 @@ from zoo import keys
 from zoo.registry import ZooError
 from zoo.rewards.base import RewardModule
 
+#: VLM-RL's normalisation window for OpenCLIP ViT-bigG (PAPER.md §1): used when no calibrated window is known
+VIT_BIGG_WINDOW = (-0.03, 0.0)
+
 
 class HierarchicalReward(RewardModule):
     """VLM-RL's reward: a semantic reward module shaped by the vehicle state.
 
     Args:
         semantic: reward module whose ``reward`` is the raw semantic score ``R`` (e.g. :class:`CLGReward`).
-        theta_min: lower end of the normalisation window.
-        theta_max: upper end of the normalisation window.
+        theta_min: lower end of the normalisation window (default: the lower end of the semantic head's
+            calibrated window, from its model's card; without one VLM-RL's ViT-bigG value −0.03).
+        theta_max: upper end of the normalisation window (default: likewise; without one 0).
         v_target: speed (m/s) asked for when ``R_norm = 1``.
         d_max: lateral offset (m) at which the centring factor reaches 0.
         heading_max: heading error (rad) at which the angle factor reaches 0.
@@ -54,11 +58,14 @@ class HierarchicalReward(RewardModule):
     terms = ("semantic", "semantic_norm", "desired_speed", "r_speed", "f_center", "f_angle", "f_stability",
              "shaping", "catastrophic")
 
-    def __init__(self, semantic: RewardModule, theta_min: float = -0.03, theta_max: float = 0.0,
+    def __init__(self, semantic: RewardModule, theta_min: float | None = None, theta_max: float | None = None,
                  v_target: float = 30.0, d_max: float = 2.0, heading_max: float = math.pi / 2,
                  sigma_max: float = 0.4, collision_penalty: float = -10.0, off_road_penalty: bool = True,
                  over_speed: float | None = None) -> None:
         super().__init__()
+        calibrated_min, calibrated_max = calibrated_window(semantic)
+        theta_min = calibrated_min if theta_min is None else theta_min
+        theta_max = calibrated_max if theta_max is None else theta_max
         if not theta_max > theta_min:
             raise ZooError(f"theta_max ({theta_max}) must be greater than theta_min ({theta_min})")
         for name, value in (("v_target", v_target), ("d_max", d_max), ("heading_max", heading_max),
@@ -105,3 +112,10 @@ class HierarchicalReward(RewardModule):
 
     def stats(self) -> dict[str, float]:
         return self.semantic.stats()
+
+
+def calibrated_window(semantic: RewardModule) -> tuple[float, float]:
+    """The window measured for ``semantic``'s head and backbone (its model card's ``calibration``), else
+    :data:`VIT_BIGG_WINDOW`."""
+    window = (getattr(semantic, "calibration", None) or {}).get("window")
+    return (float(window[0]), float(window[1])) if window else VIT_BIGG_WINDOW

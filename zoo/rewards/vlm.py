@@ -22,7 +22,21 @@ CLG_POSITIVE = "The road is clear with no car accidents"
 CLG_NEGATIVE = "Two cars have collided with each other on the road"
 #: goal of VLM-SR, VLM-RM and RoboCLIP in the VLM-RL code (PAPER.md §6)
 SAFE_DRIVING_GOAL = "A car is driving safely"
+#: VLM-SR's threshold for CLIP (PAPER.md §6): used when the model's card has no calibrated one
+CLIP_SR_THRESHOLD = 0.32
 CROPS = ("none", "right_half")
+
+
+def card_calibration(model: str, head: str, crop: str) -> dict[str, Any]:
+    """The calibration of ``head`` stored in the card of ``model`` (``zoo reward calibrate --write-card``).
+
+    Empty when the model has no card (a hub id, ``random:…``), the card has no entry for the head, or the entry
+    was measured on another crop (the scores of another crop are another distribution).
+    """
+    from zoo.registry import resolve_model
+
+    entry = ((resolve_model(model).card or {}).get("calibration") or {}).get(head) or {}
+    return dict(entry) if entry.get("crop", "none") == crop else {}
 
 
 class VLMReward(RewardModule):
@@ -44,6 +58,10 @@ class VLMReward(RewardModule):
     """
 
     needs_pixels = True
+    #: the head name (``zoo.create_reward_model(head=...)``) and its entry in a card's ``calibration``
+    head = ""
+    #: what ``zoo reward calibrate`` measures for this head (see :mod:`zoo.rewards.calibrate`)
+    calibration_fields: tuple[str, ...] = ("window",)
 
     def __init__(self, model: str, quantization: dict[str, Any] | None = None, adapter: str | None = None,
                  lora: dict[str, Any] | None = None, crop: str = "none", batch_size: int = 64, cache_size: int = 100_000, device: str | None = None,
@@ -70,6 +88,8 @@ class VLMReward(RewardModule):
         for name, param in self.encoder.named_parameters():
             param.requires_grad_(lora is not None and "lora_" in name)
         self.cache = EmbeddingCache(cache_size)
+        # an explicit adapter changes the scores: the named model's calibration no longer describes them
+        self.calibration = card_calibration(model, self.head, crop) if adapter is None else {}
         self.fingerprint = f"{self.encoder.source}|{quantization}|{adapter}|{lora}|{crop}"
         self._texts: dict[str, torch.Tensor] = {}
 
@@ -155,6 +175,7 @@ class CLGReward(VLMReward):
     """
 
     terms = ("clg", "cos_positive", "cos_negative")
+    head = "clg"
 
     def __init__(self, model: str, positive: str = CLG_POSITIVE, negative: str = CLG_NEGATIVE, alpha: float = 1.0,
                  beta: float = 1.0, **kwargs: Any) -> None:
@@ -170,13 +191,24 @@ class CLGReward(VLMReward):
 
 
 class VLMSRReward(VLMReward):
-    """VLM-SR (PAPER.md §6): ``+1`` if ``cos(x, goal) > threshold`` else ``−1``. Terms: ``cos_goal``."""
+    """VLM-SR (PAPER.md §6): ``+1`` if ``cos(x, goal) > threshold`` else ``−1``. Terms: ``cos_goal``.
+
+    Args:
+        goal: the goal text.
+        threshold: default: the model card's calibrated threshold (``zoo reward calibrate``), else CLIP's 0.32,
+            which a backbone with another cosine scale may never exceed (a constant reward).
+        **kwargs: see :class:`VLMReward`.
+    """
 
     terms = ("cos_goal",)
+    head = "vlm-sr"
+    calibration_fields = ("threshold",)
 
-    def __init__(self, model: str, goal: str = SAFE_DRIVING_GOAL, threshold: float = 0.32, **kwargs: Any) -> None:
+    def __init__(self, model: str, goal: str = SAFE_DRIVING_GOAL, threshold: float | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
-        self.goal, self.threshold = goal, threshold
+        self.goal = goal
+        self.threshold = threshold if threshold is not None else self.calibration.get("threshold", CLIP_SR_THRESHOLD)
         self.text_embedding(goal)
 
     def score(self, embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -192,6 +224,7 @@ class VLMRMReward(VLMReward):
     """
 
     terms = ("cos_goal",)
+    head = "vlm-rm"
 
     def __init__(self, model: str, goal: str = SAFE_DRIVING_GOAL, baseline: str = "A car", alpha: float = 0.5,
                  **kwargs: Any) -> None:
@@ -217,6 +250,7 @@ class LORDReward(VLMReward):
     """LORD (PAPER.md §6): ``1 − cos(x, l_neg)``, the negative goal only. Terms: ``cos_negative``."""
 
     terms = ("cos_negative",)
+    head = "lord"
 
     def __init__(self, model: str, negative: str = CLG_NEGATIVE, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
@@ -242,6 +276,7 @@ class RoboCLIPReward(VLMReward):
     """
 
     terms = ("cos_goal",)
+    head = "roboclip"
     MODES = ("step", "episode")
 
     def __init__(self, model: str, goal: str = SAFE_DRIVING_GOAL, mode: str = "step", **kwargs: Any) -> None:
