@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 episodes of constant:SLOWER and idm on "
                                                               "highway-fast, default traffic (seconds)")
     parser.add_argument("--out", type=Path, default=RESULTS / "reference_policies.jsonl")
+    parser.add_argument("--markdown", action="store_true", help="print the table as markdown (docs/envs.md)")
     args = parser.parse_args()
     if args.quick:
         args.episodes, args.scenarios, args.conditions = 2, ["highway-fast"], ["default"]
@@ -121,8 +122,13 @@ def main() -> None:
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     args.out.with_suffix(".context.json").write_text(json.dumps(context, indent=2))
     wanted = {(s, c) for s in args.scenarios for c in args.conditions}
-    print_rows(_table([c for c in _load(args.out) if (c["scenario"], c["condition"]) in wanted
-                       and c["episodes"] == args.episodes]))
+    rows = _table([c for c in _load(args.out) if (c["scenario"], c["condition"]) in wanted
+                   and c["episodes"] == args.episodes])
+    if args.markdown:
+        print("\n".join("| " + " | ".join(row) + " |" + ("\n|" + "---|" * len(row) if i == 0 else "")
+                        for i, row in enumerate(rows)))
+    else:
+        print_rows(rows)
 
 
 if __name__ == "__main__":
