@@ -66,6 +66,23 @@ def measure(scenario: str, condition: str, policy: str, episodes: int) -> dict:
             "per_episode": [{k: round(v, 3) for k, v in e.items()} for e in result.episodes]}
 
 
+def straight_ahead(scenario: str, episodes: int) -> None:
+    """Continuous control: constant (steer 0, throttle 0 or 1) through the same episode loop, printed."""
+    import torch
+
+    import zoo
+    from zoo.evaluation.rollout import held_out_seeds, run_episodes
+
+    for throttle in (0.0, 1.0):
+        env = zoo.make_env(scenario, action="continuous", obs="kinematics")
+        action = torch.tensor([0.0, throttle])
+        result = run_episodes(env, lambda seed: lambda td: td.set("action", action), scenario,
+                              held_out_seeds(episodes), progress=False)
+        summary = {name: result.summary[name][0] for name in ("SR", "CR", "RC", "TD")}
+        print(f"{scenario} straight, throttle {throttle:.0f}, {episodes} episodes: "
+              + ", ".join(f"{name} {value:.2f}" for name, value in summary.items()), flush=True)
+
+
 def _key(cell: dict) -> tuple:
     return cell["scenario"], cell["condition"], cell["policy"], cell["episodes"], cell["preset_version"]
 
@@ -100,7 +117,13 @@ def main() -> None:
                                                               "highway-fast, default traffic (seconds)")
     parser.add_argument("--out", type=Path, default=RESULTS / "reference_policies.jsonl")
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown (docs/envs.md)")
+    parser.add_argument("--straight", action="store_true",
+                        help="instead: constant (steer 0, throttle 0/1) with continuous control on --scenarios")
     args = parser.parse_args()
+    if args.straight:
+        for scenario in args.scenarios:
+            straight_ahead(scenario, args.episodes)
+        return
     if args.quick:
         args.episodes, args.scenarios, args.conditions = 2, ["highway-fast"], ["default"]
         args.policies = ["constant:SLOWER", "idm"]
