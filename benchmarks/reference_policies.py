@@ -130,6 +130,7 @@ def main() -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = {_key(c) for c in _load(args.out)}
+    measured = 0
     for scenario in args.scenarios:
         for condition in args.conditions:
             for policy in args.policies or reference_policies(scenario):
@@ -139,11 +140,13 @@ def main() -> None:
                 cell = measure(scenario, condition, policy, args.episodes)
                 with args.out.open("a") as fh:
                     fh.write(json.dumps(cell) + "\n")
+                measured += 1
                 print(f"{scenario} {condition} {policy}: SR {cell['summary']['SR'][0]:.2f} "
                       f"CR {cell['summary']['CR'][0]:.2f} ({cell['seconds']} s)", flush=True)
-    context = {"git": git_state(), "machine": machine(), "versions": versions(), "load": load_average(),
-               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    args.out.with_suffix(".context.json").write_text(json.dumps(context, indent=2))
+    if measured:  # where and with what the last cells were measured
+        context = {"git": git_state(), "machine": machine(), "versions": versions(), "load": load_average(),
+                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cells_measured": measured}
+        args.out.with_suffix(".context.json").write_text(json.dumps(context, indent=2))
     wanted = {(s, c) for s in args.scenarios for c in args.conditions}
     rows = _table([c for c in _load(args.out) if (c["scenario"], c["condition"]) in wanted
                    and c["episodes"] == args.episodes])
