@@ -1,10 +1,11 @@
 """Scenario presets: which highway-env environment, with which settings, and what its route is.
 
 ``route_length_m`` defines route completion (RC) and success (SR) uniformly across scenarios: the ego
-car succeeds when its episode ends without a collision after covering the route length. Values are
-the distance a competent driver covers within the scenario's time limit (highway, racetrack) or from
-spawn to the scenario's exit (merge, roundabout, intersection), measured with highway-env's own
-controllers; see docs/envs.md. Where highway-env offers it, leaving the road ends the episode
+car succeeds when its episode ends without a collision after covering the route length within the time limit.
+Version 2 sets route, time limit and traffic so that success needs progress and safety: no constant meta-action
+policy should succeed (SLOWER too slow, IDLE too slow or colliding, FASTER colliding), while highway-env's own
+IDM/MOBIL driver can (``zoo.evaluation.reference``; the measured table and what does not hold yet: docs/envs.md).
+Route lengths of merge, roundabout and intersection run from spawn to the scenario's exit. Where highway-env offers it, leaving the road ends the episode
 (``offroad_terminal``), as leaving the route does in the papers' CARLA setup.
 
 Continuous control: highway-env decides once per simulated second on most scenarios and steers up to ±45°,
