@@ -166,7 +166,10 @@ def test_episode_i_starts_from_reset_with_its_seed(agent):
     result = zoo.evaluate(agent, episodes=1, seed=3, progress=False)
     env = agent.env_config.make(num_envs=1)
     first = env.reset(seed=result.seeds[0])
-    plain = gym.make("highway-fast-v0")
+    from zoo.envs import SCENARIOS
+
+    preset = SCENARIOS.get("highway-fast")
+    plain = gym.make(preset.gym_id, config=preset.config)  # highway-env's own env with the preset's traffic
     obs, _ = plain.reset(seed=result.seeds[0])
     assert torch.allclose(first["observation"], torch.as_tensor(obs, dtype=torch.float32).reshape(-1))
     env.close()

@@ -22,6 +22,8 @@ _LAZY = {
     "list_agents": "zoo.api",
     "load_agent": "zoo.agents.checkpoint",
     "evaluate": "zoo.evaluation.rollout",
+    "evaluate_reference": "zoo.evaluation.reference",
+    "reference_policy": "zoo.evaluation.reference",
     "create_reward_model": "zoo.rewards.factory",
     "list_models": "zoo.registry",
     "load_policy": "zoo.api",

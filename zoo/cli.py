@@ -271,54 +271,93 @@ ALLOW_PICKLE_HELP = ("also read a checkpoint that holds pickled objects (runs co
 def _evaluate(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         prog="zoo evaluate",
-        description="Evaluate a trained policy on held-out seeds: driving metrics (PAPER.md §7) as a table, "
-                    "JSON and CSV, logged to MLflow.")
-    parser.add_argument("--ckpt", required=True, help="Lightning checkpoint (.ckpt) or MLflow run (runs:/<id>)")
-    parser.add_argument("--scenario", default=None, help="scenario (default: the one trained on)")
+        description="Evaluate a trained policy (--ckpt) or a reference policy (--policy) on held-out seeds: driving "
+                    "metrics (PAPER.md §7) as a table, JSON and CSV, logged to MLflow.")
+    parser.add_argument("--ckpt", default=None, help="Lightning checkpoint (.ckpt) or MLflow run (runs:/<id>)")
+    parser.add_argument("--policy", default=None,
+                        help="reference policy instead of a checkpoint: constant:<LANE_LEFT|IDLE|LANE_RIGHT|FASTER|"
+                             "SLOWER>, random or idm (highway-env's IDM + MOBIL driver)")
+    parser.add_argument("--scenario", default=None,
+                        help="scenario (default: the one trained on; highway-fast for --policy)")
+    parser.add_argument("--condition", default="default",
+                        help="traffic: default (as trained on) or unseen (the scenario's held-out traffic)")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed (held-out range)")
     parser.add_argument("--video", default=None, help="save the first episode as GIF/MP4 at this path")
     parser.add_argument("--out", default=None, help="folder for metrics.json and episodes.csv (default: "
-                                                    "evaluation/ beside the checkpoint, or ./evaluation/<run id>)")
+                                                    "evaluation/ beside the checkpoint, or ./evaluation/<run id "
+                                                    "or policy>)")
     parser.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
+    if (args.ckpt is None) == (args.policy is None):
+        raise ZooError("zoo evaluate needs exactly one of --ckpt (a trained policy) and --policy (a reference "
+                       f"policy), got {'both' if args.ckpt else 'neither'}")
 
-    from zoo.envs.presets import SCENARIOS
-    from zoo.tracking.settings import check_tracking_uri, resolve_checkpoint, tracking_uri
+    from zoo.envs.presets import CONDITIONS, SCENARIOS
+    from zoo.registry import check_choice
+    from zoo.tracking.settings import check_tracking_uri, tracking_uri
 
     if args.scenario is not None:
         SCENARIOS.get(args.scenario)
+    check_choice("condition", args.condition, CONDITIONS)
+    if args.policy is not None:
+        from zoo.evaluation.reference import reference_policy
+
+        reference_policy(args.policy)  # refuse a bad name before anything else
     check_tracking_uri(tracking_uri())  # the results go there: know it works before evaluating
-    ckpt = resolve_checkpoint(args.ckpt)
+    result, source, out = (_evaluate_reference(args) if args.policy is not None else _evaluate_checkpoint(args))
+    _report_evaluation(args, result, source, out)
 
-    import mlflow
-    from mlflow.entities import Param
 
+def _evaluate_checkpoint(args: argparse.Namespace):
+    """The held-out evaluation of ``--ckpt``, its name for MLflow and its default output folder."""
     from zoo.agents.checkpoint import load_agent
     from zoo.evaluation import evaluate
-    from zoo.evaluation.report import log_to_mlflow, print_table, write_result
-    from zoo.tracking import ui_command
+    from zoo.tracking.settings import resolve_checkpoint
 
+    ckpt = resolve_checkpoint(args.ckpt)
     agent = load_agent(ckpt, allow_pickle=args.allow_pickle)
-    result = evaluate(agent, scenario=args.scenario, episodes=args.episodes, seed=args.seed, video=args.video)
-    print_table(result, title=f"held-out evaluation: {result.scenario}, {args.episodes} episodes, seed {args.seed}")
-    if args.out:
-        out = Path(args.out)
-    elif Path(args.ckpt).is_file():  # a local checkpoint: beside its run folder
+    result = evaluate(agent, scenario=args.scenario, episodes=args.episodes, seed=args.seed, video=args.video,
+                      condition=args.condition)
+    if Path(args.ckpt).is_file():  # a local checkpoint: beside its run folder
         out = ckpt.parent.parent / "evaluation"
     else:  # an MLflow run: the checkpoint was downloaded to a temporary folder
         out = Path("evaluation") / Path(str(args.ckpt)).name
-    files = write_result(result, out)
+    return result, {"checkpoint": args.ckpt}, out
 
+
+def _evaluate_reference(args: argparse.Namespace):
+    """The held-out evaluation of the reference policy ``--policy``, its name for MLflow and its output folder."""
+    from zoo.evaluation.reference import evaluate_reference
+
+    scenario = args.scenario or "highway-fast"
+    result = evaluate_reference(args.policy, scenario, episodes=args.episodes, seed=args.seed,
+                                condition=args.condition, video=args.video, progress=True)
+    out = Path("evaluation") / f"{args.policy.replace(':', '-')}-{scenario}-{args.condition}"
+    return result, {"policy": args.policy}, out
+
+
+def _report_evaluation(args: argparse.Namespace, result, source: dict[str, str], default_out: Path) -> None:
+    """Print the table, write metrics.json and episodes.csv, log them to an MLflow run of experiment 'evaluation'."""
+    import mlflow
+    from mlflow.entities import Param
+
+    from zoo.evaluation.report import log_to_mlflow, print_table, write_result
+    from zoo.tracking import ui_command
+    from zoo.tracking.settings import tracking_uri
+
+    print_table(result, title=f"held-out evaluation: {result.scenario} ({args.condition}), {args.episodes} "
+                              f"episodes, seed {args.seed}")
+    files = write_result(result, Path(args.out) if args.out else default_out)
     client = mlflow.MlflowClient(tracking_uri())
     experiment = client.get_experiment_by_name("evaluation") or client.get_experiment(
         client.create_experiment("evaluation"))
-    run = client.create_run(experiment.experiment_id, tags={"checkpoint": str(args.ckpt),
-                                                            "scenario": result.scenario})
+    run = client.create_run(experiment.experiment_id, tags={**source, "scenario": result.scenario,
+                                                            "condition": args.condition})
     client.log_batch(run.info.run_id, params=[
-        Param(k, str(v)) for k, v in {"checkpoint": args.ckpt, "scenario": result.scenario,
+        Param(k, str(v)) for k, v in {**source, "scenario": result.scenario, "condition": args.condition,
                                       "episodes": args.episodes, "seed": args.seed}.items()])
     log_to_mlflow(result, client, run.info.run_id, files + ([Path(args.video)] if args.video else []))
     client.set_terminated(run.info.run_id)
@@ -718,6 +757,7 @@ commands:
   fit        train a policy:      zoo fit --config recipes/quickstart.yaml [--trainer.max_steps N ...]
   validate   Lightning validate:  zoo validate --config ...
   evaluate   held-out metrics:    zoo evaluate --ckpt <checkpoint or runs:/id> --episodes 20 [--video out.gif]
+                                  zoo evaluate --policy constant:SLOWER|random|idm --scenario merge [--condition unseen]
   reward     reward-model tools:  zoo reward calibrate --model <hub id|folder> --scenario highway-fast
   data       simulator datasets:  zoo data bev-captions --scenarios highway-fast merge --frames 2000 --out DIR
   models     the zoo's models:    zoo models list [--kind reward] [--pretrained] | zoo models info NAME

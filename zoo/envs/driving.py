@@ -42,6 +42,36 @@ def _wrap_to_pi(angle: float) -> float:
     return (angle + np.pi) % (2 * np.pi) - np.pi
 
 
+def _scenario_defaults(preset: ScenarioPreset) -> dict[str, Any]:
+    """highway-env's own default config of the preset's environment class."""
+    import highway_env  # noqa: F401  (registers the gymnasium ids)
+    from gymnasium.envs.registration import load_env_creator
+
+    return load_env_creator(gym.spec(preset.gym_id).entry_point).default_config()
+
+
+def meta_action_config(preset: ScenarioPreset) -> dict[str, Any]:
+    """The scenario's own meta-action settings: which meta-actions and which target speeds.
+
+    highway-env gives the roundabout target speeds of 0/8/16 m/s and the intersection 0/4.5/9 m/s with
+    longitudinal actions only; replacing the action config with a bare ``DiscreteMetaAction`` would give them the
+    highway's 20/25/30 m/s (no car can stop at the intersection) and lane changes into oncoming traffic.
+    """
+    own = _scenario_defaults(preset)["action"]
+    return dict(own) if own["type"] == "DiscreteMetaAction" else {"type": "DiscreteMetaAction"}
+
+
+def meta_action_names(preset: ScenarioPreset) -> tuple[str, ...]:
+    """Names of the scenario's meta-actions, in the order of their action indices."""
+    from highway_env.envs.common.action import DiscreteMetaAction
+
+    config = meta_action_config(preset)
+    longitudinal, lateral = config.get("longitudinal", True), config.get("lateral", True)
+    actions = (DiscreteMetaAction.ACTIONS_ALL if longitudinal and lateral
+               else DiscreteMetaAction.ACTIONS_LONGI if longitudinal else DiscreteMetaAction.ACTIONS_LAT)
+    return tuple(actions[i] for i in sorted(actions))
+
+
 def _scalar_box(low: float = -np.inf, high: float = np.inf) -> spaces.Box:
     return spaces.Box(low, high, (1,), np.float32)
 
@@ -61,6 +91,8 @@ class DrivingEnv(gym.Wrapper):
         stability_window_s: seconds of lateral offsets behind ``lateral_offset_std``.
         objects: also write ``keys.OBJECTS``, the boxes of the other road users in the BEV frame (needs a
             BEV frame: ``obs`` ``"bev"`` or ``"both"``).
+        condition: evaluation condition (``zoo.envs.presets.CONDITIONS``): ``"unseen"`` applies the preset's
+            ``unseen_config`` traffic.
         config: extra highway-env config overrides.
     """
 
@@ -75,6 +107,7 @@ class DrivingEnv(gym.Wrapper):
         frame_window: int = 1,
         stability_window_s: float = 2.0,
         objects: bool = False,
+        condition: str = "default",
         config: dict[str, Any] | None = None,
     ) -> None:
         # SDL prints an error for every new process when this is unset; rendering works either way.
@@ -100,6 +133,8 @@ class DrivingEnv(gym.Wrapper):
         self.expose_vector = obs in ("kinematics", "both")
         env_config = {
             **preset.config,
+            **({"duration": preset.time_limit_s} if preset.time_limit_s else {}),
+            **preset.condition_config(condition),
             **({"policy_frequency": preset.continuous_frequency_hz}
                if action == "continuous" and preset.continuous_frequency_hz else {}),
             "action": self._action_config(preset, action),
@@ -135,7 +170,7 @@ class DrivingEnv(gym.Wrapper):
     @staticmethod
     def _action_config(preset: ScenarioPreset, action: str) -> dict[str, Any]:
         if action == "discrete":
-            return {"type": "DiscreteMetaAction", **({"lateral": True} if preset.lateral_only else {})}
+            return meta_action_config(preset)
         limit = preset.steering_limit_rad
         # Forward driving only, as with the papers' CARLA throttle/brake: highway-env's default lets braking
         # go on into reverse (-40 m/s), and a learner can then collect a speed reward by backing away.
@@ -156,8 +191,14 @@ class DrivingEnv(gym.Wrapper):
             action = np.asarray(action, dtype=np.float32)[::-1].copy()
         position = self.unwrapped.vehicle.position.copy()
         obs, reward, terminated, truncated, info = self.env.step(action)
+        # merge-v0 has no time limit of its own; the preset's (highway-env's ``duration``) holds on every scenario
+        truncated = truncated or self._time_is_up()
         self._distance += float(np.linalg.norm(self.unwrapped.vehicle.position - position))
         return self._observation(obs, env_reward=float(reward)), float(reward), terminated, truncated, info
+
+    def _time_is_up(self) -> bool:
+        unwrapped = self.unwrapped
+        return "duration" in unwrapped.config and unwrapped.time >= unwrapped.config["duration"]
 
     # -- observation ------------------------------------------------------------------------------
     def _observation(self, obs: np.ndarray, env_reward: float) -> dict[str, Any]:

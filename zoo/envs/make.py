@@ -9,7 +9,7 @@ from typing import Any
 from torchrl.envs import EnvBase, GymWrapper, ParallelEnv, RewardSum, SerialEnv, StepCounter, TransformedEnv
 
 from zoo.envs.driving import ACTION_MODES, OBS_MODES, DrivingEnv
-from zoo.envs.presets import SCENARIOS
+from zoo.envs.presets import CONDITIONS, SCENARIOS
 from zoo.registry import ZooError, check_choice
 
 
@@ -60,9 +60,10 @@ class EnvConfig:
 
 
 def _gym_env(scenario: str, obs: str, action: str, bev_size: int, bev_range_m: float, frame_window: int,
-             objects: bool, config: dict) -> EnvBase:
+             objects: bool, condition: str, config: dict) -> EnvBase:
     driving = DrivingEnv(SCENARIOS.get(scenario), obs=obs, action=action, bev_size=bev_size,
-                         bev_range_m=bev_range_m, frame_window=frame_window, objects=objects, config=config)
+                         bev_range_m=bev_range_m, frame_window=frame_window, objects=objects, condition=condition,
+                         config=config)
     return GymWrapper(driving, categorical_action_encoding=True)
 
 
@@ -76,6 +77,7 @@ def make_env(
     frame_window: int = 1,
     num_envs: int = 1,
     objects: bool = False,
+    condition: str = "default",
     seed: int | None = None,
     reward: Any = None,
     config: dict[str, Any] | None = None,
@@ -96,6 +98,8 @@ def make_env(
         num_envs: number of environments; batched along the first dimension.
         objects: also write ``objects`` (boxes of the other road users in the BEV frame, see
             :meth:`zoo.envs.driving.DrivingEnv.objects`); needs ``obs`` ``"bev"`` or ``"both"``.
+        condition: ``"default"``, or ``"unseen"`` for the scenario's held-out traffic
+            (``zoo.envs.presets.CONDITIONS``, docs/envs.md).
         seed: base seed (environment ``i`` gets ``seed + i``).
         reward: a :class:`zoo.rewards.RewardModule`; default: highway-env's engineered reward.
         config: extra highway-env config overrides.
@@ -112,8 +116,9 @@ def make_env(
 
     config = EnvConfig(scenario, action or "discrete", obs, bev_size, bev_range_m, frame_window, num_envs, objects,
                        dict(config or {}))
+    check_choice("condition", condition, CONDITIONS)
     factory = partial(_gym_env, config.scenario, config.obs, config.action, config.bev_size, config.bev_range_m,
-                      config.frame_window, config.objects, config.config)
+                      config.frame_window, config.objects, condition, config.config)
     if num_envs == 1:
         base: EnvBase = factory()
     else:

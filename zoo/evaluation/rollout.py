@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,11 @@ class EvaluationResult:
         return out
 
 
+def held_out_seeds(episodes: int, seed: int = 0) -> list[int]:
+    """Reset seeds of the evaluation episodes: ``EVAL_SEED_OFFSET + seed + i``, disjoint from training's."""
+    return [EVAL_SEED_OFFSET + seed + i for i in range(episodes)]
+
+
 def evaluate(
     agent: Any,
     scenario: str | None = None,
@@ -48,6 +54,7 @@ def evaluate(
     video: str | Path | None = None,
     max_steps: int = 2_000,
     progress: bool = True,
+    condition: str = "default",
 ) -> EvaluationResult:
     """Run ``episodes`` deterministic episodes on held-out seeds and measure driving metrics.
 
@@ -62,6 +69,7 @@ def evaluate(
         video: write the first episode as a GIF/MP4 at this path.
         max_steps: safety cap on steps per episode.
         progress: show a progress bar.
+        condition: ``"default"`` (the traffic trained on) or ``"unseen"`` (``zoo.envs.presets.CONDITIONS``).
 
     Example:
         >>> result = zoo.evaluate(agent, episodes=5)  # doctest: +SKIP
@@ -69,23 +77,42 @@ def evaluate(
         (0.8, 0.4)
     """
     cfg = agent.env_config
+    scenario = scenario or cfg.scenario
     reward = agent.reward.copy_for_env() if agent.reward is not None else None
-    env = cfg.make(num_envs=1, scenario=scenario or cfg.scenario, reward=reward)
-    seeds = [EVAL_SEED_OFFSET + seed + i for i in range(episodes)]
-    results, frames = [], []
+    env = cfg.make(num_envs=1, scenario=scenario, reward=reward, condition=condition)
     agent.eval()
+    with torch.no_grad():
+        return run_episodes(env, lambda episode_seed: agent.act, scenario, held_out_seeds(episodes, seed),
+                            video=video, max_steps=max_steps, progress=progress)
+
+
+def run_episodes(
+    env: Any,
+    policy_for: Callable[[int], Callable],
+    scenario: str,
+    seeds: list[int],
+    video: str | Path | None = None,
+    max_steps: int = 2_000,
+    progress: bool = True,
+) -> EvaluationResult:
+    """One episode per seed on ``env`` (single, in-process; closed at the end), measured by :func:`episode_metrics`.
+
+    ``policy_for(seed)`` gives the policy of the episode reset with ``seed`` (a TensorDict -> TensorDict callable
+    writing ``action``): trained agents and reference policies share this loop, so their metrics are comparable.
+    """
+    results, frames = [], []
     try:
         with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task(f"evaluating on {scenario or cfg.scenario}", total=episodes)
+            task = bar.add_task(f"evaluating on {scenario}", total=len(seeds))
             for i, episode_seed in enumerate(seeds):
                 record = video is not None and i == 0
                 start = env.reset(seed=episode_seed)
                 if record:
                     frames.append(_render(env))
                 callback = (lambda e, td: frames.append(_render(e))) if record else None
-                with torch.no_grad():
-                    rollout = env.rollout(max_steps, agent.act, auto_cast_to_device=True, auto_reset=False,
-                                          tensordict=start, break_when_any_done=True, callback=callback)
+                rollout = env.rollout(max_steps, policy_for(episode_seed), auto_cast_to_device=True,
+                                      auto_reset=False, tensordict=start, break_when_any_done=True,
+                                      callback=callback)
                 if record:  # rollout() calls back before each step, not after the last one
                     frames.append(_render(env))
                 results.append(episode_metrics(rollout.cpu()))
@@ -94,7 +121,7 @@ def evaluate(
         env.close()
     if video is not None:
         _write_video(frames, Path(video))
-    return EvaluationResult(scenario or cfg.scenario, seeds, results, summarize(results))
+    return EvaluationResult(scenario, seeds, results, summarize(results))
 
 
 def _render(env: Any):

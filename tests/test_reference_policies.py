@@ -1,0 +1,111 @@
+"""Reference policies: the presets' tasks are not solved by a constant or random meta-action, the IDM/MOBIL driver
+completes some, and ``zoo evaluate --policy`` runs them (a smoke version of benchmarks/reference_policies.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import zoo
+from zoo.cli import main
+from zoo.envs.presets import SCENARIOS
+from zoo.evaluation import EVAL_SEED_OFFSET
+from zoo.evaluation.reference import reference_policies
+from zoo.registry import ZooError
+
+#: held-out seeds 0-4 of every cell: few, but the same first seeds as the 100-episode table in docs/envs.md
+EPISODES = 5
+META_ACTION_SCENARIOS = [n for n in zoo.list_scenarios() if "discrete" in SCENARIOS.get(n).action_modes]
+
+
+#: cells where a constant or random policy still reached SR > 0.2 in the measured table (docs/envs.md, 20 held-out
+#: episodes): the presets of these scenarios do not meet issue 15's bar yet. Not strict: 5 episodes may pass by luck.
+TOO_EASY_YET = {("merge", "constant:LANE_LEFT"),
+                *(("roundabout", p) for p in ("constant:LANE_LEFT", "constant:IDLE", "constant:LANE_RIGHT",
+                                              "constant:FASTER", "random")),
+                ("intersection", "constant:IDLE"), ("intersection", "constant:FASTER")}
+
+
+def _non_learning_cases():
+    for scenario in META_ACTION_SCENARIOS:
+        for policy in reference_policies(scenario):
+            if policy == "idm":
+                continue
+            marks = [pytest.mark.xfail(reason="preset still solved by this policy (docs/envs.md)", strict=False)] \
+                if (scenario, policy) in TOO_EASY_YET else []
+            yield pytest.param(scenario, policy, id=f"{scenario}-{policy}", marks=marks)
+
+
+@pytest.mark.parametrize(("scenario", "policy"), list(_non_learning_cases()))
+def test_no_constant_or_random_policy_solves_a_preset(scenario, policy):
+    result = zoo.evaluate_reference(policy, scenario, episodes=EPISODES)
+    assert result.seeds == [EVAL_SEED_OFFSET + i for i in range(EPISODES)]
+    assert result.summary["SR"][0] <= 0.2, result.episodes
+
+
+def test_the_idm_driver_completes_highway_fast_episodes():
+    result = zoo.evaluate_reference("idm", "highway-fast", episodes=3)
+    assert result.summary["SR"][0] > 0
+    assert {"AS", "RC", "TD", "CS", "SR", "collisions", "return", "length"} <= set(result.episodes[0])
+
+
+def test_random_is_seeded_by_the_episode():
+    first = zoo.evaluate_reference("random", "merge", episodes=2)
+    again = zoo.evaluate_reference("random", "merge", episodes=1, seed=1)
+    assert again.episodes[0] == first.episodes[1]
+
+
+def test_bad_policy_name_lists_the_choices():
+    with pytest.raises(ZooError) as err:
+        zoo.reference_policy("constant:BRAKE")
+    for name in ("'constant:BRAKE'", "constant:SLOWER", "random", "idm"):
+        assert name in str(err.value)
+
+
+def test_lane_changes_are_refused_where_the_scenario_has_none():
+    with pytest.raises(ZooError, match="constant:LANE_LEFT.*intersection.*SLOWER, IDLE, FASTER"):
+        zoo.evaluate_reference("constant:LANE_LEFT", "intersection", episodes=1)
+
+
+def test_cli_evaluates_a_reference_policy(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = main(["evaluate", "--policy", "constant:SLOWER", "--scenario", "highway-fast", "--episodes", "2",
+                 "--out", str(tmp_path / "out")])
+    assert code == 0
+    assert "SR" in capsys.readouterr().out
+    result = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert len(result["episodes"]) == 2 and result["summary"]["SR"]["mean"] == 0.0
+
+
+@pytest.mark.parametrize(("argv", "names"), [
+    (["--policy", "constant:BRAKE"], ["'constant:BRAKE'", "constant:SLOWER", "idm"]),
+    (["--policy", "idm", "--ckpt", "x.ckpt"], ["exactly one of --ckpt", "--policy", "both"]),
+    ([], ["exactly one of --ckpt", "--policy", "neither"]),
+    (["--policy", "idm", "--condition", "rainy"], ["'rainy'", "default", "unseen"]),
+], ids=["bad-name", "both", "neither", "bad-condition"])
+def test_cli_refuses_in_one_line(argv, names, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = main(["evaluate", *argv])
+    stderr = capsys.readouterr().err
+    assert code == 2
+    message = " ".join(stderr.split())  # one message; the terminal may wrap it
+    assert message.startswith("error:") and message.count("error:") == 1, stderr
+    for name in names:
+        assert name in message
+
+
+def test_quick_measurement_script_writes_its_table(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "reference_policies.py"
+    out = tmp_path / "cells.jsonl"
+    run = subprocess.run([sys.executable, str(script), "--quick", "--out", str(out)], capture_output=True, text=True,
+                         timeout=300, cwd=script.parent)
+    assert run.returncode == 0, run.stderr
+    cells = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {c["policy"] for c in cells} == {"constant:SLOWER", "idm"}
+    assert all(set(c["summary"]) == {"SR", "CR", "RC", "AS"} for c in cells)
+    assert "SR [95% CI]" in run.stdout

@@ -1,0 +1,195 @@
+"""Reference policies: what a results table is read against.
+
+A learnt driver means something only beside drivers that need no learning. Three kinds, by name:
+
+* ``constant:<ACTION>``: the same meta-action at every decision (``constant:SLOWER`` …). A task that one of
+  these solves ranks nothing.
+* ``random``: a meta-action drawn uniformly at every decision, seeded by the episode's seed.
+* ``idm``: a rule-based driver from highway-env's own traffic models, privileged (it reads the simulator's
+  state, not the observation): at every decision it asks an :class:`IDMVehicle` standing in the ego car's place,
+  with the fastest meta-action speed as its target, whether MOBIL changes lane and which acceleration IDM
+  commands, and picks the meta-action that does the same. It drives the ego car through the same meta-actions
+  and the same controllers as a learnt policy, so its success rate shows that the task can be done with them.
+
+All run through :func:`zoo.evaluation.rollout.run_episodes`, the loop of :func:`zoo.evaluate`: same env, same
+metrics, same held-out seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tensordict import TensorDictBase
+
+from zoo.envs.driving import meta_action_names
+from zoo.envs.make import make_env
+from zoo.envs.presets import SCENARIOS
+from zoo.evaluation.rollout import EvaluationResult, held_out_seeds, run_episodes
+from zoo.registry import ZooError, unknown_choice
+
+#: every highway-env meta-action (a scenario offers all or some of them: ``meta_action_names``)
+META_ACTIONS = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
+#: reference policy names: one constant policy per meta-action, uniform random, the IDM/MOBIL driver
+REFERENCE_POLICIES = (*(f"constant:{action}" for action in META_ACTIONS), "random", "idm")
+
+Policy = Callable[[TensorDictBase], TensorDictBase]
+
+
+@dataclass(frozen=True)
+class ReferencePolicy:
+    """A policy that needs no training, by name (:data:`REFERENCE_POLICIES`)."""
+
+    name: str
+
+    def for_episode(self, env: Any, seed: int) -> Policy:
+        """The policy that drives one episode of ``env`` (a single zoo env with meta-actions) reset with ``seed``."""
+        driving = env.base_env._env
+        actions = meta_action_names(driving.preset)
+        if self.name == "random":
+            return _random_policy(len(actions), seed)
+        if self.name == "idm":
+            return lambda td: _write_action(td, actions.index(idm_meta_action(driving.unwrapped, actions)))
+        index = actions.index(self.name.removeprefix("constant:"))
+        return lambda td: _write_action(td, index)
+
+
+def reference_policy(name: str) -> ReferencePolicy:
+    """A reference policy by name: ``constant:<ACTION>``, ``random`` or ``idm``.
+
+    Example:
+        >>> import zoo
+        >>> zoo.reference_policy("constant:SLOWER").name
+        'constant:SLOWER'
+    """
+    if name not in REFERENCE_POLICIES:
+        raise ZooError(unknown_choice("reference policy", name, list(REFERENCE_POLICIES)))
+    return ReferencePolicy(name)
+
+
+def reference_policies(scenario: str) -> list[str]:
+    """The reference policy names that apply to ``scenario`` (its own meta-actions, random, idm)."""
+    preset = SCENARIOS.get(scenario)
+    if "discrete" not in preset.action_modes:
+        raise ZooError(f"reference policies drive meta-actions; scenario {scenario!r} has none (action modes "
+                       f"{list(preset.action_modes)}). Valid scenarios: "
+                       f"{', '.join(n for n in SCENARIOS.names() if 'discrete' in SCENARIOS.get(n).action_modes)}.")
+    actions = meta_action_names(preset)
+    return [*(f"constant:{action}" for action in META_ACTIONS if action in actions), "random", "idm"]
+
+
+def evaluate_reference(
+    policy: str | ReferencePolicy,
+    scenario: str,
+    episodes: int = 10,
+    seed: int = 0,
+    condition: str = "default",
+    video: str | Path | None = None,
+    max_steps: int = 2_000,
+    progress: bool = False,
+) -> EvaluationResult:
+    """Evaluate a reference policy as :func:`zoo.evaluate` does a trained agent.
+
+    Same held-out seeds (episode ``i`` resets with ``EVAL_SEED_OFFSET + seed + i``), meta-actions, kinematics
+    observations, highway-env's engineered reward for ``return``; per-episode metrics in ``.episodes``.
+
+    Args:
+        policy: a name (:data:`REFERENCE_POLICIES`) or a :class:`ReferencePolicy`.
+        scenario: a scenario with meta-actions.
+        episodes: number of episodes.
+        seed: evaluation seed (offset into the held-out range).
+        condition: ``"default"`` or ``"unseen"`` traffic (``zoo.envs.presets.CONDITIONS``).
+        video: write the first episode as a GIF/MP4 at this path.
+        max_steps: safety cap on steps per episode.
+        progress: show a progress bar.
+
+    Example:
+        >>> import zoo
+        >>> result = zoo.evaluate_reference("constant:SLOWER", "highway-fast", episodes=1)
+        >>> result.summary["CR"][0] <= 1.0
+        True
+    """
+    policy = reference_policy(policy) if isinstance(policy, str) else policy
+    valid = reference_policies(scenario)
+    if policy.name not in valid:  # e.g. constant:LANE_LEFT where highway-env offers no lane change
+        raise ZooError(f"reference policy {policy.name!r} does not apply to scenario {scenario!r}, whose "
+                       f"meta-actions are {', '.join(meta_action_names(SCENARIOS.get(scenario)))}. "
+                       f"Valid choices: {', '.join(valid)}.")
+    env = make_env(scenario, action="discrete", obs="kinematics", condition=condition)
+    return run_episodes(env, lambda episode_seed: policy.for_episode(env, episode_seed), scenario,
+                        held_out_seeds(episodes, seed), video=video, max_steps=max_steps, progress=progress)
+
+
+def _write_action(td: TensorDictBase, index: int) -> TensorDictBase:
+    return td.set("action", torch.tensor(index, dtype=torch.int64))
+
+
+def _random_policy(num_actions: int, seed: int) -> Policy:
+    generator = np.random.default_rng(seed)  # per episode: episode i's actions do not depend on episodes before it
+    return lambda td: _write_action(td, int(generator.integers(num_actions)))
+
+
+# -- the IDM/MOBIL driver -------------------------------------------------------------------------------------------
+def idm_meta_action(highway: Any, actions: tuple[str, ...]) -> str:
+    """The meta-action that does what highway-env's IDM + MOBIL driver would do in the ego car's place.
+
+    Lane: MOBIL's decision (only between lane changes, and only where the scenario has lane-change actions).
+    Speed: one step towards the fastest meta-action target speed at which the gap to the car ahead is at least
+    IDM's desired gap (the slowest one if there is none: a meta-action has no harder brake).
+    """
+    from highway_env.vehicle.behavior import IDMVehicle
+
+    ego = highway.vehicle
+    stand_in = IDMVehicle.create_from(ego)
+    stand_in.target_speed = float(ego.target_speeds[-1])
+    with _standing_in_for(ego, stand_in):
+        lane_change = _mobil_lane_change(stand_in, ego) if "LANE_LEFT" in actions else None
+        front, _ = ego.road.neighbour_vehicles(stand_in, ego.lane_index)
+        wanted = _fastest_safe_speed(stand_in, ego.target_speeds, front)
+    if lane_change is not None:
+        return lane_change
+    return "FASTER" if wanted > ego.speed_index else "SLOWER" if wanted < ego.speed_index else "IDLE"
+
+
+def _fastest_safe_speed(stand_in: Any, target_speeds: np.ndarray, front: Any) -> int:
+    """Index of the fastest target speed at which the gap ahead is at least IDM's desired gap; 0 if there is none.
+
+    IDM brakes harder than its comfortable deceleration exactly when the gap is below its desired gap, which grows
+    with the speed and the closing speed.
+    """
+    if front is None:
+        return len(target_speeds) - 1
+    gap = stand_in.lane_distance_to(front)
+    wanted = 0
+    for index, speed in enumerate(target_speeds):
+        stand_in.speed = float(speed)
+        if stand_in.desired_gap(stand_in, front) <= gap:
+            wanted = index
+    return wanted
+
+
+def _mobil_lane_change(stand_in: Any, ego: Any) -> str | None:
+    if ego.lane_index != ego.target_lane_index:  # still changing lane
+        return None
+    network = ego.road.network
+    for lane_index in network.side_lanes(ego.lane_index):
+        if network.get_lane(lane_index).is_reachable_from(ego.position) and stand_in.mobil(lane_index):
+            return "LANE_LEFT" if lane_index[2] < ego.lane_index[2] else "LANE_RIGHT"
+    return None
+
+
+@contextmanager
+def _standing_in_for(ego: Any, stand_in: Any) -> Iterator[None]:
+    """Put ``stand_in`` in the ego car's place on the road, so that neighbour searches do not find the ego car itself."""
+    vehicles = ego.road.vehicles
+    index = vehicles.index(ego)
+    vehicles[index] = stand_in
+    try:
+        yield
+    finally:
+        vehicles[index] = ego
