@@ -15,7 +15,8 @@ from zoo.registry import ZooError
 
 TINY_GRID = ["benchmark", "--suite", "paper", "--scenarios", "highway-fast", "--seeds", "1", "--steps", "128",
              "--methods", "sparse", "engineered", "--eval-episodes", "2", "--curve-every", "64",
-             "--curve-episodes", "1", "--out", "docs/results.md"]
+             "--curve-episodes", "1", "--references", "none", "--results", "benchmarks/results/tiny.jsonl",
+             "--out", "docs/results.md"]
 
 
 def test_every_suite_method_is_registered_with_a_reward_entry():
@@ -82,10 +83,17 @@ def test_tiny_grid_runs_resumes_and_writes_the_results_page(capsys):
 
     page = Path("docs/results.md")
     text = page.read_text()
-    assert "## highway-fast" in text and "| TIRL (sparse) | 1 |" in text and "| engineered (Chen-SAC-like) | 1 |" in text
+    assert "## highway-fast, default condition" in text and "| TIRL (sparse) | 1 |" in text
+    assert "| engineered (Chen-SAC-like) | 1 |" in text
     assert "zoo benchmark --suite paper" in text and "128 training env steps" in text
-    for png in ("highway-fast_curves.png", "highway-fast_collision_speed.png"):
+    for png in ("highway-fast_default_curves.png", "highway-fast_default_collision_speed.png"):
         assert (page.parent / "results" / png).read_bytes()[:4] == b"\x89PNG" and f"results/{png}" in text
+    from zoo.benchmark.results_file import read_results
+
+    records = read_results("benchmarks/results/tiny.jsonl").records
+    assert {r["method"] for r in records} == {"sparse", "engineered"} and all(len(r["episodes"]["SR"]) == 2
+                                                                            for r in records)
+    assert all(r["reward_models"] == {} and r["git_commit"] and r["curve"]["steps"][0] == 0 for r in records)
 
     # the lead's reading survives a second call, which finds both cells finished and trains nothing
     page.write_text(text.replace("*To be written", "Sparse learns nothing in 128 steps. *To be written"))

@@ -214,6 +214,9 @@ def test_cli_refusals_are_one_line_with_the_valid_choices(tmp_path, monkeypatch,
     assert exit_.value.code == 2 and "--steps is required" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*grid, "--conditions", "rainy"])
+    assert main([*grid, "--references", "none", "--conditions", "unseen"]) == 2  # evaluate() lacks condition here
+    assert "needs zoo.evaluation.evaluate(condition=...)" in capsys.readouterr().err
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 # --- the grid's hooks ---------------------------------------------------------------------------------------

@@ -594,6 +594,7 @@ def _benchmark(argv: list[str]) -> None:
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
 
+    from zoo.benchmark.conditions import check_conditions
     from zoo.benchmark.references import check_references, reference_evaluator
     from zoo.benchmark.report import write_report
     from zoo.benchmark.results_file import read_results, save_results
@@ -608,9 +609,12 @@ def _benchmark(argv: list[str]) -> None:
         return
     if args.steps is None:
         parser.error("--steps is required, except with --report-only on an existing --results file")
+    conditions = [DEFAULT, *(c for c in dict.fromkeys(args.conditions) if c != DEFAULT)]
     references = [] if args.report_only else check_references(args.references)
-    if references:
-        reference_evaluator()  # refused now, not after the training
+    if not args.report_only:  # refused now, not after the training
+        check_conditions(conditions)
+        if references:
+            reference_evaluator()
 
     import datetime as dt
     import shlex
@@ -624,7 +628,6 @@ def _benchmark(argv: list[str]) -> None:
                     curve_every=args.curve_every or max(1, args.steps // 5), curve_episodes=args.curve_episodes,
                     backbone=args.backbone, device=args.device, action=args.action)
     methods = args.methods or list(SUITES[args.suite])
-    conditions = [DEFAULT, *(c for c in dict.fromkeys(args.conditions) if c != DEFAULT)]
     if not args.report_only:
         outcome = run_grid(args.suite, args.scenarios, range(args.seeds), budget, methods, console,
                            workers=args.workers, conditions=conditions)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from zoo.benchmark.conditions import CONDITIONS, DEFAULT
+from zoo.benchmark.conditions import DEFAULT, check_conditions
 from zoo.benchmark.methods import BASE_RECIPE, DEFAULT_BACKBONE, METHODS, RECIPES, method_reward
 from zoo.benchmark.provenance import git_commit, reward_model_digests
 from zoo.benchmark.results_file import GridResults
@@ -186,8 +186,7 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
             raise ZooError(f"method {name!r} is not in suite {suite!r}: {', '.join(SUITES[suite])}")
     for scenario in scenarios:
         SCENARIOS.get(scenario)
-    for condition in conditions:
-        check_choice("evaluation condition", condition, CONDITIONS)
+    check_conditions(conditions)
     if workers < 1:
         raise ZooError(f"workers must be >= 1, got {workers}")
     console = console or Console(stderr=True)
