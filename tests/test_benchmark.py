@@ -70,7 +70,7 @@ def test_a_cell_is_zoo_fit_of_the_base_recipe_with_its_reward_budget_and_tags():
 
 
 @pytest.mark.slow
-def test_tiny_grid_runs_resumes_and_writes_the_results_page(capsys):
+def test_tiny_grid_runs_resumes_and_writes_the_results_page(capsys, monkeypatch):
     assert main(TINY_GRID) == 0
     assert "ran 2, skipped 0 finished, failed 0" in capsys.readouterr().err
     client = mlflow.MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
@@ -101,3 +101,15 @@ def test_tiny_grid_runs_resumes_and_writes_the_results_page(capsys):
     assert "ran 0, skipped 2 finished, failed 0" in capsys.readouterr().err
     assert "Sparse learns nothing in 128 steps." in page.read_text()
     assert len(client.search_runs([runs[0].info.experiment_id])) == 2
+
+    # a further condition evaluates the finished runs from their checkpoints (evaluate() stands in for the
+    # condition-aware one of issue 15's presets: it ignores the condition) and the page gains its section
+    import zoo.evaluation
+
+    plain = zoo.evaluation.evaluate
+    monkeypatch.setattr(zoo.evaluation, "evaluate", lambda *a, condition="default", **k: plain(*a, **k))
+    assert main([*TINY_GRID, "--conditions", "unseen"]) == 0
+    unseen = [r for r in read_results("benchmarks/results/tiny.jsonl").records if r["condition"] == "unseen"]
+    assert {r["method"] for r in unseen} == {"sparse", "engineered"} and "curve" not in unseen[0]
+    assert "## highway-fast, unseen condition" in page.read_text()
+

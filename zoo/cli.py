@@ -552,11 +552,12 @@ def _benchmark(argv: list[str]) -> None:
         description="Run a benchmark grid (method x scenario x seed, all SAC on the same budget), one MLflow run "
                     "per cell; finished cells are skipped, so the grid resumes where it stopped. Then evaluate the "
                     "reference policies, write the grid's results file (per-run, per-episode data) and the results "
-                    "page built from it (tables with interquartile means and 95 %% bootstrap intervals, claims, "
+                    "page built from it (tables with interquartile means and 95 % bootstrap intervals, claims, "
                     "plots). Nothing published is overwritten unless --out and --results name it.")
     parser.add_argument("--suite", default="paper", choices=sorted(SUITES))
     parser.add_argument("--scenarios", nargs="+", default=["highway-fast"])
-    parser.add_argument("--seeds", type=int, default=3, help="number of training seeds (0 .. N-1)")
+    parser.add_argument("--seeds", type=int, default=5, help="number of training seeds (0 .. N-1; default 5, "
+                                                             "the fewest a bootstrap interval over runs means much)")
     parser.add_argument("--steps", type=int, default=None, help="training env steps per run (required, except "
                                                                 "with --report-only on an existing --results file)")
     parser.add_argument("--methods", nargs="+", default=None, help="a subset of the suite's methods (default all): "
@@ -572,7 +573,8 @@ def _benchmark(argv: list[str]) -> None:
                              f"(default all: {', '.join(REFERENCES)}); none for no reference rows")
     parser.add_argument("--device", default="cpu", help="Lightning accelerator: cpu, gpu, auto")
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help="VLM of every VLM reward")
-    parser.add_argument("--eval-episodes", type=int, default=20, help="held-out episodes of each final evaluation")
+    parser.add_argument("--eval-episodes", type=int, default=50, help="held-out episodes of each final evaluation "
+                                                                      "(and of each reference policy)")
     parser.add_argument("--curve-every", type=int, default=None, help="env steps between learning-curve "
                                                                       "evaluations (default steps/5)")
     parser.add_argument("--curve-episodes", type=int, default=5, help="held-out episodes per curve point")

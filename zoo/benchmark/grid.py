@@ -56,7 +56,7 @@ class Budget:
     """
 
     steps: int
-    eval_episodes: int = 20
+    eval_episodes: int = 50
     curve_every: int = 1_000
     curve_episodes: int = 5
     backbone: str = DEFAULT_BACKBONE
