@@ -630,6 +630,8 @@ def _benchmark(argv: list[str]) -> None:
                     curve_every=args.curve_every or max(1, args.steps // 5), curve_episodes=args.curve_episodes,
                     backbone=args.backbone, device=args.device, action=args.action)
     methods = args.methods or list(SUITES[args.suite])
+    # read before the training: a file that cannot be read stops the grid now, not after it
+    previous = read_results(results_path).records if results_path.is_file() else []
     if not args.report_only:
         outcome = run_grid(args.suite, args.scenarios, range(args.seeds), budget, methods, console,
                            workers=args.workers, conditions=conditions)
@@ -641,7 +643,6 @@ def _benchmark(argv: list[str]) -> None:
             "references": references, "eval_episodes": args.eval_episodes,
             "command": "zoo benchmark " + shlex.join(a for a in argv if a != "--report-only"),
             "note": args.note or "", "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    previous = read_results(results_path).records if results_path.is_file() else []
     results = grid_results(mlflow.MlflowClient(tracking_uri()), grid,
                            [r for r in previous if r["kind"] == "reference"], console)
     save_results(results_path, results)

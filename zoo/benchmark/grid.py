@@ -267,6 +267,7 @@ def grid_results(client: Any, grid: dict[str, Any], previous: Sequence[dict[str,
     runs = latest_runs(client, grid["suite"], grid["scenarios"], grid["methods"], grid["steps"], grid["backbone"],
                        grid["action"])
     records = [r for run in runs for r in run_records(client, run, grid["conditions"])]
+    here = {"machine": machine(), "git_commit": git_commit()}
     kept = {(r["policy"], r["scenario"], r["condition"]): r for r in previous
             if len(r["episodes"].get("SR", [])) == grid["eval_episodes"]}
     for scenario in grid["scenarios"]:
@@ -279,8 +280,7 @@ def grid_results(client: Any, grid: dict[str, Any], previous: Sequence[dict[str,
                 result = reference_evaluator()(policy, scenario, episodes=grid["eval_episodes"], seed=REFERENCE_SEED,
                                                condition=condition)
                 records.append({"kind": "reference", "policy": policy, "scenario": scenario, "condition": condition,
-                                "seed": REFERENCE_SEED, "eval_seed": result.seeds[0], "machine": machine(),
-                                "git_commit": git_commit(),
+                                "seed": REFERENCE_SEED, "eval_seed": result.seeds[0], **here,
                                 "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                                 "episodes": episode_columns(result.episodes)})
     return GridResults(grid, records)

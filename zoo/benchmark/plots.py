@@ -8,18 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from zoo.benchmark.results_file import SCORES, run_scores
 from zoo.benchmark.stats import iqm, performance_profile, stratified_bootstrap
 
 Runs = dict[str, list[dict[str, Any]]]
-#: per-run scores the page reports: name -> (episode column, axis label)
-SCORES = {"SR": ("SR", "success rate"), "CR": ("collisions", "collision rate"),
-          "AS": ("AS", "average speed, km/h"), "RC": ("RC", "route completion")}
-
-
-def run_scores(runs: list[dict[str, Any]], score: str) -> list[float]:
-    """One score per run: the mean over its held-out episodes of the score's episode column."""
-    column = SCORES[score][0]
-    return [float(np.mean(r["episodes"][column])) for r in runs]
 
 
 def _pyplot():

@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 
 from zoo.benchmark.methods import METHODS
-from zoo.benchmark.plots import (SCORES, plot_collision_speeds, plot_curves, plot_intervals, plot_profiles,
-                                 run_scores)
-from zoo.benchmark.results_file import GridResults
+from zoo.benchmark.plots import plot_collision_speeds, plot_curves, plot_intervals, plot_profiles
+from zoo.benchmark.results_file import SCORES, GridResults, run_scores
 from zoo.benchmark.stats import Comparison, Interval, compare, required_budget, stratified_bootstrap
 
 TABLE_METRICS = ("AS", "RC", "TD", "CS", "SR", "AC", "CR")
@@ -172,7 +171,8 @@ def write_report(results: GridResults, page: Path, results_path: str | Path, com
     episodes = sorted({len(r["episodes"]["SR"]) for r in trained})
     machines = sorted({r["machine"] for r in results.records if r.get("machine")})
     commits = sorted({r["git_commit"] for r in trained if r.get("git_commit")})
-    models = {name: digest for r in trained for name, digest in (r.get("reward_models") or {}).items()}
+    # a name with two digests (weights changed mid-grid) shows both
+    models = sorted({(name, digest) for r in trained for name, digest in (r.get("reward_models") or {}).items()})
     lines = [f"# Results: the `{suite}` benchmark", ""]
     if note:
         lines += [f"> {note}", ""]
@@ -191,7 +191,7 @@ def write_report(results: GridResults, page: Path, results_path: str | Path, com
          "mean over its episodes; tables give the interquartile mean (IQM) over runs with a 95 % stratified-"
          "bootstrap interval (2 000 resamples of the runs; Agarwal et al. 2021), and the paper's mean ± std."),
         f"* **Reward models** (SHA-256 of the weights): "
-        + (", ".join(f"`{n}` `{d[:12]}`" for n, d in sorted(models.items()) if d) or "not recorded") + ".",
+        + (", ".join(f"`{n}` `{d[:12]}`" for n, d in models) or "not recorded") + ".",
         f"* **Code**: git {', '.join(f'`{c[:12]}`' for c in commits) or 'not recorded'}.",
         f"* **Machine**: {'; '.join(machines) or 'not recorded'}.",
         f"* **Date**: runs started {span}; page written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.",

@@ -41,6 +41,9 @@ SCHEMA = 1
 #: decimals kept per episode metric (speeds to 0.01 km/h, distances to 1 cm); others are whole numbers
 DECIMALS = {"AS": 2, "RC": 4, "TD": 2, "CS": 2, "return": 4}
 CURVE_KEYS = ("SR", "CR", "return")
+#: the per-run scores a page reports: name -> (episode column, words)
+SCORES = {"SR": ("SR", "success rate"), "CR": ("collisions", "collision rate"),
+          "AS": ("AS", "average speed, km/h"), "RC": ("RC", "route completion")}
 
 
 @dataclass
@@ -62,6 +65,12 @@ class GridResults:
         """Reference evaluations of a scenario and condition as ``{policy: record}``."""
         return {r["policy"]: r for r in self.records
                 if r["kind"] == "reference" and r["scenario"] == scenario and r["condition"] == condition}
+
+
+def run_scores(runs: Sequence[dict[str, Any]], score: str) -> list[float]:
+    """One score per run: the mean over its held-out episodes of the score's episode column."""
+    column = SCORES[score][0]
+    return [sum(r["episodes"][column]) / len(r["episodes"][column]) for r in runs]
 
 
 def episode_columns(episodes: Sequence[dict[str, float]]) -> dict[str, list[float]]:
@@ -98,10 +107,12 @@ def save_results(path: str | Path, results: GridResults) -> Path:
     """Write a results file (gzip when ``path`` ends in ``.gz``); one record per line, keys in a fixed order."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")  # a crash mid-write leaves the previous file whole
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wt", encoding="utf-8") as fh:
+    with opener(partial, "wt", encoding="utf-8") as fh:
         for record in [{**results.grid, "schema": SCHEMA}, *results.records]:
             fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+    partial.replace(path)
     return path
 
 
