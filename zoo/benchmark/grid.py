@@ -209,7 +209,9 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
     if jobs:
         console.print(f"{len(jobs)} cells to train, {budget.steps} env steps each, "
                       f"{min(workers, len(jobs))} at a time")
-    digests = {m: json.dumps(reward_model_digests(method_reward(m, budget.backbone)[0])) for m in methods}
+    # the weights each cell trains with, hashed once per grid (a name may resolve to other weights later)
+    digests = {m: json.dumps(reward_model_digests(method_reward(m, budget.backbone)[0])) for m in methods} \
+        if jobs else {}
     commit = git_commit()
     for job, run_id, error in _fit(jobs, workers, client, suite, console):
         if error is not None:
