@@ -167,7 +167,7 @@ def test_report_only_rebuilds_the_page_from_the_results_file_alone(tmp_path, mon
     identical = [line for line in claims.splitlines() if "DriveVLM-RL against VLM-RL" in line]
     assert len(identical) == 4 and all("includes zero: this grid does not tell them apart" in s for s in identical)
     assert all("no number of seeds" in s for s in identical)
-    assert "better" not in claims
+    assert "better" not in claims and "6 of 12 comparisons show a difference (95 % interval" in claims
 
     # the reading survives a rebuild
     out.write_text(text.replace("*To be written", "Sparse learns nothing. *To be written"))
@@ -194,7 +194,8 @@ def test_by_default_the_report_goes_to_the_run_folder_not_docs(tmp_path, monkeyp
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "results.md").write_text("published")
     assert main(["benchmark", "--report-only"]) == 0
-    assert (tmp_path / "runs" / "benchmark-paper" / "report" / "results.md").is_file()
+    page = (tmp_path / "runs" / "benchmark-paper" / "report" / "results.md").read_text()
+    assert "None of the 12 comparisons shows a difference at this budget (2000 env steps per run)" in page  # 2 seeds
     assert (tmp_path / "docs" / "results.md").read_text() == "published"
     assert not (tmp_path / "mlflow.db").exists()
 

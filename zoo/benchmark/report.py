@@ -103,6 +103,11 @@ def comparison_table(found: list[tuple[str, str, str, Comparison]]) -> str:
     return "\n".join(lines)
 
 
+def supports_ordering(c: Comparison) -> bool:
+    """Whether a page may call one method of the pair better: interval excludes zero, enough runs behind it."""
+    return c.resolved and min(c.runs) >= MIN_RUNS
+
+
 def claim(x: str, y: str, score: str, c: Comparison, runs: dict[str, list[dict[str, Any]]]) -> str:
     """One sentence on a comparison, from its numbers: an ordering only where the interval excludes zero and
     both methods have :data:`MIN_RUNS` runs; otherwise what a grid that resolves a difference of the observed
@@ -110,7 +115,7 @@ def claim(x: str, y: str, score: str, c: Comparison, runs: dict[str, list[dict[s
     name = SCORES[score][1]
     pair = f"{label(x)} against {label(y)}, {name}"
     diff = f"IQM difference {_interval(c.difference)}"
-    if c.resolved and min(c.runs) >= MIN_RUNS:
+    if supports_ordering(c):
         higher, lower = CLAIM_SCORES[score]
         verb = higher if c.difference.value > 0 else lower
         return (f"{pair}: the 95 % interval of the {diff} excludes zero: {label(x)} {verb} {label(y)} "
@@ -200,7 +205,7 @@ def write_report(results: GridResults, page: Path, results_path: str | Path, com
          "Every scenario ends an episode at its first collision, so AC = CR."),
         "",
     ]
-    sections, claims = [], []
+    sections, claims, supported = [], [], 0
     for scenario in grid["scenarios"]:
         for condition in conditions:
             runs = results.runs(scenario, condition)
@@ -212,8 +217,15 @@ def write_report(results: GridResults, page: Path, results_path: str | Path, com
             sections += _section(runs, references, plots, f"{scenario}_{condition}")
             found = comparisons(runs)
             claims += [f"* **{scenario}, {condition}**: {claim(x, y, s, c, runs)}" for x, y, s, c in found]
+            supported += sum(supports_ordering(c) for *_, c in found)
     lines += ["## What the intervals support", ""]
-    lines += claims or ["No pair of DriveVLM-RL, VLM-RL, engineered and sparse is in this grid to compare."]
+    if claims:
+        lines += [f"{supported} of {len(claims)} comparisons show a difference (95 % interval excluding zero, at "
+                  f"least {MIN_RUNS} runs per method)." if supported else
+                  f"None of the {len(claims)} comparisons shows a difference at this budget ({grid['steps']} env "
+                  "steps per run): each sentence says what a grid that could show it would need.", "", *claims]
+    else:
+        lines += ["No pair of DriveVLM-RL, VLM-RL, engineered and sparse is in this grid to compare."]
     lines += ["", *sections, "## Reading", "", READING_START, kept_reading(page), READING_END, ""]
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text("\n".join(lines))
