@@ -6,7 +6,8 @@ line is one evaluation: a trained run on one condition, or a reference policy on
 
     {"kind": "grid", "schema": 1, "suite": "paper", "scenarios": [...], "methods": [...], "steps": 2000,
      "action": "discrete", "backbone": "drive-clip-bev-tiny", "conditions": ["default", "unseen"],
-     "references": ["constant:IDLE", ...], "command": "zoo benchmark ...", "note": "", "written": "<UTC ISO>"}
+     "references": ["constant:IDLE", ...], "eval_episodes": 50, "command": "zoo benchmark ...", "note": "",
+     "written": "<UTC ISO>"}
     {"kind": "run", "method": "vlm-rl", "scenario": "merge", "condition": "default", "seed": 0,
      "steps": 2000, "action": "discrete", "backbone": "drive-clip-bev-tiny",
      "reward_models": {"drive-clip-bev-tiny": "<sha256 of its safetensors>"}, "run_id": "...",
@@ -38,8 +39,9 @@ from typing import Any
 from zoo.registry import ZooError
 
 SCHEMA = 1
-#: decimals kept per episode metric (speeds to 0.01 km/h, distances to 1 cm); others are whole numbers
-DECIMALS = {"AS": 2, "RC": 4, "TD": 2, "CS": 2, "return": 4}
+#: episode metrics that are whole numbers; the others keep 4 decimals, speeds and distances 2 (0.01 km/h, 1 cm)
+WHOLE = ("SR", "collisions", "length")
+DECIMALS = {"AS": 2, "TD": 2, "CS": 2}
 CURVE_KEYS = ("SR", "CR", "return")
 #: the per-run scores a page reports: name -> (episode column, words)
 SCORES = {"SR": ("SR", "success rate"), "CR": ("collisions", "collision rate"),
@@ -81,7 +83,7 @@ def episode_columns(episodes: Sequence[dict[str, float]]) -> dict[str, list[floa
 
 
 def _round(name: str, value: float) -> float | int:
-    return round(float(value), DECIMALS[name]) if name in DECIMALS else int(round(float(value)))
+    return int(round(float(value))) if name in WHOLE else round(float(value), DECIMALS.get(name, 4))
 
 
 def read_results(path: str | Path) -> GridResults:
