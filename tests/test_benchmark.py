@@ -15,7 +15,8 @@ from zoo.registry import ZooError
 
 TINY_GRID = ["benchmark", "--suite", "paper", "--scenarios", "highway-fast", "--seeds", "1", "--steps", "128",
              "--methods", "sparse", "engineered", "--eval-episodes", "2", "--curve-every", "64",
-             "--curve-episodes", "1", "--out", "docs/results.md"]
+             "--curve-episodes", "1", "--references", "none", "--results", "benchmarks/results/tiny.jsonl",
+             "--out", "docs/results.md"]
 
 
 def test_every_suite_method_is_registered_with_a_reward_entry():
@@ -69,7 +70,7 @@ def test_a_cell_is_zoo_fit_of_the_base_recipe_with_its_reward_budget_and_tags():
 
 
 @pytest.mark.slow
-def test_tiny_grid_runs_resumes_and_writes_the_results_page(capsys):
+def test_tiny_grid_runs_resumes_and_writes_the_results_page(capsys, monkeypatch):
     assert main(TINY_GRID) == 0
     assert "ran 2, skipped 0 finished, failed 0" in capsys.readouterr().err
     client = mlflow.MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
@@ -82,10 +83,17 @@ def test_tiny_grid_runs_resumes_and_writes_the_results_page(capsys):
 
     page = Path("docs/results.md")
     text = page.read_text()
-    assert "## highway-fast" in text and "| TIRL (sparse) | 1 |" in text and "| engineered (Chen-SAC-like) | 1 |" in text
+    assert "## highway-fast, default condition" in text and "| TIRL (sparse) | 1 |" in text
+    assert "| engineered (Chen-SAC-like) | 1 |" in text
     assert "zoo benchmark --suite paper" in text and "128 training env steps" in text
-    for png in ("highway-fast_curves.png", "highway-fast_collision_speed.png"):
+    for png in ("highway-fast_default_curves.png", "highway-fast_default_collision_speed.png"):
         assert (page.parent / "results" / png).read_bytes()[:4] == b"\x89PNG" and f"results/{png}" in text
+    from zoo.benchmark.results_file import read_results
+
+    records = read_results("benchmarks/results/tiny.jsonl").records
+    assert {r["method"] for r in records} == {"sparse", "engineered"} and all(len(r["episodes"]["SR"]) == 2
+                                                                            for r in records)
+    assert all(r["reward_models"] == {} and r["git_commit"] and r["curve"]["steps"][0] == 0 for r in records)
 
     # the lead's reading survives a second call, which finds both cells finished and trains nothing
     page.write_text(text.replace("*To be written", "Sparse learns nothing in 128 steps. *To be written"))
@@ -93,3 +101,15 @@ def test_tiny_grid_runs_resumes_and_writes_the_results_page(capsys):
     assert "ran 0, skipped 2 finished, failed 0" in capsys.readouterr().err
     assert "Sparse learns nothing in 128 steps." in page.read_text()
     assert len(client.search_runs([runs[0].info.experiment_id])) == 2
+
+    # a further condition evaluates the finished runs from their checkpoints (evaluate() stands in for the
+    # condition-aware one of issue 15's presets: it ignores the condition) and the page gains its section
+    import zoo.evaluation
+
+    plain = zoo.evaluation.evaluate
+    monkeypatch.setattr(zoo.evaluation, "evaluate", lambda *a, condition="default", **k: plain(*a, **k))
+    assert main([*TINY_GRID, "--conditions", "unseen"]) == 0
+    unseen = [r for r in read_results("benchmarks/results/tiny.jsonl").records if r["condition"] == "unseen"]
+    assert {r["method"] for r in unseen} == {"sparse", "engineered"} and "curve" not in unseen[0]
+    assert "## highway-fast, unseen condition" in page.read_text()
+

@@ -19,7 +19,8 @@ from zoo.benchmark import grid
 from zoo.cli import main
 
 GRID = ["benchmark", "--suite", "paper", "--scenarios", "highway-fast", "--seeds", "1", "--steps", "64",
-        "--eval-episodes", "1", "--curve-every", "64", "--curve-episodes", "1", "--workers", "2"]
+        "--eval-episodes", "1", "--curve-every", "64", "--curve-episodes", "1", "--workers", "2",
+        "--references", "none"]
 LOGS = Path("runs/benchmark-paper/logs")
 
 

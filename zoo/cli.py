@@ -665,32 +665,52 @@ def _tracking(argv: list[str]) -> None:
 
 
 def _benchmark(argv: list[str]) -> None:
+    from zoo.benchmark.conditions import CONDITIONS, DEFAULT
     from zoo.benchmark.grid import SUITES
     from zoo.benchmark.methods import DEFAULT_BACKBONE
+    from zoo.benchmark.references import REFERENCES
 
     parser = argparse.ArgumentParser(
         prog="zoo benchmark",
         description="Run a benchmark grid (method x scenario x seed, all SAC on the same budget), one MLflow run "
-                    "per cell; finished cells are skipped, so the grid resumes where it stopped. Then write the "
-                    "results page (tables per scenario, learning-curve and collision-speed plots).")
+                    "per cell; finished cells are skipped, so the grid resumes where it stopped. Then evaluate the "
+                    "reference policies, write the grid's results file (per-run, per-episode data) and the results "
+                    "page built from it (tables with interquartile means and 95 % bootstrap intervals, claims, "
+                    "plots). Nothing published is overwritten unless --out and --results name it.")
     parser.add_argument("--suite", default="paper", choices=sorted(SUITES))
     parser.add_argument("--scenarios", nargs="+", default=["highway-fast"])
-    parser.add_argument("--seeds", type=int, default=3, help="number of training seeds (0 .. N-1)")
-    parser.add_argument("--steps", type=int, required=True, help="training env steps per run")
+    parser.add_argument("--seeds", type=int, default=5, help="number of training seeds (0 .. N-1; default 5, "
+                                                             "the fewest a bootstrap interval over runs means much)")
+    parser.add_argument("--steps", type=int, default=None, help="training env steps per run (required, except "
+                                                                "with --report-only on an existing --results file)")
     parser.add_argument("--methods", nargs="+", default=None, help="a subset of the suite's methods (default all): "
                         + ", ".join(SUITES["paper"]))
     parser.add_argument("--action", default="continuous", choices=("continuous", "discrete"),
                         help="SAC's action mode: continuous (steer, throttle; the papers') or discrete meta-actions "
                              "(learnt within a few thousand steps)")
+    parser.add_argument("--conditions", nargs="+", default=[DEFAULT], choices=CONDITIONS,
+                        help="evaluation conditions; default is always evaluated, unseen (denser or faster traffic, "
+                             "other lanes) is reported beside it")
+    parser.add_argument("--references", nargs="+", default=list(REFERENCES), metavar="POLICY",
+                        help="reference policies evaluated beside the methods on the same held-out episodes "
+                             f"(default all: {', '.join(REFERENCES)}); none for no reference rows")
     parser.add_argument("--device", default="cpu", help="Lightning accelerator: cpu, gpu, auto")
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help="VLM of every VLM reward")
-    parser.add_argument("--eval-episodes", type=int, default=20, help="held-out episodes of each final evaluation")
+    parser.add_argument("--eval-episodes", type=int, default=50, help="held-out episodes of each final evaluation "
+                                                                      "(and of each reference policy)")
     parser.add_argument("--curve-every", type=int, default=None, help="env steps between learning-curve "
                                                                       "evaluations (default steps/5)")
     parser.add_argument("--curve-episodes", type=int, default=5, help="held-out episodes per curve point")
-    parser.add_argument("--out", default="docs/results.md", help="results page (plots go to <out stem>/)")
-    parser.add_argument("--note", default="", help="a line under the page's title (e.g. 'small budget')")
-    parser.add_argument("--report-only", action="store_true", help="write the page from the runs so far")
+    parser.add_argument("--results", default=None,
+                        help="the grid's results file, JSON lines, gzip when it ends in .gz (default "
+                             "runs/benchmark-<suite>/results.jsonl.gz); commit it under benchmarks/results/")
+    parser.add_argument("--out", default=None, help="results page, plots in <out stem>/ (default "
+                                                    "runs/benchmark-<suite>/report/results.md; docs/results.md "
+                                                    "to publish)")
+    parser.add_argument("--note", default=None, help="a line under the page's title (e.g. 'small budget')")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train and evaluate nothing: rebuild the page from --results if that file exists "
+                             "(no MLflow), else from the grid's finished MLflow runs (writing --results first)")
     parser.add_argument("--workers", type=int, default=1,
                         help="cells trained at once, each a `zoo fit` subprocess with one thread, its output in "
                              "runs/benchmark-<suite>/logs/ (default 1: one after another in this process)")
@@ -699,29 +719,58 @@ def _benchmark(argv: list[str]) -> None:
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
 
+    from zoo.benchmark.conditions import check_conditions
+    from zoo.benchmark.references import check_references, reference_evaluator
+    from zoo.benchmark.report import write_report
+    from zoo.benchmark.results_file import read_results, save_results
+
+    run_folder = Path("runs") / f"benchmark-{args.suite}"
+    results_path = Path(args.results) if args.results else run_folder / "results.jsonl.gz"
+    page = Path(args.out) if args.out else run_folder / "report" / "results.md"
+    console = Console(stderr=True)
+    if args.report_only and results_path.is_file():  # the committed data alone: MLflow is never opened
+        write_report(read_results(results_path), page, results_path, note=args.note)
+        console.print(f"wrote {page} from {results_path}")
+        return
+    if args.steps is None:
+        parser.error("--steps is required, except with --report-only on an existing --results file")
+    conditions = [DEFAULT, *(c for c in dict.fromkeys(args.conditions) if c != DEFAULT)]
+    references = [] if args.report_only else check_references(args.references)
+    if not args.report_only:  # refused now, not after the training
+        check_conditions(conditions)
+        if references:
+            reference_evaluator()
+
+    import datetime as dt
     import shlex
 
     import mlflow
 
-    from zoo.benchmark.grid import Budget, run_grid
-    from zoo.benchmark.report import write_results
+    from zoo.benchmark.grid import Budget, grid_results, run_grid
     from zoo.tracking import tracking_uri
 
     budget = Budget(steps=args.steps, eval_episodes=args.eval_episodes,
                     curve_every=args.curve_every or max(1, args.steps // 5), curve_episodes=args.curve_episodes,
                     backbone=args.backbone, device=args.device, action=args.action)
     methods = args.methods or list(SUITES[args.suite])
-    console = Console(stderr=True)
+    # read before the training: a file that cannot be read stops the grid now, not after it
+    previous = read_results(results_path).records if results_path.is_file() else []
     if not args.report_only:
         outcome = run_grid(args.suite, args.scenarios, range(args.seeds), budget, methods, console,
-                           workers=args.workers)
+                           workers=args.workers, conditions=conditions)
         console.print(f"ran {len(outcome['ran'])}, skipped {len(outcome['skipped'])} finished, "
                       f"failed {len(outcome['failed'])}" + "".join(f"\n  {f}" for f in outcome["failed"]))
     # the grid's command: the same with --report-only rewrites the page from the same runs
-    command = "zoo benchmark " + shlex.join(a for a in argv if a != "--report-only")
-    page = write_results(mlflow.MlflowClient(tracking_uri()), Path(args.out), args.suite, args.scenarios, methods,
-                         args.steps, args.backbone, command, note=args.note, action=args.action)
-    console.print(f"wrote {page}")
+    grid = {"kind": "grid", "suite": args.suite, "scenarios": args.scenarios, "methods": methods,
+            "steps": args.steps, "action": args.action, "backbone": args.backbone, "conditions": conditions,
+            "references": references, "eval_episodes": args.eval_episodes,
+            "command": "zoo benchmark " + shlex.join(a for a in argv if a != "--report-only"),
+            "note": args.note or "", "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    results = grid_results(mlflow.MlflowClient(tracking_uri()), grid,
+                           [r for r in previous if r["kind"] == "reference"], console)
+    save_results(results_path, results)
+    write_report(results, page, results_path)
+    console.print(f"wrote {results_path} ({results_path.stat().st_size / 1e3:.0f} kB) and {page}")
 
 
 def _export(argv: list[str]) -> None:

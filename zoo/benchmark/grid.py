@@ -5,11 +5,15 @@ scenario, the seed and the budget set from the command line; it is tagged ``zoo.
 MLflow experiment ``benchmark-<suite>``. A cell whose run finished (tag ``zoo.benchmark.complete``) with
 the same budget and backbone is found and skipped, so a grid can be spread over several sittings; a
 failed or interrupted cell runs again. The cells train one after another in this process, or N at once
-as ``zoo fit`` subprocesses (:mod:`zoo.benchmark.workers`, ``zoo benchmark --workers N``).
+as ``zoo fit`` subprocesses (:mod:`zoo.benchmark.workers`, ``zoo benchmark --workers N``). A finished run
+is tagged with the machine, the git commit and the weight digests of its reward models, then evaluated on
+every further condition it lacks (:mod:`zoo.benchmark.conditions`). :func:`grid_results` gathers the grid
+and its reference policies into a results file's records (:mod:`zoo.benchmark.results_file`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,8 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from zoo.benchmark.conditions import DEFAULT, check_conditions
 from zoo.benchmark.methods import BASE_RECIPE, DEFAULT_BACKBONE, METHODS, RECIPES, method_reward
-from zoo.registry import ZooError
+from zoo.benchmark.provenance import git_commit, reward_model_digests
+from zoo.benchmark.results_file import GridResults
+from zoo.registry import ZooError, check_choice
 
 if TYPE_CHECKING:
     from zoo.benchmark.workers import Job
@@ -28,6 +35,9 @@ TAG = "zoo.benchmark."
 #: grids the benchmark knows; ``paper`` is PAPER.md §8's table (its DriveVLM-RL rows arrive with DualPathwayReward)
 SUITES = {"paper": ("sparse", "engineered", "vlm-sr", "vlm-rm", "lord", "roboclip", "vlm-rl", "vlm-rl-nrac",
                     "drivevlm-rl", "drivevlm-rl-nrac")}
+
+#: the evaluation seed of reference policies: the same held-out episodes as every trained run's final evaluation
+REFERENCE_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,7 @@ class Budget:
     """
 
     steps: int
-    eval_episodes: int = 20
+    eval_episodes: int = 50
     curve_every: int = 1_000
     curve_episodes: int = 5
     backbone: str = DEFAULT_BACKBONE
@@ -55,7 +65,6 @@ class Budget:
 
     def __post_init__(self) -> None:
         from zoo.envs.driving import ACTION_MODES
-        from zoo.registry import check_choice
 
         check_choice("action", self.action, ACTION_MODES)
         for name in ("steps", "eval_episodes", "curve_every", "curve_episodes"):
@@ -138,7 +147,7 @@ def fit_arguments(suite: str, method: str, scenario: str, seed: int, budget: Bud
 
 def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget: Budget,
              methods: Sequence[str] | None = None, console: Console | None = None,
-             workers: int = 1) -> dict[str, list[str]]:
+             workers: int = 1, conditions: Sequence[str] = (DEFAULT,)) -> dict[str, list[str]]:
     """Train and evaluate every missing cell of the grid; return run ids by outcome.
 
     Args:
@@ -151,6 +160,8 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
         workers: cells trained at once. 1: one after another in this process; more: each cell a ``zoo fit``
             subprocess (:mod:`zoo.benchmark.workers`), its output in
             ``runs/benchmark-<suite>/logs/<method>_<scenario>_seed<k>.log``.
+        conditions: evaluation conditions (:data:`~zoo.benchmark.conditions.CONDITIONS`); ``default`` is
+            evaluated by each cell's ``zoo fit``, the others afterwards from its checkpoint.
 
     Returns:
         ``{"ran": [...], "skipped": [...], "failed": ["method/scenario/seed: error", ...]}``.
@@ -175,6 +186,7 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
             raise ZooError(f"method {name!r} is not in suite {suite!r}: {', '.join(SUITES[suite])}")
     for scenario in scenarios:
         SCENARIOS.get(scenario)
+    check_conditions(conditions)
     if workers < 1:
         raise ZooError(f"workers must be >= 1, got {workers}")
     console = console or Console(stderr=True)
@@ -197,15 +209,83 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
     if jobs:
         console.print(f"{len(jobs)} cells to train, {budget.steps} env steps each, "
                       f"{min(workers, len(jobs))} at a time")
+    # the weights each cell trains with, hashed once per grid (a name may resolve to other weights later)
+    digests = {m: json.dumps(reward_model_digests(method_reward(m, budget.backbone)[0])) for m in methods} \
+        if jobs else {}
+    commit = git_commit()
     for job, run_id, error in _fit(jobs, workers, client, suite, console):
         if error is not None:
             console.print(f"[red]failed {job.name}: {error}[/red]")
             outcome["failed"].append(f"{job.name}: {error}")
             continue
         client.set_tag(run_id, f"{TAG}machine", machine())
+        client.set_tag(run_id, f"{TAG}reward_models", digests[job.tags[f"{TAG}method"]])
+        if commit is not None:
+            client.set_tag(run_id, f"{TAG}commit", commit)
         client.set_tag(run_id, f"{TAG}complete", "true")
         outcome["ran"].append(run_id)
+    _evaluate_conditions(client, suite, scenarios, methods, budget, conditions, console, outcome)
     return outcome
+
+
+def _evaluate_conditions(client: Any, suite: str, scenarios: Sequence[str], methods: Sequence[str], budget: Budget,
+                         conditions: Sequence[str], console: Console, outcome: dict[str, list[str]]) -> None:
+    """Evaluate every finished run of the grid on each further condition it lacks (a resumed grid: only those)."""
+    from zoo.benchmark.conditions import evaluate_run_on, needs_evaluation
+    from zoo.benchmark.results_file import latest_runs
+
+    runs = latest_runs(client, suite, scenarios, methods, budget.steps, budget.backbone, budget.action)
+    for condition in conditions:
+        for run in runs:
+            if not needs_evaluation(run, condition, budget.eval_episodes):
+                continue
+            name = run.data.tags.get("mlflow.runName", run.info.run_id)
+            console.print(f"evaluate {name} on the {condition} condition")
+            try:
+                evaluate_run_on(client, run, condition, budget.eval_episodes)
+            except Exception as err:  # noqa: BLE001  one run that cannot be evaluated must not stop the others
+                from zoo.cli import _user_error
+
+                console.print(f"[red]failed {name} on {condition}: {_user_error(err) or err}[/red]")
+                outcome["failed"].append(f"{name} on {condition}: {_user_error(err) or err}")
+
+
+def grid_results(client: Any, grid: dict[str, Any], previous: Sequence[dict[str, Any]] = (),
+                 console: Console | None = None) -> GridResults:
+    """The results of a grid: its finished runs' records from MLflow, and its reference policies' evaluations.
+
+    Args:
+        client: an ``mlflow.MlflowClient`` on the store the grid ran in.
+        grid: the results file's grid line (suite, scenarios, methods, steps, backbone, action, conditions,
+            references, eval_episodes, command, note).
+        previous: reference records of an earlier results file; one with the same policy, scenario, condition
+            and episodes is kept instead of evaluated again.
+        console: where progress goes.
+    """
+    from zoo.benchmark.references import reference_evaluator
+    from zoo.benchmark.results_file import episode_columns, latest_runs, run_records
+
+    console = console or Console(stderr=True)
+    runs = latest_runs(client, grid["suite"], grid["scenarios"], grid["methods"], grid["steps"], grid["backbone"],
+                       grid["action"])
+    records = [r for run in runs for r in run_records(client, run, grid["conditions"])]
+    here = {"machine": machine(), "git_commit": git_commit()}
+    kept = {(r["policy"], r["scenario"], r["condition"]): r for r in previous
+            if len(r["episodes"].get("SR", [])) == grid["eval_episodes"]}
+    for scenario in grid["scenarios"]:
+        for condition in grid["conditions"]:
+            for policy in grid["references"]:
+                if (policy, scenario, condition) in kept:
+                    records.append(kept[policy, scenario, condition])
+                    continue
+                console.print(f"evaluate reference {policy} on {scenario}, {condition} condition")
+                result = reference_evaluator()(policy, scenario, episodes=grid["eval_episodes"], seed=REFERENCE_SEED,
+                                               condition=condition)
+                records.append({"kind": "reference", "policy": policy, "scenario": scenario, "condition": condition,
+                                "seed": REFERENCE_SEED, "eval_seed": result.seeds[0], **here,
+                                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                                "episodes": episode_columns(result.episodes)})
+    return GridResults(grid, records)
 
 
 def _fit(jobs: Sequence[Job], workers: int, client: Any, suite: str,

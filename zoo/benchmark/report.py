@@ -1,26 +1,42 @@
-"""``docs/results.md`` from the benchmark's MLflow runs: a table per scenario and PNG plots beside it.
+"""The results page of a grid, built from its results file alone (:mod:`zoo.benchmark.results_file`): no
+MLflow, so a committed file regenerates a published page.
 
-Tables are in the paper's form (PAPER.md §8): per method, each metric's mean ± std over training seeds of
-the per-run held-out means. Plots: learning curves (training episode return, held-out success and
-collision rate against env steps) and the collision-speed distribution of the held-out episodes.
-The plain-language reading between :data:`READING_START` and :data:`READING_END` is kept when the page
-is written again.
+Per scenario and evaluation condition: the interquartile mean of each score over training runs with its 95 %
+stratified-bootstrap interval, the reference policies, the paper's mean ± std table, the comparisons that
+matter (IQM difference and probability of improvement, with intervals) and plots. The page's claims are
+generated from the intervals: a method is called better only where the interval of the difference excludes
+zero; otherwise the page says the grid does not tell the pair apart and what a grid that could would need.
+The plain-language reading between :data:`READING_START` and :data:`READING_END` is kept when the page is
+written again.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import math
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from zoo.benchmark.grid import SUITES, TAG, finished_runs, machine
+import numpy as np
+
 from zoo.benchmark.methods import METHODS
+from zoo.benchmark.plots import plot_collision_speeds, plot_curves, plot_intervals, plot_profiles
+from zoo.benchmark.results_file import SCORES, GridResults, run_scores
+from zoo.benchmark.stats import Comparison, Interval, compare, required_budget, stratified_bootstrap
 
 TABLE_METRICS = ("AS", "RC", "TD", "CS", "SR", "AC", "CR")
-#: how the page names the grid's action mode
+#: the episode column behind each metric of the paper's table (AC = CR: an episode ends at its first collision)
+COLUMNS = {"AS": "AS", "RC": "RC", "TD": "TD", "CS": "CS", "SR": "SR", "AC": "collisions", "CR": "collisions"}
+DIGITS = {"AS": 1, "TD": 1, "CS": 1}
+#: the comparisons issue 15 asks every page for: (X, Y) reads "X against Y"
+PAIRS = (("drivevlm-rl", "vlm-rl"), ("vlm-rl", "engineered"), ("vlm-rl", "sparse"))
+#: the scores a claim is made on, and the words for X's side of a resolved difference (higher, lower)
+CLAIM_SCORES = {"SR": ("succeeds more often than", "succeeds less often than"),
+                "CR": ("collides more often than", "collides less often than")}
+#: fewest runs per method behind a claimed ordering: a bootstrap over 2 or 3 runs has a handful of distinct
+#: resamples and intervals far too narrow (issue 15 asks for >= 5 training seeds per cell)
+MIN_RUNS = 5
+CONDITION_WORDS = {"default": "default condition (the scenario as trained)",
+                   "unseen": "unseen condition (traffic and layout not trained on)"}
 ACTION_WORDS = {"continuous": "continuous (steer, throttle) actions at the scenario's continuous-control rate "
                               "(docs/envs.md)",
                 "discrete": "discrete SAC over highway-env's meta-actions (lane left/right, faster, slower, "
@@ -31,106 +47,97 @@ READING_PLACEHOLDER = "*To be written: a short plain-language reading of the tab
                       "disagree with PAPER.md §8.*"
 
 
-def collect(client: Any, suite: str, scenarios: list[str], methods: list[str], steps: int,
-            backbone: str, action: str = "continuous") -> dict[str, dict[str, list[Any]]]:
-    """Complete runs of the grid, newest per (method, scenario, seed), as ``{scenario: {method: [runs]}}``."""
-    grid: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
-    for run in finished_runs(client, suite):  # newest first: the first run of a cell wins
-        tags = run.data.tags
-        scenario, method = tags.get(f"{TAG}scenario"), tags.get(f"{TAG}method")
-        if scenario in scenarios and method in methods and tags.get(f"{TAG}steps") == str(steps) \
-                and tags.get(f"{TAG}backbone") == backbone and tags.get(f"{TAG}action") == action:
-            grid[scenario][method].setdefault(tags[f"{TAG}seed"], run)
-    return {s: {m: list(grid[s][m].values()) for m in methods if grid[s].get(m)} for s in scenarios}
+def label(name: str) -> str:
+    """A method's name as the paper's table gives it; a reference policy's as is."""
+    return METHODS.get(name).label if name in METHODS.names() else name
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+def _interval(est: Interval, digits: int = 2) -> str:
+    return f"{est.value:.{digits}f} [{est.low:.{digits}f}, {est.high:.{digits}f}]"
 
 
-def table(runs_by_method: dict[str, list[Any]]) -> str:
-    """A markdown table: method, seeds, then each metric's mean ± std over seeds."""
-    digits = {"AS": 1, "TD": 1, "CS": 1}
-    lines = ["| method | seeds | " + " | ".join(TABLE_METRICS) + " |", "|---|---|" + "---|" * len(TABLE_METRICS)]
-    for method, runs in runs_by_method.items():
-        cells = []
-        for metric in TABLE_METRICS:
-            mean, std = mean_std([run.data.metrics[f"eval/{metric}"] for run in runs])
-            d = digits.get(metric, 2)
-            cells.append(f"{mean:.{d}f} ± {std:.{d}f}")
-        lines.append(f"| {METHODS.get(method).label} | {len(runs)} | " + " | ".join(cells) + " |")
+def iqm_table(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """Method, runs, then each score's IQM over runs with its 95 % bootstrap interval."""
+    lines = ["| method | runs | " + " | ".join(SCORES) + " |", "|---|---|" + "---|" * len(SCORES)]
+    for method, method_runs in runs.items():
+        cells = [_interval(stratified_bootstrap([run_scores(method_runs, s)]), DIGITS.get(s, 2)) for s in SCORES]
+        lines.append(f"| {label(method)} | {len(method_runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _history(client: Any, run: Any, key: str) -> list[tuple[int, float]]:
-    return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
+def reference_table(references: dict[str, dict[str, Any]]) -> str:
+    """Policy, episodes, then each score's mean over the episodes with its 95 % bootstrap interval."""
+    lines = ["| policy | episodes | " + " | ".join(SCORES) + " |", "|---|---|" + "---|" * len(SCORES)]
+    for policy, record in references.items():
+        cells = [_interval(stratified_bootstrap([record["episodes"][SCORES[s][0]]], np.mean), DIGITS.get(s, 2))
+                 for s in SCORES]
+        lines.append(f"| `{policy}` | {len(record['episodes']['SR'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
-def _collision_speeds(client: Any, run: Any) -> list[float]:
-    path = client.download_artifacts(run.info.run_id, "evaluation/episodes.csv")
-    with open(path, newline="") as fh:
-        return [float(row["CS"]) for row in csv.DictReader(fh) if float(row["collisions"]) > 0.5]
+def mean_std_table(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """The paper's form: per metric, mean ± std (population) over training seeds of the per-run means."""
+    lines = ["| method | seeds | " + " | ".join(TABLE_METRICS) + " |", "|---|---|" + "---|" * len(TABLE_METRICS)]
+    for method, method_runs in runs.items():
+        cells = []
+        for metric in TABLE_METRICS:
+            values = [float(np.mean(r["episodes"][COLUMNS[metric]])) for r in method_runs]
+            d = DIGITS.get(metric, 2)
+            cells.append(f"{np.mean(values):.{d}f} ± {np.std(values):.{d}f}")
+        lines.append(f"| {label(method)} | {len(method_runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
-def plot_curves(client: Any, runs_by_method: dict[str, list[Any]], path: Path) -> Path:
-    """Three panels against env steps: training episode return, held-out success and collision rate.
-
-    Each method's line is the mean over its seeds at the steps they share; the last point is the final
-    held-out evaluation.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = (("train/episode_return", None, "training episode return"),
-              ("curve/SR", "eval/SR", "held-out success rate"),
-              ("curve/CR", "eval/CR", "held-out collision rate"))
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    for ax, (key, final, title) in zip(axes, panels):
-        for method, runs in runs_by_method.items():
-            by_step: dict[int, list[float]] = defaultdict(list)
-            for run in runs:
-                # one value per step and run: the final evaluation wins over a curve point at the same step
-                points = dict(_history(client, run, key) + (_history(client, run, final) if final else []))
-                for step, value in points.items():
-                    by_step[step].append(value)
-            xs = sorted(s for s, v in by_step.items() if len(v) == len(runs))
-            if xs:
-                ax.plot(xs, [sum(by_step[s]) / len(by_step[s]) for s in xs], marker=".", label=method)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("env steps")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+def comparisons(runs: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str, str, Comparison]]:
+    """``(X, Y, score, comparison)`` for each pair of :data:`PAIRS` present, on each claim score."""
+    return [(x, y, score, compare(run_scores(runs[x], score), run_scores(runs[y], score)))
+            for x, y in PAIRS if x in runs and y in runs for score in CLAIM_SCORES]
 
 
-def plot_collision_speeds(client: Any, runs_by_method: dict[str, list[Any]], path: Path) -> Path:
-    """Collision speed (km/h) of every held-out episode that ended in a collision, per method."""
-    import matplotlib
+def comparison_table(found: list[tuple[str, str, str, Comparison]]) -> str:
+    lines = ["| X against Y | score | IQM(X) − IQM(Y) [95 % CI] | P(X > Y) [95 % CI] | runs X, Y |",
+             "|---|---|---|---|---|"]
+    for x, y, score, c in found:
+        lines.append(f"| {label(x)} against {label(y)} | {score} | {_interval(c.difference)} | "
+                     f"{_interval(c.improvement)} | {c.runs[0]}, {c.runs[1]} |")
+    return "\n".join(lines)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    names = list(runs_by_method)
-    speeds = [[s for run in runs_by_method[m] for s in _collision_speeds(client, run)] for m in names]
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names)), 3.4))
-    for i, values in enumerate(speeds):
-        ax.scatter([i + (j % 7 - 3) * 0.04 for j in range(len(values))], values, s=10, alpha=0.6)
-        if values:
-            ax.hlines(sorted(values)[len(values) // 2], i - 0.3, i + 0.3, color="black")
-    ax.set_xticks(range(len(names)), [f"{m}\n({len(v)} coll.)" for m, v in zip(names, speeds)], fontsize=7)
-    ax.set_ylabel("collision speed, km/h")
-    # from standstill, with headroom: speeds that all sit near one value stay readable (no offset axis)
-    ax.set_ylim(0, 1.15 * max((max(v) for v in speeds if v), default=1.0))
-    ax.set_title("held-out episodes ending in a collision (bar: median)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+def supports_ordering(c: Comparison) -> bool:
+    """Whether a page may call one method of the pair better: interval excludes zero, enough runs behind it."""
+    return c.resolved and min(c.runs) >= MIN_RUNS
+
+
+def claim(x: str, y: str, score: str, c: Comparison, runs: dict[str, list[dict[str, Any]]]) -> str:
+    """One sentence on a comparison, from its numbers: an ordering only where the interval excludes zero and
+    both methods have :data:`MIN_RUNS` runs; otherwise what a grid that resolves a difference of the observed
+    size would need."""
+    name = SCORES[score][1]
+    pair = f"{label(x)} against {label(y)}, {name}"
+    diff = f"IQM difference {_interval(c.difference)}"
+    if supports_ordering(c):
+        higher, lower = CLAIM_SCORES[score]
+        verb = higher if c.difference.value > 0 else lower
+        return (f"{pair}: the 95 % interval of the {diff} excludes zero: {label(x)} {verb} {label(y)} "
+                f"(probability that a run of {label(x)} has the higher {name}: {_interval(c.improvement)}).")
+    if c.resolved:
+        text = (f"{pair}: the 95 % interval of the {diff} excludes zero, but from {min(c.runs)} runs, fewer than "
+                f"the {MIN_RUNS} an interval over runs needs: no ordering is claimed.")
+    else:
+        text = f"{pair}: the 95 % interval of the {diff} includes zero: this grid does not tell them apart."
+    column = SCORES[score][0]
+    power = required_budget([r["episodes"][column] for r in runs[x]], [r["episodes"][column] for r in runs[y]])
+    if power.seeds is None:
+        return text + " Their mean scores are equal, so no number of seeds would show a difference of that size."
+    episodes = min(len(r["episodes"][column]) for r in runs[x] + runs[y])
+    observed = abs(np.mean(run_scores(runs[x], score)) - np.mean(run_scores(runs[y], score)))
+    text += (f" A mean difference of the observed size ({observed:.3f}) would need about "
+             f"{max(power.seeds, MIN_RUNS)} training seeds per method at {episodes} held-out episodes per run")
+    if power.episodes is not None and min(c.runs) >= MIN_RUNS:
+        text += f", or about {power.episodes} episodes per run at the current {min(c.runs)} seeds"
+    elif power.episodes is None:
+        text += " (more episodes alone would not do: the training seeds differ more than that)"
+    return text + " (80 % power, normal approximation; the training budget in env steps is not modelled)."
 
 
 def kept_reading(page: Path) -> str:
@@ -142,69 +149,116 @@ def kept_reading(page: Path) -> str:
     return READING_PLACEHOLDER
 
 
-def write_results(client: Any, page: Path, suite: str, scenarios: list[str], methods: list[str], steps: int,
-                  backbone: str, command: str, note: str = "", action: str = "continuous") -> Path:
-    """Write ``page`` (markdown) and its plots in ``<page stem>/`` from the complete runs of the grid.
+def write_report(results: GridResults, page: Path, results_path: str | Path, command: str | None = None,
+                 note: str | None = None) -> Path:
+    """Write ``page`` (markdown) and its plots in ``<page stem>/`` from a grid's results.
 
     Args:
-        client: an ``mlflow.MlflowClient`` on the store the grid ran in.
-        page: the markdown file (e.g. ``docs/results.md``).
-        suite, scenarios, methods, steps, backbone, action: which runs (the grid's command line).
-        command: the exact command, quoted on the page.
-        note: a line under the title (e.g. that the budget is small).
+        results: the grid's results file, read.
+        page: the markdown file (e.g. ``runs/benchmark-paper/report/results.md``, or ``docs/results.md`` to
+            publish).
+        results_path: where the results file lives, quoted on the page as its data.
+        command: the grid's command (default: the one in the results file).
+        note: a line under the title (default: the results file's).
 
     Example:
-        >>> write_results(mlflow.MlflowClient(), Path("docs/results.md"), "paper", ["highway-fast"],
-        ...               ["sparse"], 2_000, "drive-clip-bev-tiny", "zoo benchmark ...")  # doctest: +SKIP
+        >>> write_report(read_results("benchmarks/results/paper-merge.jsonl.gz"),
+        ...              Path("/tmp/results.md"), "benchmarks/results/paper-merge.jsonl.gz")  # doctest: +SKIP
     """
-    grid = collect(client, suite, scenarios, methods, steps, backbone, action)
+    grid = results.grid
+    suite, conditions = grid["suite"], grid.get("conditions", ["default"])
     plots = page.parent / page.stem
     plots.mkdir(parents=True, exist_ok=True)
-    runs = [r for by_method in grid.values() for rs in by_method.values() for r in rs]
-    started = [dt.datetime.fromtimestamp(r.info.start_time / 1000, dt.timezone.utc) for r in runs]
-    span = f"{min(started):%Y-%m-%d %H:%M}–{max(started):%H:%M} UTC" if started else "no runs"
-    eval_episodes = {r.data.tags.get(f"{TAG}eval_episodes") for r in runs} - {None}
-    machines = {r.data.tags.get(f"{TAG}machine") for r in runs} - {None}  # runs before the tag: this machine
+    note = grid.get("note", "") if note is None else note
+    trained = [r for r in results.records if r["kind"] == "run"]
+    dates = sorted(r["date"] for r in trained)
+    span = f"{dates[0][:16].replace('T', ' ')}–{dates[-1][11:16]} UTC" if dates else "no runs"
+    episodes = sorted({len(r["episodes"]["SR"]) for r in trained})
+    machines = sorted({r["machine"] for r in results.records if r.get("machine")})
+    commits = sorted({r["git_commit"] for r in trained if r.get("git_commit")})
+    # a name with two digests (weights changed mid-grid) shows both
+    models = sorted({(name, digest) for r in trained for name, digest in (r.get("reward_models") or {}).items()})
     lines = [f"# Results: the `{suite}` benchmark", ""]
     if note:
         lines += [f"> {note}", ""]
     lines += [
-        (f"Generated by `zoo benchmark` from its MLflow runs (experiment `benchmark-{suite}`); do not edit by "
+        (f"Generated by `zoo benchmark` from the results file `{results_path}` (per-run, per-episode data); "
+         f"rebuild it with `zoo benchmark --report-only --results {results_path} --out {page}`. Do not edit by "
          "hand except the reading section."), "",
-        "```bash", command, "```", "",
-        (f"* **Budget**: {steps} training env steps per run, SAC with the hyper-parameters of "
+        "```bash", command or grid.get("command", "zoo benchmark"), "```", "",
+        (f"* **Budget**: {grid['steps']} training env steps per run, SAC with the hyper-parameters of "
          "`recipes/sac_vlmrl_highway.yaml` for every method (only the reward changes; the policy reads "
-         f"kinematics; {ACTION_WORDS[action]}); VLM rewards on the backbone `{backbone}` (full frame); random-action warm-up "
-         "`min(1000, steps / 4)`. Each method's reward entry comes from its recipe: `zoo/benchmark/methods.py`."),
-        ("* **Evaluation**: deterministic policy on held-out seeds (`1 000 000 + i`, disjoint from training); "
-         "each run's metrics are means over its held-out episodes, the table shows mean ± std of those over "
-         "training seeds (std 0 with one seed)."
-         + (f" Held-out episodes per run: {', '.join(sorted(eval_episodes))}." if eval_episodes else "")),
-        f"* **Machine**: {'; '.join(sorted(machines)) or machine()}.",
+         f"kinematics; {ACTION_WORDS[grid['action']]}); VLM rewards on the backbone `{grid['backbone']}` (full "
+         "frame); random-action warm-up `min(1000, steps / 4)`. Each method's reward entry comes from its "
+         "recipe: `zoo/benchmark/methods.py`."),
+        ("* **Evaluation**: deterministic policy on held-out seeds (`1 000 000 + i`, disjoint from training)"
+         + (f", {', '.join(map(str, episodes))} episodes per run" if episodes else "") + ". A run's score is the "
+         "mean over its episodes; tables give the interquartile mean (IQM) over runs with a 95 % stratified-"
+         "bootstrap interval (2 000 resamples of the runs; Agarwal et al. 2021), and the paper's mean ± std."),
+        f"* **Reward models** (SHA-256 of the weights): "
+        + (", ".join(f"`{n}` `{d[:12]}`" for n, d in models) or "not recorded") + ".",
+        f"* **Code**: git {', '.join(f'`{c[:12]}`' for c in commits) or 'not recorded'}.",
+        f"* **Machine**: {'; '.join(machines) or 'not recorded'}.",
         f"* **Date**: runs started {span}; page written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.",
         ("* **Metrics** (PAPER.md §7): AS average speed km/h · RC route completion · TD distance m · CS collision "
          "speed km/h (0 without collision) · SR success rate · AC collisions per episode · CR collision rate. "
          "Every scenario ends an episode at its first collision, so AC = CR."),
         "",
     ]
-    missing = [m for m in SUITES.get(suite, ()) if m not in methods]
-    if missing:
-        lines += [f"Methods of the `{suite}` suite not in this page: {', '.join(missing)}.", ""]
-    for scenario, by_method in grid.items():
-        lines += [f"## {scenario}", ""]
-        if not by_method:
-            lines += ["No finished runs yet.", ""]
-            continue
-        curves = plot_curves(client, by_method, plots / f"{scenario}_curves.png")
-        speeds = plot_collision_speeds(client, by_method, plots / f"{scenario}_collision_speed.png")
-        lines += [table(by_method), "",
-                  f"![learning curves]({plots.name}/{curves.name})", "",
-                  ("Left: return of the training episodes (as collected, with exploration). Middle and right: "
-                   "success and collision rate of the deterministic policy on a few held-out episodes at "
-                   "regular env-step intervals (`EvaluateEvery`), the last point the final evaluation. Lines: mean "
-                   "over seeds."), "",
-                  f"![collision speeds]({plots.name}/{speeds.name})", ""]
-    lines += ["## Reading", "", READING_START, kept_reading(page), READING_END, ""]
+    sections, claims, supported = [], [], 0
+    for scenario in grid["scenarios"]:
+        for condition in conditions:
+            runs = results.runs(scenario, condition)
+            references = results.references(scenario, condition)
+            sections += [f"## {scenario}, {CONDITION_WORDS.get(condition, condition)}", ""]
+            if not runs and not references:
+                sections += ["No results yet.", ""]
+                continue
+            sections += _section(runs, references, plots, f"{scenario}_{condition}")
+            found = comparisons(runs)
+            claims += [f"* **{scenario}, {condition}**: {claim(x, y, s, c, runs)}" for x, y, s, c in found]
+            supported += sum(supports_ordering(c) for *_, c in found)
+    lines += ["## What the intervals support", ""]
+    if claims:
+        lines += [f"{supported} of {len(claims)} comparisons show a difference (95 % interval excluding zero, at "
+                  f"least {MIN_RUNS} runs per method)." if supported else
+                  f"None of the {len(claims)} comparisons shows a difference at this budget ({grid['steps']} env "
+                  "steps per run): each sentence says what a grid that could show it would need.", "", *claims]
+    else:
+        lines += ["No pair of DriveVLM-RL, VLM-RL, engineered and sparse is in this grid to compare."]
+    lines += ["", *sections, "## Reading", "", READING_START, kept_reading(page), READING_END, ""]
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text("\n".join(lines))
     return page
+
+
+def _section(runs: dict[str, list[dict[str, Any]]], references: dict[str, dict[str, Any]], plots: Path,
+             stem: str) -> list[str]:
+    labels = {m: label(m) for m in [*runs, *references]}
+    lines = []
+    if runs:
+        lines += ["IQM over training runs [95 % interval]:", "", iqm_table(runs), ""]
+    if references:
+        lines += ["Reference policies (no training; mean over the same held-out episodes [95 % interval over "
+                  "episodes]):", "", reference_table(references), ""]
+    if runs:
+        lines += ["Mean ± std over training seeds (the paper's form):", "", mean_std_table(runs), ""]
+        found = comparisons(runs)
+        if found:
+            lines += ["Comparisons (X against Y; P(X > Y): the probability that a run of X scores higher than a "
+                      "run of Y, 0.5 for no difference):", "", comparison_table(found), ""]
+    intervals = plot_intervals(runs, references, labels, plots / f"{stem}_intervals.png")
+    lines += [f"![IQM with 95 % intervals]({plots.name}/{intervals.name})", ""]
+    if runs:
+        profiles = plot_profiles(runs, labels, plots / f"{stem}_profiles.png")
+        speeds = plot_collision_speeds(runs, labels, plots / f"{stem}_collision_speed.png")
+        lines += [f"![performance profiles]({plots.name}/{profiles.name})", "",
+                  "Performance profiles: the fraction of runs scoring above τ, with 95 % bootstrap bands.", ""]
+        if any(r.get("curve") for rs in runs.values() for r in rs):
+            curves = plot_curves(runs, labels, plots / f"{stem}_curves.png")
+            lines += [f"![learning curves]({plots.name}/{curves.name})", "",
+                      ("Held-out return, success and collision rate of the deterministic policy on a few held-out "
+                       "episodes at regular env-step intervals (`EvaluateEvery`, default condition), the last point "
+                       "the final evaluation. Lines: IQM over runs; bands: 95 % bootstrap intervals."), ""]
+        lines += [f"![collision speeds]({plots.name}/{speeds.name})", ""]
+    return lines
