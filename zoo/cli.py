@@ -370,7 +370,7 @@ def _models(argv: list[str]) -> None:
     from rich.table import Table
 
     from zoo.api import model_parameters
-    from zoo.registry import ARCHITECTURES, list_models, read_card, resolve_model, shipped_models
+    from zoo.registry import ARCHITECTURES, list_models, read_card, resolve_model, shipped_models, shipped_name
 
     console = Console()
     if args.action == "list":
@@ -398,7 +398,8 @@ def _models(argv: list[str]) -> None:
     if resolved.card is None:
         console.print(f"{args.name}: a plain Hugging Face model at {resolved.path} (no zoo card)")
         return
-    folder = shipped_models().get(args.name)
+    shipped = shipped_models()
+    folder = shipped.get(shipped_name(args.name, shipped))
     readme = (folder or resolved.path) / "README.md"
     console.print(Markdown(readme.read_text()) if readme.is_file() else resolved.card)
     console.print(f"folder: {resolved.path}")
@@ -455,11 +456,12 @@ def _model_folder(source: str, tmp: Path, summary: str | None, allow_pickle: boo
         from zoo.tracking.model_registry import download_model
 
         return download_model(source)
-    from zoo.registry import read_card, shipped_models
+    from zoo.registry import read_card, shipped_models, shipped_name
 
     shipped = shipped_models()
-    if source in shipped:  # register the shipped folder itself, not its completed cache copy
-        return shipped[source]
+    name = shipped_name(source, shipped)  # a name as `zoo models list` shows it, or its family
+    if name is not None:  # register the shipped folder itself, not its completed cache copy
+        return shipped[name]
     if path.is_dir():
         read_card(path)
         return path
