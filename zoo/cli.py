@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from rich.console import Console
+from rich.markup import escape
 
 from zoo.registry import MODEL_KINDS, ZooError
 from zoo.tracking import configure_mlflow
@@ -716,7 +717,8 @@ def main(argv: list[str] | None = None) -> int:
         user_error = _user_error(err)
         if user_error is None:
             raise
-        console.print(f"[bold red]error:[/bold red] {user_error}", highlight=False)
+        # escaped: messages hold brackets that are not markup (pip install "drive-zoo[export]")
+        console.print(f"[bold red]error:[/bold red] {escape(str(user_error))}", highlight=False)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted")
