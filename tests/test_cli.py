@@ -270,3 +270,11 @@ def test_a_checkpoint_from_before_new_env_fields_still_matches_its_recipe(quicks
     recipe["init_args"]["env"]["frame_window"] = 4
     with pytest.raises(ZooError, match="env is"):
         _check_checkpoint_matches_recipe(str(old), recipe)
+
+
+def test_zoo_validate_is_not_a_command_and_points_at_zoo_evaluate(capsys):
+    """Agents have no validation dataloader: their held-out check is `zoo evaluate`, which --help lists instead."""
+    assert main(["validate", "--config", "recipes/dqn_highway.yaml"]) == 2
+    assert "`zoo evaluate --ckpt <checkpoint>`" in " ".join(capsys.readouterr().err.split())
+    assert main(["--help"]) == 0
+    assert "validate" not in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """The ``zoo`` command.
 
-``zoo fit|validate --config recipes/<recipe>.yaml [--key value ...]`` is Lightning's CLI over the
+``zoo fit --config recipes/<recipe>.yaml [--key value ...]`` is Lightning's CLI over the
 agents (recipes are LightningCLI YAML with OmegaConf ``${...}`` interpolation). The zoo adds its own
 subcommands (``zoo evaluate`` …). User errors print one line naming the bad value and exit 2.
 """
@@ -21,11 +21,15 @@ from zoo.tracking import configure_mlflow
 
 configure_mlflow()
 
-LIGHTNING_COMMANDS = ("fit", "validate")
+LIGHTNING_COMMANDS = ("fit",)
+# Lightning's `validate` runs a validation dataloader; an agent has none, since its held-out check is
+# episodes on unseen seeds (`zoo evaluate`), and reward-model recipes already validate every epoch of fit.
+REPLACED_COMMANDS = {"validate": "a checkpoint's held-out evaluation is `zoo evaluate --ckpt <checkpoint>` "
+                                 "(reward-model recipes validate every epoch of `zoo fit`)"}
 
 
 def _lightning_cli(argv: list[str] | None):
-    """Run Lightning's CLI over the zoo's modules (``fit`` / ``validate``); return it (its ``trainer``, ``model``)."""
+    """Run Lightning's CLI over the zoo's modules (``fit``); return it (its ``trainer``, ``model``)."""
     from lightning.pytorch import LightningModule
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
@@ -635,7 +639,6 @@ USAGE = """usage: zoo <command> [options]
 
 commands:
   fit        train a policy:      zoo fit --config recipes/quickstart.yaml [--trainer.max_steps N ...]
-  validate   Lightning validate:  zoo validate --config ...
   evaluate   held-out metrics:    zoo evaluate --ckpt <checkpoint or runs:/id> --episodes 20 [--video out.gif]
   reward     reward-model tools:  zoo reward calibrate --model <hub id|folder> --scenario highway-fast
   data       simulator datasets:  zoo data bev-captions --scenarios highway-fast merge --frames 2000 --out DIR
@@ -709,6 +712,8 @@ def main(argv: list[str] | None = None) -> int:
             ZOO_COMMANDS[command](argv[1:])
         elif command in LIGHTNING_COMMANDS:
             _lightning_cli(None if from_sys else argv)
+        elif command in REPLACED_COMMANDS:
+            raise ZooError(f"there is no `zoo {command}`: {REPLACED_COMMANDS[command]}")
         else:
             from zoo.registry import unknown_choice
 
