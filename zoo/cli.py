@@ -88,6 +88,9 @@ def _lightning_cli(argv: list[str] | None):
             if getattr(logger, "pending_root", False) is None:  # the outage journal beside the checkpoints
                 logger.pending_root = self.trainer.default_root_dir
 
+        def after_fit(self) -> None:
+            _print_where_fit_wrote(self.trainer)
+
     return ZooCLI(
         LightningModule,  # agents (zoo.agents) and reward-model training (zoo.train)
         subclass_mode_model=True,
@@ -105,6 +108,19 @@ def _lightning_cli(argv: list[str] | None):
         },
         args=argv,
     )
+
+
+def _print_where_fit_wrote(trainer) -> None:
+    """The last checkpoint and the MLflow run, the two things a user looks for after training."""
+    if not trainer.is_global_zero:
+        return
+    ckpt, run_id = trainer.checkpoint_callback, getattr(trainer.logger, "run_id", None)
+    if ckpt is not None and ckpt.dirpath and ckpt.save_last:
+        print(f"last checkpoint: {Path(ckpt.dirpath) / 'last.ckpt'}")
+    if run_id is not None:
+        from zoo.tracking import tracking_uri
+
+        print(f"MLflow run: {run_id} ({tracking_uri()})")
 
 
 def _named_class(entry) -> type | None:
@@ -263,9 +279,10 @@ def _evaluate(argv: list[str]) -> None:
     client.log_batch(run.info.run_id, params=[
         Param(k, str(v)) for k, v in {"checkpoint": args.ckpt, "scenario": result.scenario,
                                       "episodes": args.episodes, "seed": args.seed}.items()])
-    log_to_mlflow(result, client, run.info.run_id, files + ([Path(args.video)] if args.video else []))
+    written = files + ([Path(args.video)] if args.video else [])
+    log_to_mlflow(result, client, run.info.run_id, written)
     client.set_terminated(run.info.run_id)
-    Console().print(f"wrote {', '.join(str(f) for f in files)}; MLflow run {run.info.run_id} "
+    Console().print(f"wrote {', '.join(str(f) for f in written)}; MLflow run {run.info.run_id} "
                     f"(experiment 'evaluation'); UI: {ui_command()}")
 
 
