@@ -397,23 +397,22 @@ def _models(argv: list[str]) -> None:
     console = Console()
     if args.action == "list":
         shipped = shipped_models()
-        table = Table(title="zoo models")
-        table.add_column("name", no_wrap=True)
-        table.add_column("kind")
-        table.add_column("parameters", justify="right", no_wrap=True)
-        table.add_column("source", overflow="fold")
-        table.add_column("summary", ratio=2)
+        # 80 columns: the summary goes under the name (wrapped) instead of in a column of its own
+        table = Table(title="zoo models", show_lines=True)
+        table.add_column("name and summary", ratio=1, overflow="fold")
+        table.add_column("kind", no_wrap=True)
+        table.add_column("params", justify="right", no_wrap=True)
+        table.add_column("source", no_wrap=True)
         for name in list_models(args.kind, pretrained=args.pretrained):
             if name in shipped:
                 card = read_card(shipped[name])
-                folder = shipped[name]
-                source = f"{folder.parent.name}/{folder.name}" + (f" (adapter on {card['adapter_of']})"
-                                                                  if "adapter_of" in card else "")
-                table.add_row(name, card["kind"], f"{model_parameters(shipped[name]) / 1e6:.2f} M", source,
-                              card["summary"])
+                adapter = f" (adapter on {card['adapter_of']})" if "adapter_of" in card else ""
+                table.add_row(f"[bold]{escape(name)}[/bold]\n{escape(card['summary'])}{escape(adapter)}",
+                              card["kind"], f"{model_parameters(shipped[name]) / 1e6:.2f} M",
+                              f"{shipped[name].parent.name}/")
             else:
-                table.add_row(name, "reward", "", "architecture (untrained: pretrained=False)",
-                              ARCHITECTURES.get(name).summary)
+                table.add_row(f"[bold]{escape(name)}[/bold]\n{escape(ARCHITECTURES.get(name).summary)}", "reward",
+                              "", "untrained")
         console.print(table)
         return
     resolved = resolve_model(args.name)
