@@ -222,8 +222,9 @@ def train_zoo(steps: int, seed: int, frames_per_batch: int, updates_per_batch: i
 
 
 def train_sb3(steps: int, seed: int):
-    from stable_baselines3 import DQN as SB3DQN
+    from zoo.extras import require
 
+    SB3DQN = require("stable_baselines3", "the SB3 reference run").DQN
     from zoo.envs import EnvConfig
 
     env = sb3_env()

@@ -77,12 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     warnings.filterwarnings("ignore")
-    import onnxruntime
     import torch
     from tensordict import TensorDict
 
     import zoo
     from zoo.export import export_policy, load_exported
+    from zoo.extras import require
+
+    onnxruntime = require("onnxruntime", "the ONNX latency")
 
     torch.set_num_threads(1)
     results: dict[str, Any] = {

@@ -118,8 +118,9 @@ def train_zoo(args: dict[str, Any], seed: int):
 
 def train_sb3(args: dict[str, Any], seed: int, zoo_agent):
     """SB3 SAC with the recipe's hyper-parameters on the zoo env and reward (the zoo agent's config)."""
-    from stable_baselines3 import SAC as SB3SAC
+    from zoo.extras import require
 
+    SB3SAC = require("stable_baselines3", "the SB3 reference run").SAC
     env = TorchRLGymAdapter(zoo_agent.env_config, zoo_agent.reward.copy_for_env(), seed)
     model = SB3SAC(
         "MlpPolicy", env, policy_kwargs={"net_arch": list(args["hidden_sizes"])}, learning_rate=args["lr"],

@@ -3,7 +3,9 @@ MLflow back; bad input answered with a short message and no traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import math
 import subprocess
@@ -59,7 +61,8 @@ def _meaningful_lines(text: str) -> list[str]:
 def quickstart(tmp_path_factory):
     """``zoo fit`` of the quickstart recipe on 64 env steps, in its own folder with its own MLflow store."""
     root = tmp_path_factory.mktemp("quickstart")
-    with pytest.MonkeyPatch.context() as mp:
+    stdout = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
         mp.chdir(root)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         assert main(["fit", "--config", str(QUICKSTART), *TINY_FIT]) == 0
@@ -67,7 +70,8 @@ def quickstart(tmp_path_factory):
     experiment = client.get_experiment_by_name("quickstart")
     (run,) = client.search_runs([experiment.experiment_id])
     ckpt = root / "runs" / "quickstart" / run.info.run_id / "checkpoints" / "last.ckpt"
-    return SimpleNamespace(root=root, client=client, run=run, run_id=run.info.run_id, ckpt=ckpt)
+    return SimpleNamespace(root=root, client=client, run=run, run_id=run.info.run_id, ckpt=ckpt,
+                           stdout=stdout.getvalue())
 
 
 # -- zoo fit --------------------------------------------------------------------------------------
@@ -76,6 +80,11 @@ def test_fit_saves_checkpoints_beside_the_run(quickstart):
     assert quickstart.ckpt.is_file()
     evaluation = json.loads((quickstart.ckpt.parents[1] / "evaluation" / "metrics.json").read_text())
     assert len(evaluation["episodes"]) == 2  # the callback override reached EvaluateAfterFit
+
+
+def test_fit_prints_where_the_checkpoint_went_and_the_mlflow_run(quickstart):
+    assert f"last checkpoint: {quickstart.ckpt.relative_to(quickstart.root)}" in quickstart.stdout
+    assert f"MLflow run: {quickstart.run_id}" in quickstart.stdout
 
 
 def test_fit_logs_the_resolved_recipe(quickstart):
@@ -128,7 +137,7 @@ def test_evaluate_a_checkpoint_file(quickstart, monkeypatch, tmp_path, capsys):
     code, stdout, _ = _run(["evaluate", "--ckpt", str(quickstart.ckpt), "--episodes", "2", "--seed", "0",
                             "--video", str(video), "--out", str(out)], capsys)
     assert code == 0
-    assert "SR" in stdout
+    assert "SR" in stdout and str(video) in "".join(stdout.split())  # rich wraps long paths
 
     result = json.loads((out / "metrics.json").read_text())
     assert result["seeds"] == [EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + 1]
@@ -270,3 +279,11 @@ def test_a_checkpoint_from_before_new_env_fields_still_matches_its_recipe(quicks
     recipe["init_args"]["env"]["frame_window"] = 4
     with pytest.raises(ZooError, match="env is"):
         _check_checkpoint_matches_recipe(str(old), recipe)
+
+
+def test_zoo_validate_is_not_a_command_and_points_at_zoo_evaluate(capsys):
+    """Agents have no validation dataloader: their held-out check is `zoo evaluate`, which --help lists instead."""
+    assert main(["validate", "--config", "recipes/dqn_highway.yaml"]) == 2
+    assert "`zoo evaluate --ckpt <checkpoint>`" in " ".join(capsys.readouterr().err.split())
+    assert main(["--help"]) == 0
+    assert "validate" not in capsys.readouterr().out

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -72,6 +78,70 @@ def test_check_env_specs_parallel_envs():
         assert td["next", keys.SPEED].shape == (2, 3, 1)
     finally:
         env.close()
+
+
+# -- worker processes are never left behind --------------------------------------------------------
+def _run_script(tmp_path: Path, code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` as a plain script (its own ``__main__``, spawn start method); a hang fails the test."""
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(code))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(zoo.__file__).parents[1]), *sys.path])}
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=180, cwd=tmp_path, env=env)
+
+
+def _worker_pids(stdout: str) -> list[int]:
+    """The pids the script printed on its ``workers:`` line (``multiprocessing.active_children()``)."""
+    line = next(line for line in stdout.splitlines() if line.startswith("workers:"))
+    return [int(pid) for pid in line.split()[1:]]
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (psutil may be absent, so /proc; an unreaped zombie counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_script_without_main_guard_raising_after_make_env_exits_and_leaves_no_worker(tmp_path):
+    result = _run_script(tmp_path, """
+        import multiprocessing
+        import zoo
+        env = zoo.make_env("merge", num_envs=2, seed=0)
+        env.rollout(2)
+        print("workers:", *[p.pid for p in multiprocessing.active_children()], flush=True)
+        raise ValueError("a user's bug after make_env")
+        """)
+    assert result.returncode == 1 and "a user's bug after make_env" in result.stderr, result.stderr[-2000:]
+    pids = _worker_pids(result.stdout)
+    assert len(pids) == 2 and not any(_alive(pid) for pid in pids)
+
+
+def test_leaving_a_with_block_by_an_exception_closes_the_workers(tmp_path):
+    result = _run_script(tmp_path, """
+        import multiprocessing
+        import zoo
+        if __name__ == "__main__":
+            try:
+                with zoo.make_env("merge", num_envs=2, seed=0) as env:
+                    print("workers:", *[p.pid for p in multiprocessing.active_children()], flush=True)
+                    raise ValueError("inside the block")
+            except ValueError:
+                print("left with:", len(multiprocessing.active_children()), "workers", env.is_closed)
+        """)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "left with: 0 workers True" in result.stdout and len(_worker_pids(result.stdout)) == 2
+
+
+def test_building_an_env_prints_no_third_party_noise(tmp_path):
+    """gymnasium's "merge-v0 is out of date" is filtered (zoo/_noise.py), in the workers too."""
+    result = _run_script(tmp_path, """
+        import zoo
+        with zoo.make_env("merge", num_envs=2) as env:
+            env.rollout(2)
+        """)
+    assert result.returncode == 0 and "out of date" not in result.stderr, result.stderr[-2000:]
 
 
 def test_building_one_scenario_leaves_the_traffic_of_others_unchanged():

@@ -150,6 +150,17 @@ def test_video_is_a_gif_of_the_first_episode(agent, tmp_path):
     for frame in frames:
         assert frame.ndim == 3 and frame.std() > 10, "blank video frame"
     assert any(not np.array_equal(frames[0], f) for f in frames[1:])
+    assert min(frames[0].shape[:2]) >= 384, "a frame too small to watch"
+
+
+def test_video_frames_carry_speed_and_reward_as_text():
+    from zoo.evaluation.video import CAPTION_PX, annotate, caption
+
+    frame = np.full((96, 96, 3), 100, np.uint8)
+    out = annotate(frame, caption(3, 25.0, 0.5))
+    assert caption(3, 25.0, 0.5) == "step 3  speed 90 km/h  reward +0.50"
+    assert out.shape == (4 * 96 + CAPTION_PX, 4 * 96, 3)  # nearest-neighbour, integer scale
+    assert out[:CAPTION_PX].max() > 200 and (out[CAPTION_PX:] == 100).all()  # white text on the band only
 
 
 def test_video_shows_every_step_up_to_the_end_of_the_episode(agent, tmp_path):

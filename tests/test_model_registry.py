@@ -290,6 +290,15 @@ def test_zoo_register_a_folder_prints_the_uri(reward_folder, local_store, capsys
     assert (download_model("models:/clip-bev@champion") / "zoo.json").is_file()
 
 
+@pytest.mark.parametrize("name", ["drive-clip-bev-tiny", "drive-clip-bev-tiny.sim"])
+def test_zoo_register_takes_the_family_name_and_the_listed_name(name, local_store, capsys):
+    """The README's line: the family name, as create_reward_model takes it, and the name `zoo models list` shows."""
+    assert main(["register", name, "--as", "drive-clip", "--alias", "champion"]) == 0
+    assert "registered drive-clip version 1 (alias @champion)" in capsys.readouterr().out
+    card = json.loads((download_model("models:/drive-clip@champion") / "zoo.json").read_text())
+    assert card["name"] == "drive-clip-bev-tiny.sim"
+
+
 @pytest.mark.parametrize("source, message", [
     ("no/such/folder", "cannot register 'no/such/folder': give a zoo model folder"),
     ("{tmp}", "is not a zoo model folder (no zoo.json)"),

@@ -190,6 +190,15 @@ def test_models_cli_lists_and_shows_cards(trained_folder, monkeypatch, capsys):
     assert "Did you mean" in capsys.readouterr().err
 
 
+def test_models_list_fits_80_columns_with_every_name_whole(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["models", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 80, max(lines, key=len)
+    cells = {cell.strip() for line in lines for cell in line.split("│")}
+    assert set(zoo.list_models()) <= cells
+
+
 def test_reward_quality_measures_are_correct_on_known_inputs():
     import numpy as np
 

@@ -46,7 +46,8 @@ print("PROBE " + json.dumps({"steps": len(episode), "rewards": rewards.tolist(),
 import json
 print("PROBE " + json.dumps({"quality": quality, "card": card, "version": str(version.version),
                              "aliases": list(version.aliases), "registered_rewards": registered_rewards.tolist(),
-                             "difference": difference, "test_frames": len(test)}))
+                             "difference": difference, "test_frames": len(test), "verdict": fine_tune_verdict,
+                             "best_epoch": module.best["epoch"]}))
 """,
 }
 
@@ -139,6 +140,12 @@ def _stdout(nb) -> str:
                    if out.get("name") == "stdout")
 
 
+def _streams(nb) -> str:
+    """Everything the cells printed, stdout and stderr (where warnings go)."""
+    return "".join(out["text"] for c in nb.cells if c.cell_type == "code" for out in c.outputs
+                   if out.get("output_type") == "stream")
+
+
 def test_notebooks_are_saved_without_outputs_and_with_a_parameters_cell():
     for name in TINY:
         nb = _notebook(name)
@@ -188,3 +195,11 @@ def test_finetune_notebook_trains_compares_registers_and_loads_back(checkpoints,
     assert probe["difference"] < 1e-6  # the model loaded back by URI is the exported one
     assert len(_outputs(nb, "image/png")) >= 2  # the frames with captions, the before/after figure
     assert "models:/drive-clip-roundabout@champion scored" in _stdout(nb)
+    # the fine-tune improves the held-out AUROC, or the notebook says plainly that it did not, and why
+    before, after = (probe["quality"][when]["auroc_collision_1s"] for when in ("before", "after"))
+    if probe["verdict"].startswith("The fine-tune improved"):
+        assert after > before
+    else:
+        assert probe["verdict"] in _streams(nb) and "frames within 1 s of a collision" in probe["verdict"]
+    if probe["best_epoch"] < 0:
+        assert "no epoch was selected (best epoch -1)" in _streams(nb)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from zoo import _noise
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -30,6 +32,8 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
+
+_noise.silence_known_noise()
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,6 @@
 """The ``zoo`` command.
 
-``zoo fit|validate --config recipes/<recipe>.yaml [--key value ...]`` is Lightning's CLI over the
+``zoo fit --config recipes/<recipe>.yaml [--key value ...]`` is Lightning's CLI over the
 agents (recipes are LightningCLI YAML with OmegaConf ``${...}`` interpolation). The zoo adds its own
 subcommands (``zoo evaluate`` …). User errors print one line naming the bad value and exit 2.
 """
@@ -21,11 +21,15 @@ from zoo.tracking import configure_mlflow
 
 configure_mlflow()
 
-LIGHTNING_COMMANDS = ("fit", "validate")
+LIGHTNING_COMMANDS = ("fit",)
+# Lightning's `validate` runs a validation dataloader; an agent has none, since its held-out check is
+# episodes on unseen seeds (`zoo evaluate`), and reward-model recipes already validate every epoch of fit.
+REPLACED_COMMANDS = {"validate": "a checkpoint's held-out evaluation is `zoo evaluate --ckpt <checkpoint>` "
+                                 "(reward-model recipes validate every epoch of `zoo fit`)"}
 
 
 def _lightning_cli(argv: list[str] | None):
-    """Run Lightning's CLI over the zoo's modules (``fit`` / ``validate``); return it (its ``trainer``, ``model``)."""
+    """Run Lightning's CLI over the zoo's modules (``fit``); return it (its ``trainer``, ``model``)."""
     from lightning.pytorch import LightningModule
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
@@ -106,6 +110,9 @@ def _lightning_cli(argv: list[str] | None):
             if getattr(logger, "pending_root", False) is None:  # the outage journal beside the checkpoints
                 logger.pending_root = self.trainer.default_root_dir
 
+        def after_fit(self) -> None:
+            _print_where_fit_wrote(self.trainer)
+
     return ZooCLI(
         LightningModule,  # agents (zoo.agents) and reward-model training (zoo.train)
         subclass_mode_model=True,
@@ -123,6 +130,19 @@ def _lightning_cli(argv: list[str] | None):
         },
         args=argv,
     )
+
+
+def _print_where_fit_wrote(trainer) -> None:
+    """The last checkpoint and the MLflow run, the two things a user looks for after training."""
+    if not trainer.is_global_zero:
+        return
+    ckpt, run_id = trainer.checkpoint_callback, getattr(trainer.logger, "run_id", None)
+    if ckpt is not None and ckpt.dirpath and ckpt.save_last:
+        print(f"last checkpoint: {Path(ckpt.dirpath) / 'last.ckpt'}")
+    if run_id is not None:
+        from zoo.tracking import tracking_uri
+
+        print(f"MLflow run: {run_id} ({tracking_uri()})")
 
 
 def _named_class(entry) -> type | None:
@@ -359,9 +379,10 @@ def _report_evaluation(args: argparse.Namespace, result, source: dict[str, str],
     client.log_batch(run.info.run_id, params=[
         Param(k, str(v)) for k, v in {**source, "scenario": result.scenario, "condition": args.condition,
                                       "episodes": args.episodes, "seed": args.seed}.items()])
-    log_to_mlflow(result, client, run.info.run_id, files + ([Path(args.video)] if args.video else []))
+    written = files + ([Path(args.video)] if args.video else [])
+    log_to_mlflow(result, client, run.info.run_id, written)
     client.set_terminated(run.info.run_id)
-    Console().print(f"wrote {', '.join(str(f) for f in files)}; MLflow run {run.info.run_id} "
+    Console().print(f"wrote {', '.join(str(f) for f in written)}; MLflow run {run.info.run_id} "
                     f"(experiment 'evaluation'); UI: {ui_command()}")
 
 
@@ -489,35 +510,35 @@ def _models(argv: list[str]) -> None:
     from rich.table import Table
 
     from zoo.api import model_parameters
-    from zoo.registry import ARCHITECTURES, list_models, read_card, resolve_model, shipped_models
+    from zoo.registry import ARCHITECTURES, list_models, read_card, resolve_model, shipped_models, shipped_name
 
     console = Console()
     if args.action == "list":
         shipped = shipped_models()
-        table = Table(title="zoo models")
-        table.add_column("name", no_wrap=True)
-        table.add_column("kind")
-        table.add_column("parameters", justify="right", no_wrap=True)
-        table.add_column("source", overflow="fold")
-        table.add_column("summary", ratio=2)
+        # 80 columns: the summary goes under the name (wrapped) instead of in a column of its own
+        table = Table(title="zoo models", show_lines=True)
+        table.add_column("name and summary", ratio=1, overflow="fold")
+        table.add_column("kind", no_wrap=True)
+        table.add_column("params", justify="right", no_wrap=True)
+        table.add_column("source", no_wrap=True)
         for name in list_models(args.kind, pretrained=args.pretrained):
             if name in shipped:
                 card = read_card(shipped[name])
-                folder = shipped[name]
-                source = f"{folder.parent.name}/{folder.name}" + (f" (adapter on {card['adapter_of']})"
-                                                                  if "adapter_of" in card else "")
-                table.add_row(name, card["kind"], f"{model_parameters(shipped[name]) / 1e6:.2f} M", source,
-                              card["summary"])
+                adapter = f" (adapter on {card['adapter_of']})" if "adapter_of" in card else ""
+                table.add_row(f"[bold]{escape(name)}[/bold]\n{escape(card['summary'])}{escape(adapter)}",
+                              card["kind"], f"{model_parameters(shipped[name]) / 1e6:.2f} M",
+                              f"{shipped[name].parent.name}/")
             else:
-                table.add_row(name, "reward", "", "architecture (untrained: pretrained=False)",
-                              ARCHITECTURES.get(name).summary)
+                table.add_row(f"[bold]{escape(name)}[/bold]\n{escape(ARCHITECTURES.get(name).summary)}", "reward",
+                              "", "untrained")
         console.print(table)
         return
     resolved = resolve_model(args.name)
     if resolved.card is None:
         console.print(f"{args.name}: a plain Hugging Face model at {resolved.path} (no zoo card)")
         return
-    folder = shipped_models().get(args.name)
+    shipped = shipped_models()
+    folder = shipped.get(shipped_name(args.name, shipped))
     readme = (folder or resolved.path) / "README.md"
     console.print(Markdown(readme.read_text()) if readme.is_file() else resolved.card)
     console.print(f"folder: {resolved.path}")
@@ -574,11 +595,12 @@ def _model_folder(source: str, tmp: Path, summary: str | None, allow_pickle: boo
         from zoo.tracking.model_registry import download_model
 
         return download_model(source)
-    from zoo.registry import read_card, shipped_models
+    from zoo.registry import read_card, shipped_models, shipped_name
 
     shipped = shipped_models()
-    if source in shipped:  # register the shipped folder itself, not its completed cache copy
-        return shipped[source]
+    name = shipped_name(source, shipped)  # a name as `zoo models list` shows it, or its family
+    if name is not None:  # register the shipped folder itself, not its completed cache copy
+        return shipped[name]
     if path.is_dir():
         read_card(path)
         return path
@@ -804,7 +826,6 @@ USAGE = """usage: zoo <command> [options]
 
 commands:
   fit        train a policy:      zoo fit --config recipes/quickstart.yaml [--trainer.max_steps N ...]
-  validate   Lightning validate:  zoo validate --config ...
   evaluate   held-out metrics:    zoo evaluate --ckpt <checkpoint or runs:/id> --episodes 20 [--video out.gif]
                                   zoo evaluate --policy constant:SLOWER|random|idm --scenario merge [--condition unseen]
   reward     reward-model tools:  zoo reward calibrate --model <hub id|folder> --scenario highway-fast
@@ -879,6 +900,8 @@ def main(argv: list[str] | None = None) -> int:
             ZOO_COMMANDS[command](argv[1:])
         elif command in LIGHTNING_COMMANDS:
             _lightning_cli(None if from_sys else argv)
+        elif command in REPLACED_COMMANDS:
+            raise ZooError(f"there is no `zoo {command}`: {REPLACED_COMMANDS[command]}")
         else:
             from zoo.registry import unknown_choice
 

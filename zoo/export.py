@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from zoo import keys
+from zoo.extras import require
 from zoo.registry import ZooError, check_choice
 
 FORMATS = ("torchscript", "onnx")
@@ -124,6 +125,9 @@ def export_policy(source: str, fmt: str, out: str | Path) -> Path:
     from zoo.api import load_policy
 
     check_choice("format", fmt, FORMATS)
+    if fmt == "onnx":  # before the policy loads: torch's dynamo exporter needs onnx and onnxscript
+        onnx = require("onnx", "ONNX export")
+        require("onnxscript", "ONNX export")
     agent = load_policy(source)
     spec = policy_spec(agent, source)
     example = torch.zeros(2, *agent.obs_shape, dtype=getattr(torch, spec["obs_dtype"]))
@@ -137,8 +141,6 @@ def export_policy(source: str, fmt: str, out: str | Path) -> Path:
         scripted = torch.jit.script(_CheckedPolicy(core, spec["obs_shape"], example.dtype, spec["obs_key"]))
         torch.jit.save(scripted, str(out), _extra_files={f"{SPEC_KEY}.json": json.dumps(spec)})
     else:
-        import onnx
-
         torch.onnx.export(program, (example,), str(out), input_names=[spec["obs_key"]],
                           output_names=[keys.ACTION], dynamo=True, external_data=False, verbose=False)
         model = onnx.load(str(out))
@@ -163,9 +165,8 @@ class ExportedPolicy:
         if not path.is_file():
             raise ZooError(f"no exported policy at {path}")
         if path.suffix == ".onnx":
-            import onnx
-            import onnxruntime
-
+            onnx = require("onnx", "loading an ONNX policy")
+            onnxruntime = require("onnxruntime", "running an ONNX policy")
             meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
             self.fmt, self.spec = "onnx", json.loads(meta.get(SPEC_KEY, "null") or "null")
             self._session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -289,6 +289,22 @@ def list_models(kind: str | None = None, pretrained: bool = False) -> list[str]:
     return sorted(names)
 
 
+def shipped_name(name: str, shipped: dict[str, Path] | None = None) -> str | None:
+    """The shipped model a zoo name means: ``family.tag`` itself, or for ``family`` alone its first full
+    model (adapters need their base, so they are never the default); ``None`` when nothing shipped matches.
+
+    Example:
+        >>> shipped_name("drive-clip-bev-tiny")  # doctest: +SKIP
+        'drive-clip-bev-tiny.sim'
+    """
+    shipped = shipped_models() if shipped is None else shipped
+    if name in shipped:
+        return name
+    tags = sorted((tagged for tagged in shipped if tagged.partition(".")[0] == name),
+                  key=lambda tagged: ("adapter_of" in read_card(shipped[tagged]), tagged))
+    return tags[0] if tags else None
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
     """A model source resolved to a local folder; ``card`` is its ``zoo.json`` (``None`` for a plain HF folder)."""
@@ -348,13 +364,9 @@ def resolve_model(source: str | os.PathLike, *, pretrained: bool = True) -> Reso
         architecture = ARCHITECTURES.get(family)
         return ResolvedModel(packaging.untrained_folder(family, architecture.builder, architecture.kwargs))
     shipped = shipped_models()
-    if text in shipped:
-        return _complete(shipped[text])
-    # the family alone: its first full model (adapters need their base, so they are never the default)
-    tags = sorted((name for name in shipped if name.partition(".")[0] == text),
-                  key=lambda name: ("adapter_of" in read_card(shipped[name]), name))
-    if tags:
-        return _complete(shipped[tags[0]])
+    name = shipped_name(text, shipped)
+    if name is not None:
+        return _complete(shipped[name])
     from zoo.vlm.encoder import resolve_hub_id
 
     try:

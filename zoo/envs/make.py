@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -67,6 +71,61 @@ def _gym_env(scenario: str, obs: str, action: str, bev_size: int, bev_range_m: f
     return GymWrapper(driving, categorical_action_encoding=True)
 
 
+class DrivingTorchRLEnv(TransformedEnv):
+    """The env ``make_env`` returns: a ``TransformedEnv`` that is also a context manager.
+
+    ``with zoo.make_env(..., num_envs=2) as env:`` closes the worker processes on leaving the block,
+    exception or not. Without ``with`` they are closed when the env is garbage-collected or, at the
+    latest, at interpreter exit (see ``_close_workers_when_unused``).
+    """
+
+    def __enter__(self) -> DrivingTorchRLEnv:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close(raise_if_closed=False)
+
+
+@contextmanager
+def _main_script_hidden_from_workers() -> Iterator[None]:
+    """Start worker processes without re-running the user's script in them.
+
+    The ``spawn`` start method (TorchRL's default) re-imports ``__main__`` in every child, so a script
+    without an ``if __name__ == "__main__":`` guard would build its envs again inside each worker and
+    crash. Env workers only run zoo code (``_gym_env``), so they need nothing from the script: with
+    ``__main__``'s file and module name hidden, multiprocessing treats it like an interactive session.
+    """
+    main = sys.modules["__main__"]
+    file = main.__dict__.pop("__file__", None)
+    spec = main.__dict__.get("__spec__")
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__spec__ = spec
+        if file is not None:
+            main.__file__ = file
+
+
+def _parallel_env(num_envs: int, factory: partial) -> ParallelEnv:
+    """``num_envs`` worker processes, started now (not lazily on first use) so that they start
+    without the user's script, and daemonic so that a process that exits never waits for them."""
+    env = ParallelEnv(num_envs, factory, daemon=True)
+    with _main_script_hidden_from_workers():
+        env.start()
+    return env
+
+
+def _close_workers_when_unused(env: TransformedEnv) -> None:
+    """Close ``env``'s worker processes when it is garbage-collected or at interpreter exit.
+
+    Without this a script that never calls ``env.close()`` (or raises first) hangs at exit:
+    multiprocessing's exit handler joins the workers, which still wait for commands.
+    ``weakref.finalize`` runs its callbacks at exit before that handler (registered later, run first).
+    """
+    weakref.finalize(env, partial(env.base_env.close, raise_if_closed=False))
+
+
 def make_env(
     scenario: str = "highway-fast",
     *,
@@ -105,10 +164,15 @@ def make_env(
         config: extra highway-env config overrides.
         parallel: with ``num_envs > 1``, step them in worker processes (else serially in-process).
 
+    Returns:
+        A ``TransformedEnv`` that is also a context manager: leaving ``with`` closes it. Worker
+        processes (``num_envs > 1``) are closed at the latest when the env is garbage-collected or the
+        interpreter exits, so a script needs neither ``env.close()`` nor a ``__main__`` guard.
+
     Example:
         >>> import zoo
-        >>> env = zoo.make_env("highway-fast", obs="both", bev_size=64)
-        >>> td = env.rollout(3)
+        >>> with zoo.make_env("highway-fast", obs="both", bev_size=64) as env:
+        ...     td = env.rollout(3)
         >>> td["pixels"].shape
         torch.Size([3, 3, 64, 64])
     """
@@ -121,9 +185,13 @@ def make_env(
                       config.frame_window, config.objects, condition, config.config)
     if num_envs == 1:
         base: EnvBase = factory()
+    elif parallel:
+        base = _parallel_env(num_envs, factory)
     else:
-        base = (ParallelEnv if parallel else SerialEnv)(num_envs, factory)
-    env = TransformedEnv(base, reward if reward is not None else EngineeredReward())
+        base = SerialEnv(num_envs, factory)
+    env = DrivingTorchRLEnv(base, reward if reward is not None else EngineeredReward())
+    if isinstance(base, ParallelEnv):
+        _close_workers_when_unused(env)
     env.append_transform(StepCounter())
     env.append_transform(RewardSum())
     if seed is not None:

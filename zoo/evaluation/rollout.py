@@ -10,7 +10,9 @@ from typing import Any
 import torch
 from rich.progress import Progress
 
+from zoo import keys
 from zoo.evaluation.metrics import episode_metrics, summarize
+from zoo.evaluation.video import caption, write_video
 
 #: evaluation seeds start here; training seeds must stay below (checked by the agents' ``seed``)
 EVAL_SEED_OFFSET = 1_000_000
@@ -100,7 +102,7 @@ def run_episodes(
     ``policy_for(seed)`` gives the policy of the episode reset with ``seed`` (a TensorDict -> TensorDict callable
     writing ``action``): trained agents and reference policies share this loop, so their metrics are comparable.
     """
-    results, frames = [], []
+    results, frames, captions = [], [], []
     try:
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task(f"evaluating on {scenario}", total=len(seeds))
@@ -115,12 +117,13 @@ def run_episodes(
                                       callback=callback)
                 if record:  # rollout() calls back before each step, not after the last one
                     frames.append(_render(env))
+                    captions = _captions(start, rollout)
                 results.append(episode_metrics(rollout.cpu()))
                 bar.advance(task)
     finally:
         env.close()
     if video is not None:
-        _write_video(frames, Path(video))
+        write_video(frames, captions, Path(video))
     return EvaluationResult(scenario, seeds, results, summarize(results))
 
 
@@ -129,11 +132,8 @@ def _render(env: Any):
     return env.base_env._env.unwrapped.render()
 
 
-def _write_video(frames: list, path: Path, fps: int = 5) -> None:
-    import imageio.v2 as imageio
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".gif":
-        imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
-    else:
-        imageio.mimsave(path, frames, fps=fps)
+def _captions(start: Any, rollout: Any) -> list[str]:
+    """One caption per video frame: the reset frame, then the frame after each step."""
+    speeds = [float(start[keys.SPEED].reshape(-1)[0]), *rollout["next", keys.SPEED].reshape(-1).tolist()]
+    rewards = [None, *rollout["next", keys.REWARD].reshape(-1).tolist()]
+    return [caption(step, speed, reward) for step, (speed, reward) in enumerate(zip(speeds, rewards))]
