@@ -206,17 +206,12 @@ def test_cli_refusals_are_one_line_with_the_valid_choices(tmp_path, monkeypatch,
     assert main([*grid, "--references", "constant:FLY"]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "'constant:FLY'" in err and "constant:SLOWER" in err and "none" in err
-    # this branch has no zoo.evaluation.reference: refused before anything trains
-    assert main(grid) == 2
-    assert "--references none" in capsys.readouterr().err
     assert not (tmp_path / "mlflow.db").exists()
     with pytest.raises(SystemExit) as exit_:
         main(["benchmark", "--report-only"])  # no results file and no --steps
     assert exit_.value.code == 2 and "--steps is required" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*grid, "--conditions", "rainy"])
-    assert main([*grid, "--references", "none", "--conditions", "unseen"]) == 2  # evaluate() lacks condition here
-    assert "needs zoo.evaluation.evaluate(condition=...)" in capsys.readouterr().err
     assert not (tmp_path / "mlflow.db").exists()
 
 
@@ -225,7 +220,6 @@ def test_cli_refusals_are_one_line_with_the_valid_choices(tmp_path, monkeypatch,
 
 def test_reference_rows_are_evaluated_once_per_scenario_and_condition(monkeypatch):
     from zoo.benchmark import grid as grid_module
-    from zoo.benchmark import references
     from zoo.evaluation import EvaluationResult
 
     calls = []
@@ -235,7 +229,7 @@ def test_reference_rows_are_evaluated_once_per_scenario_and_condition(monkeypatc
         rows = [dict.fromkeys(METRICS, 1.0) for _ in range(episodes)]
         return EvaluationResult(scenario, [1_000_000 + seed + i for i in range(episodes)], rows, {})
 
-    monkeypatch.setattr(references, "reference_evaluator", lambda: fake)
+    monkeypatch.setattr("zoo.evaluation.reference.evaluate_reference", fake)
     no_experiment = SimpleNamespace(get_experiment_by_name=lambda name: None)
     grid = {**synthetic_results().grid, "scenarios": ["merge", "roundabout"], "eval_episodes": 3}
     results = grid_module.grid_results(no_experiment, grid)
@@ -250,7 +244,7 @@ def test_reference_rows_are_evaluated_once_per_scenario_and_condition(monkeypatc
     assert {c[1] for c in calls} == {"roundabout"} and len(again.records) == 8
 
 
-def test_unseen_condition_is_refused_until_evaluate_takes_it(monkeypatch):
+def test_unseen_condition_is_passed_to_evaluate(monkeypatch):
     from zoo.benchmark import conditions
 
     run = SimpleNamespace(data=SimpleNamespace(tags={"zoo.benchmark.evaluated.unseen": "20"}))
@@ -262,10 +256,6 @@ def test_unseen_condition_is_refused_until_evaluate_takes_it(monkeypatch):
     import zoo.evaluation
 
     seen = {}
-    monkeypatch.setattr(zoo.evaluation, "evaluate", lambda agent, scenario, episodes, progress: "no condition")
-    with pytest.raises(ZooError, match="condition 'unseen' needs zoo.evaluation.evaluate\\(condition=...\\)"):
-        conditions.evaluate_trained(object(), "merge", 3, "unseen")
-
     def evaluate(agent, scenario, episodes, progress, condition="default"):
         seen.update(scenario=scenario, episodes=episodes, condition=condition)
         return "result"

@@ -742,7 +742,7 @@ def _benchmark(argv: list[str]) -> None:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
 
     from zoo.benchmark.conditions import check_conditions
-    from zoo.benchmark.references import check_references, reference_evaluator
+    from zoo.benchmark.references import check_references
     from zoo.benchmark.report import write_report
     from zoo.benchmark.results_file import read_results, save_results
 
@@ -760,8 +760,6 @@ def _benchmark(argv: list[str]) -> None:
     references = [] if args.report_only else check_references(args.references)
     if not args.report_only:  # refused now, not after the training
         check_conditions(conditions)
-        if references:
-            reference_evaluator()
 
     import datetime as dt
     import shlex

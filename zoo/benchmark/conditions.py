@@ -9,16 +9,15 @@ afterwards from the run's checkpoint by :func:`evaluate_run_on` (artifact ``eval
 
 from __future__ import annotations
 
-import inspect
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.registry import ZooError, check_choice
+from zoo.envs.presets import CONDITIONS
+from zoo.registry import check_choice
 
 DEFAULT = "default"
-CONDITIONS = (DEFAULT, "unseen")
 TAG = "zoo.benchmark.evaluated."
 
 
@@ -31,27 +30,15 @@ def metric_prefix(condition: str) -> str:
 
 
 def check_conditions(conditions: Sequence[str]) -> None:
-    """Refuse an unknown condition, or one the installed ``evaluate`` cannot run: before a grid trains, not after.
-
-    ``zoo.evaluation.evaluate`` takes ``condition`` once issue 15's presets land (branch wt-tasks); until then
-    only ``default`` can be evaluated, and this says so.
-    """
-    from zoo.evaluation import evaluate
-
+    """Refuse an unknown condition before a grid trains, not after."""
     for condition in conditions:
         check_choice("evaluation condition", condition, CONDITIONS)
-        if condition != DEFAULT and "condition" not in inspect.signature(evaluate).parameters:
-            raise ZooError(f"condition {condition!r} needs zoo.evaluation.evaluate(condition=...), which this "
-                           f"version of the zoo does not have yet; evaluate with condition {DEFAULT!r}")
 
 
 def evaluate_trained(agent: Any, scenario: str, episodes: int, condition: str) -> Any:
     """Held-out evaluation of a trained agent on ``condition``: the one call that passes a condition on."""
     from zoo.evaluation import evaluate
 
-    if condition == DEFAULT:
-        return evaluate(agent, scenario, episodes=episodes, progress=False)
-    check_conditions([condition])
     return evaluate(agent, scenario, episodes=episodes, progress=False, condition=condition)
 
 

@@ -262,7 +262,7 @@ def grid_results(client: Any, grid: dict[str, Any], previous: Sequence[dict[str,
             and episodes is kept instead of evaluated again.
         console: where progress goes.
     """
-    from zoo.benchmark.references import reference_evaluator
+    from zoo.evaluation.reference import evaluate_reference, reference_policies
     from zoo.benchmark.results_file import episode_columns, latest_runs, run_records
 
     console = console or Console(stderr=True)
@@ -274,13 +274,13 @@ def grid_results(client: Any, grid: dict[str, Any], previous: Sequence[dict[str,
             if len(r["episodes"].get("SR", [])) == grid["eval_episodes"]}
     for scenario in grid["scenarios"]:
         for condition in grid["conditions"]:
-            for policy in grid["references"]:
+            for policy in [p for p in grid["references"] if p in reference_policies(scenario)]:
                 if (policy, scenario, condition) in kept:
                     records.append(kept[policy, scenario, condition])
                     continue
                 console.print(f"evaluate reference {policy} on {scenario}, {condition} condition")
-                result = reference_evaluator()(policy, scenario, episodes=grid["eval_episodes"], seed=REFERENCE_SEED,
-                                               condition=condition)
+                result = evaluate_reference(policy, scenario, episodes=grid["eval_episodes"], seed=REFERENCE_SEED,
+                                            condition=condition)
                 records.append({"kind": "reference", "policy": policy, "scenario": scenario, "condition": condition,
                                 "seed": REFERENCE_SEED, "eval_seed": result.seeds[0], **here,
                                 "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -8,14 +8,10 @@ recorded only in the results file (they train nothing, so they have no MLflow ru
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
+from zoo.evaluation.reference import REFERENCE_POLICIES as REFERENCES
 from zoo.registry import ZooError
-
-#: highway-env's meta-actions (``DiscreteMetaAction.ACTIONS_ALL``), kept here so a name is checked without gym
-META_ACTIONS = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
-REFERENCES = (*(f"constant:{a}" for a in META_ACTIONS), "random", "idm")
 
 
 def check_references(names: Sequence[str]) -> list[str]:
@@ -30,18 +26,3 @@ def check_references(names: Sequence[str]) -> list[str]:
         if name not in REFERENCES:
             raise ZooError(f"unknown reference policy {name!r}. Valid choices: {', '.join(REFERENCES)}, or none")
     return list(names)
-
-
-def reference_evaluator() -> Callable[..., Any]:
-    """``zoo.evaluation.reference.evaluate_reference``, imported when first needed: a grid asks for it before
-    it trains, so a zoo without it fails in a second, not after hours of training.
-
-    Raises:
-        ZooError: the module is missing; the message says how to run without references.
-    """
-    try:
-        from zoo.evaluation.reference import evaluate_reference
-    except ImportError:
-        raise ZooError("reference policies need zoo.evaluation.reference (issue 15 item 1), which this version of "
-                       "the zoo does not have; run the grid with --references none") from None
-    return evaluate_reference
