@@ -78,8 +78,8 @@ def test_oracle_boxes_land_on_the_vehicles(scenario):
     for x1, y1, x2, y2, label, _ in valid:
         assert 0 <= x1 < x2 <= SIZE and 0 <= y1 < y2 <= SIZE and OBJECT_CLASSES[int(label)] in OBJECT_CLASSES
         box = np.s_[round(y1):round(y2), round(x1):round(x2)]
-        # (a turned car fills some 60 % of its upright box)
-        assert vehicle[box].mean() > 0.5, f"box {x1, y1, x2, y2} lies on the road, not on a vehicle"
+        # a 5 m x 2 m car turned 45° fills 10 / (7/√2)² ≈ 41 % of its upright box (roundabout traffic)
+        assert vehicle[box].mean() > 0.35, f"box {x1, y1, x2, y2} lies on the road, not on a vehicle"
         # a turned car's drawing is rounded to whole pixels after turning: its box may miss it by a pixel
         covered[max(0, int(y1) - 1):int(np.ceil(y2)) + 1, max(0, int(x1) - 1):int(np.ceil(x2)) + 1] = True
     # every vehicle pixel outside the boxes is the ego car's
@@ -208,7 +208,8 @@ def _leader_frame() -> tuple[TensorDict, torch.Tensor]:
     """A real highway frame whose ego lane holds a car ahead (the oracle gate is on), and that car's box."""
     import zoo
 
-    env = zoo.make_env("highway-fast", obs="bev", objects=True, seed=1_000_003)
+    # the unseen condition's denser traffic (preset v2's default leaves the ego lane empty more often)
+    env = zoo.make_env("highway-fast", obs="bev", objects=True, seed=1_000_003, condition="unseen")
     oracle = AttentionGate("oracle")
     state = env.reset()
     for _ in range(20):

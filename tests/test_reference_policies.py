@@ -24,7 +24,7 @@ META_ACTION_SCENARIOS = [n for n in zoo.list_scenarios() if "discrete" in SCENAR
 TOO_EASY_YET = {("merge", "constant:LANE_LEFT"),
                 *(("roundabout", p) for p in ("constant:LANE_LEFT", "constant:IDLE", "constant:LANE_RIGHT",
                                               "constant:FASTER", "random")),
-                ("intersection", "constant:IDLE"), ("intersection", "constant:FASTER")}
+                ("intersection", "constant:IDLE"), ("intersection", "constant:FASTER"), ("intersection", "random")}
 
 
 def _non_learning_cases():

@@ -150,11 +150,13 @@ def test_weights_digest_refuses_a_folder_without_weights(tmp_path):
 def test_a_saved_policy_pins_its_reward_models_and_preset(make_agent, tmp_path):
     from zoo.agents.checkpoint import load_policy_folder, save_policy_folder
     from zoo.agents.pins import reward_model_names
+    from zoo.envs.presets import SCENARIOS
 
     folder = save_policy_folder(make_agent("dqn"), tmp_path / "policy", "dqn-highway.test", "A tiny DQN")
     card = json.loads((folder / "zoo.json").read_text())
     entry = yaml.safe_load((folder / "agent.yaml").read_text())
-    assert card["pins"] == entry["pins"] == {"reward_models": {}, "scenario": {"name": "highway-fast", "version": 1}}
+    assert card["pins"] == entry["pins"] == {"reward_models": {}, "scenario": {
+        "name": "highway-fast", "version": SCENARIOS.get("highway-fast").version}}
     with warnings.catch_warnings():
         warnings.simplefilter("error", ZooWarning)
         load_policy_folder(folder)  # nothing drifted: no warning
@@ -165,7 +167,8 @@ def test_a_saved_policy_pins_its_reward_models_and_preset(make_agent, tmp_path):
         load_policy_folder(folder)
     messages = [str(w.message) for w in caught]
     assert any("0" * 64 in m and model_weights_digest(BACKBONE) in m for m in messages)
-    assert any("preset version 0" in m and "version 1 now" in m for m in messages)
+    assert any("preset version 0" in m and f"version {SCENARIOS.get('highway-fast').version} now" in m
+               for m in messages)
 
     dual = {"class_path": "zoo.rewards.HierarchicalReward", "init_args": {"semantic": {
         "class_path": "zoo.rewards.DualPathwayReward", "init_args": {
