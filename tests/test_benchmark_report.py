@@ -266,11 +266,13 @@ def test_unseen_condition_is_passed_to_evaluate(monkeypatch):
 
 
 def test_weight_digest_is_the_sha256_of_the_shipped_safetensors():
+    from zoo.agents.pins import reward_model_names
     from zoo.benchmark import method_reward
-    from zoo.benchmark.provenance import reward_models, weights_digest
+    from zoo.benchmark.provenance import reward_model_digests
 
     file = Path(__file__).parents[1] / "checkpoints" / "bev-detector-tiny.sim" / "model.safetensors"
-    assert weights_digest("bev-detector-tiny.sim") == hashlib.sha256(file.read_bytes()).hexdigest()
-    assert reward_models(method_reward("drivevlm-rl")[0]) == ["drive-clip-bev-tiny", "bev-detector-tiny.sim",
-                                                             "risk-describer-tiny"]
-    assert reward_models(method_reward("sparse")[0]) == []
+    digests = reward_model_digests(method_reward("drivevlm-rl")[0])
+    assert digests["bev-detector-tiny.sim"] == hashlib.sha256(file.read_bytes()).hexdigest()
+    assert reward_model_names(method_reward("drivevlm-rl")[0]) == list(digests) == [
+        "drive-clip-bev-tiny", "bev-detector-tiny.sim", "risk-describer-tiny"]
+    assert reward_model_names(method_reward("sparse")[0]) == []
