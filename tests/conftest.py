@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -220,6 +221,17 @@ model:
     buffer_size: 256
     batch_size: 16
 """
+
+
+@contextlib.contextmanager
+def tiny_workspace(root: Path) -> Iterator[pytest.MonkeyPatch]:
+    """``root`` as the working folder, holding :data:`TINY_RECIPE` as ``tiny.yaml``, with the local MLflow store
+    (no ``MLFLOW_TRACKING_URI``): for module-scoped fixtures, which cannot use the per-test isolation."""
+    (root / "tiny.yaml").write_text(TINY_RECIPE)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield mp
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_RECIPE, free_port
+from conftest import TINY_RECIPE, free_port, tiny_workspace
 from mlflow.tracking._model_registry import utils as registry_utils
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
@@ -44,10 +44,7 @@ MARKER = "PICKLE_RAN"
 def workspace(tmp_path_factory) -> SimpleNamespace:
     """A tiny ``zoo fit`` run (checkpoints, MLflow run) and a registered policy, in a local store."""
     root = tmp_path_factory.mktemp("workspace")
-    (root / "tiny.yaml").write_text(TINY_RECIPE)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with tiny_workspace(root) as mp:
         mp.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
         assert main(["fit", "--config", "tiny.yaml"]) == 0
         (ckpt,) = root.glob("runs/tiny/*/checkpoints/last.ckpt")

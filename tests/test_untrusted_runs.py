@@ -231,13 +231,10 @@ def _fit(*args: str) -> int:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     """A finished tiny ``zoo fit`` (64 env steps) in its own working folder; the tests that use it change nothing."""
-    from conftest import TINY_RECIPE
+    from conftest import tiny_workspace
 
     root = tmp_path_factory.mktemp("finished")
-    (root / "tiny.yaml").write_text(TINY_RECIPE)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with tiny_workspace(root):
         assert _fit() == 0
     return root
 
