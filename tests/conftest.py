@@ -47,8 +47,15 @@ AGENT_CASES: dict[str, tuple[str, dict[str, Any]]] = {
 @pytest.fixture(autouse=True)
 def _isolated_cwd(tmp_path, monkeypatch):
     """Every test runs in its own temp folder: MLflow stores, runs/ and checkpoints never land in the repo."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # what mlflow.set_tracking_uri / set_registry_uri leave behind (Lightning's logger calls the first)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
+    monkeypatch.setattr(registry_utils, "_registry_uri", None)
 
 
 #: IDMVehicle class attributes that highway-env's intersection-v0 overwrites for the whole process

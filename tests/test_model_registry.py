@@ -130,6 +130,16 @@ def test_download_model_by_alias_and_by_version(reward_folder, store):
     assert reward.score(reward.image_embeddings(torch.zeros(1, 3, 32, 32, dtype=torch.uint8)))["reward"].shape == (1,)
 
 
+def test_download_model_reads_the_store_it_is_given_whatever_mlflow_points_at(reward_folder, tmp_path, monkeypatch):
+    """MLflow resolves models:/ through its global registry URI even when the call names another one."""
+    store = f"sqlite:///{tmp_path / 'given.db'}"
+    register_model(reward_folder, "clip-given", alias="champion", tracking_uri=store)
+    mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")  # undone by conftest's _isolated_cwd
+    folder = download_model("models:/clip-given@champion", tracking_uri=store)
+    assert json.loads((folder / "zoo.json").read_text())["name"] == "test-clip.tiny"
+    assert mlflow.get_registry_uri().endswith("elsewhere.db")  # the user's setting is left as it was
+
+
 def test_unknown_model_alias_or_version_is_a_helpful_zoo_error(reward_folder, store):
     name = _unique("clip")
     register_model(reward_folder, name, alias="champion")

@@ -362,8 +362,11 @@ def download_model(uri: str, *, tracking_uri: str | None = None) -> Path:
         staging = target.with_name(f"{target.name}.tmp{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         try:
-            mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(staging), tracking_uri=tracking,
-                                                registry_uri=tracking)
+            # MLflow resolves a models:/ URI through the global registry URI whatever registry_uri says
+            # (ModelsArtifactRepository._get_model_uri_infos): point it at this store for the download
+            with _using(tracking):
+                mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(staging),
+                                                    tracking_uri=tracking, registry_uri=tracking)
         except MlflowException as err:
             shutil.rmtree(staging, ignore_errors=True)
             raise ZooError(f"cannot download {text} from {tracking}: {str(err).splitlines()[0][:300]}") from None
