@@ -1,15 +1,59 @@
-"""What the benchmark scripts share: run context (machine, versions, git, load) and result formatting."""
+"""What the benchmark scripts share: the ``--quick`` / ``--out`` options, run context (machine, versions, git,
+load) and result formatting."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
+
+
+class BenchmarkParser(argparse.ArgumentParser):
+    """The argument parser of a benchmark script, with the two options every script has.
+
+    * ``--quick``: the same code path at tiny sizes, in seconds (tests/test_benchmark_scripts.py runs it, so a
+      refactor that breaks a script fails the tests): the options named in ``quick`` take its values, whatever
+      the command line gave them.
+    * ``--out``: where the JSON results go (default ``benchmarks/results/<name>.json``, which docs quote; give a
+      temporary path with ``--quick``).
+
+    Args:
+        name: the script's name, without ``.py`` (its default results file).
+        doc: the script's docstring; its first paragraph is the description of ``--help``.
+        quick: ``{dest: value}`` of the options ``--quick`` sets (``dest`` as argparse spells it: ``fit_frames``).
+    """
+
+    def __init__(self, name: str, doc: str, quick: dict[str, Any]) -> None:
+        super().__init__(description=doc.strip().split("\n\n")[0])
+        self.quick = quick
+        sizes = ", ".join(f"--{dest.replace('_', '-')} {_cli_value(value)}" for dest, value in quick.items())
+        self.add_argument("--quick", action="store_true", help=f"tiny sizes, seconds: {sizes}")
+        self.add_argument("--out", type=Path, default=RESULTS / f"{name}.json", help="JSON results path")
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        parsed = super().parse_args(args, namespace)
+        if parsed.quick:
+            for dest, value in self.quick.items():
+                setattr(parsed, dest, value)
+        return parsed
+
+
+def _cli_value(value: Any) -> str:
+    return " ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+def write_json(path: Path, result: dict[str, Any]) -> None:
+    """``result`` as indented JSON at ``path`` (its folder made if missing); ``Path`` values as strings."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
 
 
 def load_average() -> dict[str, Any]:
