@@ -19,7 +19,7 @@ env the zoo trains on (and of the raw gymnasium env), next to the training loops
 Usage::
 
     python benchmarks/dqn_highway_sb3.py                         # full: 20k steps, 50 eval episodes
-    python benchmarks/dqn_highway_sb3.py --steps 500 --eval-episodes 3 --out /tmp/smoke.json
+    python benchmarks/dqn_highway_sb3.py --quick --out /tmp/smoke.json   # tiny sizes, seconds (a test runs it)
 
 Not a test: it takes ~30 min on 2 CPU cores. Results are written (and rewritten after every stage, so a
 killed run keeps what it finished) to ``--out``.
@@ -27,10 +27,8 @@ killed run keeps what it finished) to ``--out``.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import inspect
-import json
 import os
 import sys
 import time
@@ -42,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
-    RESULTS,
+    BenchmarkParser,
     SB3Evaluatee,
     fmt,
     git_state,
@@ -51,9 +49,8 @@ from common import (
     print_rows,
     summary_dict,
     versions,
+    write_json,
 )
-
-DEFAULT_OUT = RESULTS / "dqn_highway_sb3.json"
 
 # highway-env maintainer's SB3 DQN settings (scripts/sb3_highway_dqn.py), shared by every learner here.
 HPARAMS = {
@@ -277,7 +274,8 @@ def print_table(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = BenchmarkParser("dqn_highway_sb3", __doc__, quick={"steps": 64, "eval_episodes": 1, "bare_steps": 20,
+                                                                 "parity_steps": 5})
     parser.add_argument("--steps", type=int, default=20_000, help="training budget in env steps per learner")
     parser.add_argument("--eval-episodes", type=int, default=50, help="held-out evaluation episodes per learner")
     parser.add_argument("--seed", type=int, nargs="+", default=[0], help="training seed(s)")
@@ -286,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch.set_num_threads for every learner (0: leave torch's default). 1 by default: a "
                              "256x256 MLP on batches of 32 is ~8x slower per update with 2 threads on a busy 2-core box")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
+    parser.add_argument("--parity-steps", type=int, default=60,
+                        help="steps per seed of the observation parity check with highway-fast-v0")
     args = parser.parse_args(argv)
 
     warnings.filterwarnings("ignore")
@@ -298,7 +297,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "benchmark": "dqn_highway_sb3",
         "command": "python benchmarks/dqn_highway_sb3.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -315,9 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     def save() -> None:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        write_json(args.out, results)
 
-    results["observation_parity"] = check_observation_parity()
+    results["observation_parity"] = check_observation_parity(args.parity_steps)
     print(f"observation parity with highway-fast-v0: {results['observation_parity']}", flush=True)
     results["bare_env"] = bare_env_throughput(args.bare_steps, args.seed[0])
     print(f"bare env: {results['bare_env']}", flush=True)

@@ -15,9 +15,10 @@ Reward counters (gate rate, describer calls and fallbacks, queue length, label l
 Usage::
 
     python benchmarks/dual_pathway_throughput.py               # ~15 min on 2 CPU cores
-    python benchmarks/dual_pathway_throughput.py --quick       # smoke run
+    python benchmarks/dual_pathway_throughput.py --quick --out /tmp/dp.json   # tiny sizes, seconds (a test runs it)
 
-Results go to ``benchmarks/results/dual_pathway_throughput.json``; docs/performance.md quotes them.
+Results go to ``--out`` (default ``benchmarks/results/dual_pathway_throughput.json``, which docs/performance.md
+quotes).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ import warnings
 from pathlib import Path
 
 import torch
+from common import BenchmarkParser, write_json
 
-ROOT = Path(__file__).resolve().parent
 warnings.filterwarnings("ignore")
 
 
@@ -57,7 +58,7 @@ def fit_speed(kind: str, batching: str, args: argparse.Namespace, describer: str
 
     reward = make_reward(kind, args, describer or args.describer)
     agent = SAC(env=EnvConfig("highway-fast", action="continuous", obs="both", bev_size=96), reward=reward,
-                reward_batching=batching, total_frames=args.frames, frames_per_batch=64, updates_per_batch=64,
+                reward_batching=batching, total_frames=args.frames, frames_per_batch=64, updates_per_batch=args.updates_per_batch,
                 learning_starts=args.learning_starts, batch_size=256, seed=args.seed)
     worker_stats: dict[str, float] = {}
 
@@ -80,7 +81,8 @@ def fit_speed(kind: str, batching: str, args: argparse.Namespace, describer: str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = BenchmarkParser("dual_pathway_throughput", __doc__,
+                             quick={"frames": 64, "learning_starts": 32, "updates_per_batch": 2, "heavy_size": "tiny"})
     parser.add_argument("--model", default="drive-clip-bev-tiny")
     parser.add_argument("--detector", default="bev-detector-tiny")
     parser.add_argument("--describer", default="risk-describer-tiny")
@@ -89,17 +91,16 @@ def main() -> None:
     parser.add_argument("--learning-starts", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--torch-threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="smoke run with a tiny budget")
-    parser.add_argument("--out", default=str(ROOT / "results" / "dual_pathway_throughput.json"))
+    parser.add_argument("--updates-per-batch", type=int, default=64, help="SAC updates per 64 collected steps")
+    parser.add_argument("--heavy-size", default="small", choices=("tiny", "small"),
+                        help="size of the random chat VLM of the heavy-* runs")
     args = parser.parse_args()
-    if args.quick:
-        args.frames, args.learning_starts = 192, 64
     torch.set_num_threads(args.torch_threads)
 
     from zoo.vlm.tiny import build_random_chat_vlm
 
     load_start = os.getloadavg()
-    heavy = str(build_random_chat_vlm(Path(tempfile.mkdtemp(prefix="zoo-bench-")) / "llava-small", size="small"))
+    heavy = str(build_random_chat_vlm(Path(tempfile.mkdtemp(prefix="zoo-bench-")) / "llava", size=args.heavy_size))
     runs = {"static": fit_speed("static", "collector", args),
             "dual-sync": fit_speed("dual", "collector", args),
             "dual-async": fit_speed("dual", "async", args),
@@ -120,8 +121,7 @@ def main() -> None:
         "heavy_async_over_static": round(speed["heavy-async"] / speed["static"], 3),
     }
     result["machine"]["loadavg_end"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(json.dumps({k: v for k, v in result.items() if k.endswith(("_sync", "_static"))}), f"wrote {args.out}")
 
 

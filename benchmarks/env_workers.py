@@ -10,26 +10,23 @@ is timed apart from the steady rate.
 Usage::
 
     python benchmarks/env_workers.py                 # ~3 min on 2 CPU cores
-    python benchmarks/env_workers.py --quick         # smoke run
+    python benchmarks/env_workers.py --quick --out /tmp/ew.json   # tiny sizes, seconds (a test runs it)
 
-Results go to ``benchmarks/results/env_workers.json``; docs/performance.md quotes them.
+Results go to ``--out`` (default ``benchmarks/results/env_workers.json``, which docs/performance.md quotes).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import os
 import platform
 import subprocess
 import time
 import warnings
-from pathlib import Path
 
 import torch
+from common import ROOT, BenchmarkParser, write_json
 
-ROOT = Path(__file__).resolve().parent
 warnings.filterwarnings("ignore")
 
 
@@ -61,17 +58,13 @@ def measure(workers: int, frames: int, frames_per_batch: int, seed: int) -> dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = BenchmarkParser("env_workers", __doc__, quick={"frames": 64, "frames_per_batch": 32})
     parser.add_argument("--frames", type=int, default=2048, help="env steps timed per setting (after the first batch)")
     parser.add_argument("--frames-per-batch", type=int, default=64)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--torch-threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="smoke run with a tiny budget")
-    parser.add_argument("--out", default=str(ROOT / "results" / "env_workers.json"))
     args = parser.parse_args()
-    if args.quick:
-        args.frames = 128
     torch.set_num_threads(args.torch_threads)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout
     dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=False).stdout)
@@ -91,8 +84,7 @@ def main() -> None:
         result["runs"].append(run)
         print(run)
     result["machine"]["loadavg_end"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

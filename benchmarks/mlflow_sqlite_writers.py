@@ -10,16 +10,14 @@ often than these writers (every 10 optimizer steps), so this is the worst case o
 Usage::
 
     python benchmarks/mlflow_sqlite_writers.py                    # 4, 8, 16 writers x 150 calls, ~3 min on 2 cores
-    python benchmarks/mlflow_sqlite_writers.py --quick            # smoke run
+    python benchmarks/mlflow_sqlite_writers.py --quick --out /tmp/mw.json   # 2 writers x 10 calls (a test runs it)
 
-Results go to ``benchmarks/results/mlflow_sqlite_writers.json``; docs/scaling.md quotes them.
+Results go to ``--out`` (default ``benchmarks/results/mlflow_sqlite_writers.json``, which docs/scaling.md quotes).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import os
 import tempfile
 import time
@@ -27,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from common import RESULTS, git_state, load_average, versions
+from common import BenchmarkParser, git_state, load_average, versions, write_json
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -77,15 +75,11 @@ def measure(writers: int, calls: int, metrics: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = BenchmarkParser("mlflow_sqlite_writers", __doc__, quick={"writers": [2], "calls": 10})
     parser.add_argument("--writers", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--calls", type=int, default=150, help="log_batch calls per writer")
     parser.add_argument("--metrics", type=int, default=5, help="metrics per log_batch call")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 writers x 10 calls")
-    parser.add_argument("--out", default=str(RESULTS / "mlflow_sqlite_writers.json"))
     args = parser.parse_args()
-    if args.quick:
-        args.writers, args.calls = [2], 10
     result = {"benchmark": "mlflow_sqlite_writers",
               "command": "python benchmarks/mlflow_sqlite_writers.py" + (" --quick" if args.quick else ""),
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "git": git_state(),
@@ -96,8 +90,7 @@ def main() -> None:
         print(run)
         result["runs"].append(run)
     result["load_end"] = load_average()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

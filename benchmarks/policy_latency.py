@@ -14,6 +14,9 @@ Usage::
 
     python benchmarks/policy_latency.py                      # SAC of recipes/sac_vlmrl_highway.yaml, untrained
     python benchmarks/policy_latency.py --policy runs:/<id>  # any source zoo.load_policy takes
+    python benchmarks/policy_latency.py --quick --out /tmp/pl.json   # a few calls each (a test runs it)
+
+Results go to ``--out`` (default ``benchmarks/results/policy_latency.json``).
 
 Latency does not depend on the weights, so the default policy is the VLM-RL recipe's SAC (MLP 256-256 on
 the 25-d kinematics vector) freshly initialised and saved as a policy folder.
@@ -21,9 +24,7 @@ the 25-d kinematics vector) freshly initialised and saved as a policy folder.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
-import json
 import statistics
 import sys
 import tempfile
@@ -33,9 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_state, load_average, machine, print_rows, versions
-
-DEFAULT_OUT = RESULTS / "policy_latency.json"
+from common import BenchmarkParser, git_state, load_average, machine, print_rows, versions, write_json
 
 
 def timings_ms(call, iterations: int, warmup: int) -> dict[str, float]:
@@ -67,13 +66,12 @@ def default_policy(folder: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = BenchmarkParser("policy_latency", __doc__, quick={"iterations": 20, "reward_iterations": 10, "warmup": 2})
     parser.add_argument("--policy", default=None, help="policy source (default: the VLM-RL recipe's SAC, untrained)")
     parser.add_argument("--reward-model", default="drive-clip-bev-tiny", help="reward model of the training recipe")
     parser.add_argument("--iterations", type=int, default=2_000, help="timed policy calls per variant")
     parser.add_argument("--reward-iterations", type=int, default=200, help="timed reward calls at batch 1")
     parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
 
     warnings.filterwarnings("ignore")
@@ -133,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       for k, v in per_batch.items()}
     print(f"reward model: {results['reward_model']}", flush=True)
     results["load_end"] = load_average()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.out, results)
 
     rows = [("what (batch 1, CPU, 1 thread)", "median ms", "p99 ms")]
     rows += [(name, f"{t['median_ms']:.3f}", f"{t['p99_ms']:.3f}") for name, t in results["policy"].items()

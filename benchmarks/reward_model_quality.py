@@ -10,22 +10,25 @@ Usage::
 
     python benchmarks/reward_model_quality.py                       # records the test data if missing
     python benchmarks/reward_model_quality.py --datasets data/drive-clip/test data/drive-clip/roundabout-test
+    python benchmarks/reward_model_quality.py --quick --out /tmp/q/rmq.json   # 24 frames of highway-fast
 
-Results go to ``benchmarks/results/reward_model_quality.json``; docs/models.md quotes them.
+Results go to ``--out`` (default ``benchmarks/results/reward_model_quality.json``, which docs/models.md quotes).
+With ``--quick`` the test data are recorded next to ``--out``, not under ``--data``.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import platform
+import sys
 import warnings
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BenchmarkParser, write_json
+
 warnings.filterwarnings("ignore")
 
 MODELS = {
@@ -38,7 +41,7 @@ SCENARIOS = ("highway-fast", "highway", "merge", "roundabout")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = BenchmarkParser("reward_model_quality", __doc__, quick={"frames": 24, "scenarios": ["highway-fast"]})
     parser.add_argument("--datasets", nargs="*", default=None,
                         help="held-out captioned datasets to score (rows grouped by scenario); default: record "
                              "one per scenario under --data")
@@ -47,8 +50,9 @@ def main() -> None:
                         help="frames per simulated second when recording (the zoo's reward models train on 5 Hz)")
     parser.add_argument("--data", default="data/reward-quality", help="where recorded test datasets go")
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
-    parser.add_argument("--out", default=str(ROOT / "results" / "reward_model_quality.json"))
     args = parser.parse_args()
+    if args.quick:
+        args.data = str(args.out.parent / "reward-quality-data")
     torch.set_num_threads(2)
 
     import datasets
@@ -81,10 +85,10 @@ def main() -> None:
             print(f"{scenario:13s} {label:38s} AUROC {quality['auroc_collision_1s']:.3f}  "
                   f"Spearman(TTC) {quality['spearman_ttc']:+.3f}  oracle(TTC) {quality['oracle_auroc_ttc']:.3f}  "
                   f"({int(quality['imminent_frames'])} imminent of {int(quality['frames'])})", flush=True)
-    Path(args.out).write_text(json.dumps({
+    write_json(args.out, {
         "benchmark": "reward_model_quality", "date": dt.date.today().isoformat(),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", "datasets": paths,
-        "results": results}, indent=2) + "\n")
+        "results": results})
     print(f"wrote {args.out}")
 
 

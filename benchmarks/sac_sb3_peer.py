@@ -15,14 +15,14 @@ updates) and the held-out driving metrics.
 Usage::
 
     python benchmarks/sac_sb3_peer.py --steps 5000 --eval-episodes 20
-    python benchmarks/sac_sb3_peer.py --steps 300 --eval-episodes 2 --out /tmp/smoke.json   # smoke test
+    python benchmarks/sac_sb3_peer.py --quick --out /tmp/smoke.json   # 64 steps, 1 episode (a test runs it)
+
+Results go to ``--out`` (default ``benchmarks/results/sac_sb3_peer.json``), rewritten after each learner.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
-import json
 import sys
 import time
 import warnings
@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
-    RESULTS,
+    BenchmarkParser,
     SB3Evaluatee,
     fmt,
     git_state,
@@ -43,9 +43,9 @@ from common import (
     print_rows,
     summary_dict,
     versions,
+    write_json,
 )
 
-DEFAULT_OUT = RESULTS / "sac_sb3_peer.json"
 RECIPE = "sac_vlmrl_highway.yaml"
 
 
@@ -139,11 +139,10 @@ def train_sb3(args: dict[str, Any], seed: int, zoo_agent):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = BenchmarkParser("sac_sb3_peer", __doc__, quick={"steps": 64, "eval_episodes": 1})
     parser.add_argument("--steps", type=int, default=5_000, help="training budget in env steps per learner")
     parser.add_argument("--eval-episodes", type=int, default=20, help="held-out evaluation episodes per learner")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results path")
     args = parser.parse_args(argv)
 
     warnings.filterwarnings("ignore")
@@ -162,7 +161,6 @@ def main(argv: list[str] | None = None) -> int:
         "eval_seeds": f"{EVAL_SEED_OFFSET} .. {EVAL_SEED_OFFSET + args.eval_episodes - 1} (via zoo.evaluate)",
         "runs": [],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     zoo_agent = None
     for learner in ("zoo", "sb3"):
         print(f"[{time.strftime('%H:%M:%S')}] training {learner} for {args.steps} steps", flush=True)
@@ -177,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         run["eval"] = summary_dict(result)
         run["eval_episodes"] = [{k: round(v, 4) for k, v in e.items()} for e in result.episodes]
         results["runs"].append(run)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        write_json(args.out, results)
     results["load_end"] = load_average()
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.out, results)
 
     rows = [("learner", "train env steps/s", "wall s", "return", "AS km/h", "RC", "SR", "CR", "CS km/h")]
     for run in results["runs"]:
