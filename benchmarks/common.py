@@ -38,7 +38,8 @@ class BenchmarkParser(argparse.ArgumentParser):
         self.add_argument("--quick", action="store_true", help=f"tiny sizes, seconds: {sizes}")
         self.add_argument("--out", type=Path, default=RESULTS / f"{name}.json", help="JSON results path")
 
-    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: Any = None) -> argparse.Namespace:
         parsed = super().parse_args(args, namespace)
         if parsed.quick:
             for dest, value in self.quick.items():

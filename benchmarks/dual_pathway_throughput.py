@@ -58,8 +58,9 @@ def fit_speed(kind: str, batching: str, args: argparse.Namespace, describer: str
 
     reward = make_reward(kind, args, describer or args.describer)
     agent = SAC(env=EnvConfig("highway-fast", action="continuous", obs="both", bev_size=96), reward=reward,
-                reward_batching=batching, total_frames=args.frames, frames_per_batch=64, updates_per_batch=args.updates_per_batch,
-                learning_starts=args.learning_starts, batch_size=256, seed=args.seed)
+                reward_batching=batching, total_frames=args.frames, frames_per_batch=64,
+                updates_per_batch=args.updates_per_batch, learning_starts=args.learning_starts, batch_size=256,
+                seed=args.seed)
     worker_stats: dict[str, float] = {}
 
     class KeepWorkerStats(L.Callback):  # the worker is closed when fit ends: keep its last counters
@@ -82,7 +83,8 @@ def fit_speed(kind: str, batching: str, args: argparse.Namespace, describer: str
 
 def main() -> None:
     parser = BenchmarkParser("dual_pathway_throughput", __doc__,
-                             quick={"frames": 64, "learning_starts": 32, "updates_per_batch": 2, "heavy_size": "tiny"})
+                             quick={"frames": 64, "learning_starts": 32, "updates_per_batch": 2,
+                                    "heavy_size": "tiny"})
     parser.add_argument("--model", default="drive-clip-bev-tiny")
     parser.add_argument("--detector", default="bev-detector-tiny")
     parser.add_argument("--describer", default="risk-describer-tiny")

@@ -66,7 +66,8 @@ def default_policy(folder: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = BenchmarkParser("policy_latency", __doc__, quick={"iterations": 20, "reward_iterations": 10, "warmup": 2})
+    parser = BenchmarkParser("policy_latency", __doc__,
+                             quick={"iterations": 20, "reward_iterations": 10, "warmup": 2})
     parser.add_argument("--policy", default=None, help="policy source (default: the VLM-RL recipe's SAC, untrained)")
     parser.add_argument("--reward-model", default="drive-clip-bev-tiny", help="reward model of the training recipe")
     parser.add_argument("--iterations", type=int, default=2_000, help="timed policy calls per variant")

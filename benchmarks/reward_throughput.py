@@ -125,8 +125,8 @@ def main() -> None:
     from zoo.vlm.tiny import SIZES, build_random_dual_encoder
 
     parser = BenchmarkParser("reward_throughput", __doc__, quick={
-        "frames": 32, "batch": 16, "single_frames": 4, "fit_frames": 64, "learning_starts": 32, "updates_per_batch": 2,
-        "backbone": "tiny"})
+        "frames": 32, "batch": 16, "single_frames": 4, "fit_frames": 64, "learning_starts": 32,
+        "updates_per_batch": 2, "backbone": "tiny"})
     parser.add_argument("--frames", type=int, default=256, help="BEV frames scored per measurement")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--single-frames", type=int, default=32, help="frames scored one at a time")

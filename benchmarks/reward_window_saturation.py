@@ -50,10 +50,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(1)
     rows = saturation("clg", 1, args.frames) + saturation("dual-pathway", 4, args.frames)
-    write_json(args.out, {"benchmark": "reward_window_saturation",
-                          "command": "python benchmarks/reward_window_saturation.py" + (" --quick" if args.quick else ""),
-                          "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "git": git_state(),
-                          "args": vars(args), "rows": rows})
+    command = "python benchmarks/reward_window_saturation.py" + (" --quick" if args.quick else "")
+    date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    write_json(args.out, {"benchmark": "reward_window_saturation", "command": command, "date": date,
+                          "git": git_state(), "args": vars(args), "rows": rows})
     print(f"wrote {args.out}")
 
 
