@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -52,9 +53,20 @@ def _cli_value(value: Any) -> str:
 
 
 def write_json(path: Path, result: dict[str, Any]) -> None:
-    """``result`` as indented JSON at ``path`` (its folder made if missing); ``Path`` values as strings."""
+    """``result`` as indented, strict JSON at ``path`` (its folder made if missing): ``Path`` values as strings,
+    an undefined number (NaN or infinite: an AUROC without a positive frame) as ``null``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    path.write_text(json.dumps(_finite(result), indent=2, default=str, allow_nan=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def load_average() -> dict[str, Any]:

@@ -32,7 +32,8 @@ QUICK_SCRIPTS: dict[str, tuple[set[str], str | None]] = {
 
 
 def numbers(value: Any) -> list[float]:
-    """Every number (bools excepted) in a JSON value, nested lists and objects included."""
+    """Every number (bools excepted) in a JSON value, nested lists and objects included (``null``: undefined, e.g.
+    an AUROC of frames without a collision ahead, is none)."""
     if isinstance(value, dict):
         return [n for v in value.values() for n in numbers(v)]
     if isinstance(value, list):
@@ -56,7 +57,7 @@ def test_every_benchmark_script_runs_quick(script, tmp_path):
     run = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", "--out", str(out)],
                          capture_output=True, text=True, timeout=600, cwd=tmp_path, env=os.environ.copy())
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
-    result = json.loads(out.read_text())
+    result = json.loads(out.read_text(), parse_constant=pytest.fail)  # strict JSON: no NaN / Infinity
     assert result["benchmark"] == Path(script).stem
     assert keys <= set(result), f"missing {keys - set(result)}"
     measured = numbers({k: result[k] for k in keys})
@@ -76,13 +77,25 @@ def test_every_benchmark_script_has_a_quick_test():
     assert set(QUICK_SCRIPTS) <= set(scripts), f"listed but gone: {set(QUICK_SCRIPTS) - set(scripts)}"
 
 
-def test_quick_sets_its_sizes_and_out_defaults_to_results():
+def test_benchmark_json_is_strict(tmp_path):
+    common = _common()
+    common.write_json(tmp_path / "a" / "r.json", {"auroc": float("nan"), "rows": [(1.5, float("inf"))],
+                                                  "out": tmp_path})
+    assert json.loads((tmp_path / "a" / "r.json").read_text()) == {"auroc": None, "rows": [[1.5, None]],
+                                                                   "out": str(tmp_path)}
+
+
+def _common():
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        from common import RESULTS, BenchmarkParser
+        import common
     finally:
         sys.path.remove(str(BENCHMARKS))
+    return common
 
+
+def test_quick_sets_its_sizes_and_out_defaults_to_results():
+    RESULTS, BenchmarkParser = _common().RESULTS, _common().BenchmarkParser
     parser = BenchmarkParser("demo", "Demo benchmark.\n\nMore text.", quick={"frames": 4, "scenarios": ["a"]})
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--scenarios", nargs="+", default=["a", "b"])
