@@ -20,7 +20,7 @@ RESULTS = ROOT / "results"
 class BenchmarkParser(argparse.ArgumentParser):
     """The argument parser of a benchmark script, with the two options every script has.
 
-    * ``--quick``: the same code path at tiny sizes, in seconds (tests/test_benchmark_scripts.py runs it, so a
+    * ``--quick``: the same code path at tiny sizes (tests/test_benchmark_scripts.py runs it, so a
       refactor that breaks a script fails the tests): the options named in ``quick`` take its values, whatever
       the command line gave them.
     * ``--out``: where the JSON results go (default ``benchmarks/results/<name>.json``, which docs quote; give a
@@ -36,7 +36,8 @@ class BenchmarkParser(argparse.ArgumentParser):
         super().__init__(description=doc.strip().split("\n\n")[0])
         self.quick = quick
         sizes = ", ".join(f"--{dest.replace('_', '-')} {_cli_value(value)}" for dest, value in quick.items())
-        self.add_argument("--quick", action="store_true", help=f"tiny sizes, seconds: {sizes}")
+        self.add_argument("--quick", action="store_true",
+                          help=f"tiny sizes, the same code path (a test runs it): {sizes}")
         self.add_argument("--out", type=Path, default=RESULTS / f"{name}.json", help="JSON results path")
 
     def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]

@@ -19,7 +19,7 @@ env the zoo trains on (and of the raw gymnasium env), next to the training loops
 Usage::
 
     python benchmarks/dqn_highway_sb3.py                         # full: 20k steps, 50 eval episodes
-    python benchmarks/dqn_highway_sb3.py --quick --out /tmp/smoke.json   # tiny sizes, seconds (a test runs it)
+    python benchmarks/dqn_highway_sb3.py --quick --out /tmp/smoke.json   # tiny sizes (a test runs it)
 
 Not a test: it takes ~30 min on 2 CPU cores. Results are written (and rewritten after every stage, so a
 killed run keeps what it finished) to ``--out``.

@@ -15,7 +15,7 @@ Reward counters (gate rate, describer calls and fallbacks, queue length, label l
 Usage::
 
     python benchmarks/dual_pathway_throughput.py               # ~15 min on 2 CPU cores
-    python benchmarks/dual_pathway_throughput.py --quick --out /tmp/dp.json   # tiny sizes, seconds (a test runs it)
+    python benchmarks/dual_pathway_throughput.py --quick --out /tmp/dp.json   # tiny sizes (a test runs it)
 
 Results go to ``--out`` (default ``benchmarks/results/dual_pathway_throughput.json``, which docs/performance.md
 quotes).

@@ -10,7 +10,7 @@ is timed apart from the steady rate.
 Usage::
 
     python benchmarks/env_workers.py                 # ~3 min on 2 CPU cores
-    python benchmarks/env_workers.py --quick --out /tmp/ew.json   # tiny sizes, seconds (a test runs it)
+    python benchmarks/env_workers.py --quick --out /tmp/ew.json   # tiny sizes (a test runs it)
 
 Results go to ``--out`` (default ``benchmarks/results/env_workers.json``, which docs/performance.md quotes).
 """

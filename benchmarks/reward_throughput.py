@@ -14,7 +14,7 @@ Measures, in one run:
 Usage::
 
     python benchmarks/reward_throughput.py                 # ~15 min on 2 CPU cores
-    python benchmarks/reward_throughput.py --quick --out /tmp/rt.json   # tiny sizes, seconds (a test runs it)
+    python benchmarks/reward_throughput.py --quick --out /tmp/rt.json   # tiny sizes (a test runs it)
 
 Results go to ``--out`` (default ``benchmarks/results/reward_throughput.json``, which docs/performance.md quotes).
 """
