@@ -37,6 +37,10 @@ from zoo.registry import ZooError, unknown_choice
 META_ACTIONS = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
 #: reference policy names: one constant policy per meta-action, uniform random, the IDM/MOBIL driver
 REFERENCE_POLICIES = (*(f"constant:{action}" for action in META_ACTIONS), "random", "idm")
+#: seconds ahead in which the IDM driver looks for crossing traffic (highway-env's regulation looks 3 s ahead)
+_CONFLICT_HORIZON_S = 5
+#: upper bound on the other cars' speeds (m/s), so that the conflict search skips cars too far to meet in time
+_FASTEST_TRAFFIC_MPS = 40.0
 
 Policy = Callable[[TensorDictBase], TensorDictBase]
 
@@ -140,7 +144,8 @@ def idm_meta_action(highway: Any, actions: tuple[str, ...]) -> str:
 
     Lane: MOBIL's decision (only between lane changes, and only where the scenario has lane-change actions).
     Speed: one step towards the fastest meta-action target speed at which the gap to the car ahead is at least
-    IDM's desired gap (the slowest one if there is none: a meta-action has no harder brake).
+    IDM's desired gap and the ego car need not yield to crossing traffic (:func:`_must_yield`); the slowest one if
+    there is none (a meta-action has no harder brake).
     """
     from highway_env.vehicle.behavior import IDMVehicle
 
@@ -157,20 +162,64 @@ def idm_meta_action(highway: Any, actions: tuple[str, ...]) -> str:
 
 
 def _fastest_safe_speed(stand_in: Any, target_speeds: np.ndarray, front: Any) -> int:
-    """Index of the fastest target speed at which the gap ahead is at least IDM's desired gap; 0 if there is none.
+    """Index of the fastest target speed that keeps IDM's desired gap ahead and yields where it must; 0 if none.
 
     IDM brakes harder than its comfortable deceleration exactly when the gap is below its desired gap, which grows
     with the speed and the closing speed.
     """
-    if front is None:
-        return len(target_speeds) - 1
-    gap = stand_in.lane_distance_to(front)
+    gap = stand_in.lane_distance_to(front) if front is not None else np.inf
     wanted = 0
     for index, speed in enumerate(target_speeds):
         stand_in.speed = float(speed)
-        if stand_in.desired_gap(stand_in, front) <= gap:
+        keeps_gap = front is None or stand_in.desired_gap(stand_in, front) <= gap
+        if keeps_gap and not _must_yield(stand_in):
             wanted = index
     return wanted
+
+
+def _must_yield(stand_in: Any) -> bool:
+    """Whether the stand-in, at its speed, meets another car it must give way to, and can still keep out of its way.
+
+    highway-env's own right-of-way machinery (``RegulatedRoad``, which stops the intersection's traffic but never
+    the ego car): both cars driven along their routes at constant speed (``is_conflict_possible``), and the one on
+    the lane of lower priority, or at equal priority the one behind, gives way (``respect_priorities``). A car
+    that would meet the other even standing still is already in its path: stopping there helps nobody, so it
+    does not yield but clears the way.
+    """
+    from highway_env.road.regulation import RegulatedRoad
+
+    speed = stand_in.speed
+    reach = _CONFLICT_HORIZON_S * (speed + _FASTEST_TRAFFIC_MPS) + stand_in.LENGTH
+    for other in stand_in.road.vehicles:
+        if other is stand_in or np.linalg.norm(other.position - stand_in.position) > reach:
+            continue
+        if not _conflict_possible(stand_in, other) or RegulatedRoad.respect_priorities(stand_in, other) is not stand_in:
+            continue
+        stand_in.speed = 0.0
+        in_its_path = _conflict_possible(stand_in, other)
+        stand_in.speed = speed
+        if not in_its_path:
+            return True
+    return False
+
+
+def _conflict_possible(first: Any, second: Any) -> bool:
+    """highway-env's ``is_conflict_possible``; along the current lanes where a route cannot be followed.
+
+    highway-env predicts a route's next road on the lane number of the current one, which fails (IndexError) where
+    the next road has fewer lanes, e.g. from the roundabout's inner lane into an exit.
+    """
+    from highway_env.road.regulation import RegulatedRoad
+
+    try:
+        return RegulatedRoad.is_conflict_possible(first, second, horizon=_CONFLICT_HORIZON_S)
+    except IndexError:
+        routes = first.route, second.route
+        first.route = second.route = None  # predicted along the current lane instead
+        try:
+            return RegulatedRoad.is_conflict_possible(first, second, horizon=_CONFLICT_HORIZON_S)
+        finally:
+            first.route, second.route = routes
 
 
 def _mobil_lane_change(stand_in: Any, ego: Any) -> str | None:
