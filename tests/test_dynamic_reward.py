@@ -24,6 +24,7 @@ from zoo.vlm.tiny import build_random_dual_encoder
 DIM = 64
 WINDOW = 3
 CUT_IN = "A car cuts in ahead"
+CLEAR = "The road ahead is clear"
 
 
 class KeyGate:
@@ -44,14 +45,15 @@ class KeyGate:
 
 
 class ScriptedDescriber:
-    """Describes a window by its first pixel: 1 → a cut-in, 2 → unusable (None); records what it saw."""
+    """Describes a window by its first pixel: 1 → a cut-in, 2 → unusable (None), 3 → a clear road; records what
+    it saw."""
 
     def __init__(self) -> None:
         self.windows: list[torch.Tensor] = []
 
     def describe(self, windows: torch.Tensor) -> list[str | None]:
         self.windows.append(windows)
-        return [CUT_IN if int(w[0, 0, 0, 0]) == 1 else None for w in windows]
+        return [{1: CUT_IN, 3: CLEAR}.get(int(w[0, 0, 0, 0])) for w in windows]
 
     def stats(self) -> dict[str, float]:
         return {"calls": float(len(self.windows))}
@@ -114,6 +116,16 @@ def test_dynamic_reward_matches_the_hand_computation(clip_dir, describer, monkey
     (seen,) = describer.windows
     assert seen.shape == (2, WINDOW, 3, 32, 32)
     assert [int(w[-1, 1, 0, 0]) for w in seen] == [1, 2]
+
+
+def test_a_description_of_a_clear_road_never_becomes_the_negative_goal(clip_dir, describer):
+    reward = _reward(clip_dir)
+    out = reward.compute(_state([True, True, True], [3, 1, 2]))  # clear road, cut-in, unusable
+    assert out["dynamic"][0, 0] == 0 and out["cos_dynamic"][0, 0] == 0
+    assert out["dynamic"][1, 0] != 0
+    torch.testing.assert_close(out["dynamic_clear"].squeeze(-1), torch.tensor([1.0, 0.0, 0.0]))
+    torch.testing.assert_close(out["dynamic_fallback"].squeeze(-1), torch.tensor([0.0, 0.0, 1.0]))
+    assert CLEAR not in reward._goals  # never embedded as a goal
 
 
 def test_gate_off_everywhere_is_the_static_pathway_alone_and_runs_no_describer(clip_dir, describer):

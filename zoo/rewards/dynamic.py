@@ -9,7 +9,9 @@ For the current BEV frame ``o_t`` with embedding ``x = f_I(o_t)``::
 ``g_t`` comes from an attention gate (a detector on the frame, or the simulator's objects); only when it is on
 does a risk describer (any image-text-to-text chat model, or the zoo's small captioner) read the window of the
 last K+1 frames and write the risk description ``l_dyn``. A description that is empty, garbled or too slow
-gives ``R_dynamic = 0`` and is counted. Wrap the module in :class:`~zoo.rewards.HierarchicalReward` for the
+gives ``R_dynamic = 0`` and is counted (``dynamic_fallback``). So does one that names no risk ("The road ahead is
+clear", parsed by the risk keywords of ``zoo.data.bev_captions``): used as the negative goal, a clear road would be
+penalised for looking clear (``dynamic_clear``). Wrap the module in :class:`~zoo.rewards.HierarchicalReward` for the
 normalisation and the vehicle-state shaping (Phase I/II).
 """
 
@@ -22,6 +24,7 @@ from tensordict import TensorDictBase
 
 from zoo import keys
 from zoo.cache import LRUCache
+from zoo.data.bev_captions import parse_dynamic_risk
 from zoo.registry import ZooError
 from zoo.rewards.vlm import CLGReward
 from zoo.vlm.describer import load_describer
@@ -50,7 +53,8 @@ class DualPathwayReward(CLGReward):
         **kwargs: see :class:`~zoo.rewards.CLGReward` (``positive``, ``negative``, ``alpha``, ``beta``, ``crop`` …).
 
     Terms: CLG's, plus ``static``, ``dynamic``, ``gate`` (0/1), ``cos_positive_dynamic``, ``cos_dynamic`` and
-    ``dynamic_fallback`` (1 where the gate was on but the description was unusable).
+    ``dynamic_fallback`` (1 where the gate was on but the description was unusable) and ``dynamic_clear`` (1 where
+    the description named no risk: no dynamic term, never a negative goal).
 
     Example:
         >>> reward = DualPathwayReward("drive-clip-bev-tiny", describer="risk-describer-tiny")  # doctest: +SKIP
@@ -58,7 +62,7 @@ class DualPathwayReward(CLGReward):
     """
 
     terms = CLGReward.terms + ("static", "dynamic", "gate", "cos_positive_dynamic", "cos_dynamic",
-                               "dynamic_fallback")
+                               "dynamic_fallback", "dynamic_clear")
     head = "dual-pathway"
 
     def __init__(self, model: str, gate: Any = None, describer: str = "risk-describer-tiny",
@@ -106,22 +110,26 @@ class DualPathwayReward(CLGReward):
         values = self.score(embeddings)
         static = values[keys.REWARD]
         gate = self.gate(next_state).reshape(-1).cpu().bool()
-        dynamic, cos_pos, cos_dyn, fallback = (torch.zeros_like(static) for _ in range(4))
+        dynamic, cos_pos, cos_dyn, fallback, clear = (torch.zeros_like(static) for _ in range(5))
         on = gate.nonzero().squeeze(-1)
         if on.numel():
             windows = next_state.get(keys.PIXELS_WINDOW)
             windows = windows.reshape(-1, *windows.shape[-4:])[on]
             texts = self.reasoner.describe(windows)
             usable = torch.tensor([bool(t) for t in texts], dtype=torch.bool)
+            no_risk = torch.tensor([bool(t) and parse_dynamic_risk(t) == "clear" for t in texts], dtype=torch.bool)
             fallback[on[~usable]] = 1.0
-            rows = on[usable]
+            clear[on[no_risk]] = 1.0
+            risky = usable & ~no_risk
+            rows = on[risky]
             if rows.numel():
                 x = embeddings[rows]
                 cos_pos[rows] = x @ self.text_embedding(self.dynamic_positive)
-                cos_dyn[rows] = (x * self.goal_embeddings([t for t in texts if t])).sum(-1)
+                cos_dyn[rows] = (x * self.goal_embeddings([t for t, r in zip(texts, risky) if r])).sum(-1)
                 dynamic[rows] = self.dynamic_alpha * cos_pos[rows] - self.dynamic_beta * cos_dyn[rows]
         values.update({keys.REWARD: static + dynamic, "static": static, "dynamic": dynamic, "gate": gate.float(),
-                       "cos_positive_dynamic": cos_pos, "cos_dynamic": cos_dyn, "dynamic_fallback": fallback})
+                       "cos_positive_dynamic": cos_pos, "cos_dynamic": cos_dyn, "dynamic_fallback": fallback,
+                       "dynamic_clear": clear})
         return {k: v.reshape(*lead, 1).to(frames.device) for k, v in values.items()}
 
     def _shared_members(self) -> list[Any]:
