@@ -1,10 +1,11 @@
 """Benchmark: how well reward models see danger, on held-out episodes (issue: the zoo itself).
 
 For each scenario's test dataset (``zoo data bev-captions`` on seeds from 1 000 000, which no training or
-model-selection episode uses) and each model, the CLG reward with PAPER.md's exact prompts is scored by
-``zoo.evaluation.reward_quality``: AUROC for frames that precede a collision within 1 s against safe
-frames, and Spearman correlation with time to collision. Models: the zoo's shipped ones, the same
-architecture untrained, and a random CLIP (the recipes' stand-in before the zoo shipped a model).
+model-selection episode uses) and each model, the CLG reward with the papers' exact prompts
+(docs/method.md#prompts) is scored by ``zoo.evaluation.reward_quality``: AUROC for frames that precede a
+collision within 1 s against safe frames, and Spearman correlation with time to collision. Models: the
+zoo's shipped ones, the same architecture untrained, and a random CLIP (the recipes' stand-in before the
+zoo shipped a model).
 
 Usage::
 

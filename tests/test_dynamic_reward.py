@@ -1,6 +1,7 @@
-"""DriveVLM-RL's dual-pathway reward (PAPER.md §2–§3) against hand computation: gate off → the static CLG only;
-gate on → plus α_d·cos(x, l_pos_dyn) − β_d·cos(x, l_dyn) with the description as l_dyn; unusable descriptions
-fall back to 0 and are counted; frame windows from the env; synthesis on top.
+"""DriveVLM-RL's dual-pathway reward against hand computation (docs/method.md#dual-pathway):
+gate off → the static CLG only; gate on → plus α_d·cos(x, l_pos_dyn) − β_d·cos(x, l_dyn) with the
+description as l_dyn; unusable descriptions fall back to 0 and are counted; frame windows from the env;
+synthesis on top.
 
 The gate and the describer are stand-ins with known outputs here (their own tests cover the real ones), the
 dual encoder a random tiny model whose embeddings are replaced by known unit vectors.

@@ -2,8 +2,9 @@
 hand-made vehicle states, the embedding cache, batched relabelling, config round trips, checkpoints of agents
 with a VLM reward, and ``zoo reward calibrate``.
 
-Formulas: PAPER.md §1 (CLG, R_norm), §3 (synthesis), §6 (baselines). Backbones are random tiny models built once
-per session (zoo.vlm.tiny): their rewards mean nothing, so heads are checked on hand-made unit vectors.
+Formulas: docs/method.md (#clg-reward, #normalisation-window, #hierarchical-reward-synthesis, #baselines).
+Backbones are random tiny models built once per session (zoo.vlm.tiny): their rewards mean nothing, so heads
+are checked on hand-made unit vectors.
 """
 
 from __future__ import annotations

@@ -292,7 +292,7 @@ def _evaluate(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         prog="zoo evaluate",
         description="Evaluate a trained policy (--ckpt) or a reference policy (--policy) on held-out seeds: driving "
-                    "metrics (PAPER.md §7) as a table, JSON and CSV, logged to MLflow.")
+                    "metrics (docs/method.md#metrics) as a table, JSON and CSV, logged to MLflow.")
     parser.add_argument("--ckpt", default=None, help="Lightning checkpoint (.ckpt) or MLflow run (runs:/<id>)")
     parser.add_argument("--policy", default=None,
                         help="reference policy instead of a checkpoint: constant:<LANE_LEFT|IDLE|LANE_RIGHT|FASTER|"

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from zoo.benchmark.workers import Job
 
 TAG = "zoo.benchmark."
-#: grids the benchmark knows; ``paper`` is PAPER.md §8's table (its DriveVLM-RL rows arrive with DualPathwayReward)
+#: grids the benchmark knows; ``paper`` is the papers' table (docs/method.md#reported-results; its DriveVLM-RL rows
+#: arrive with DualPathwayReward)
 SUITES = {"paper": ("sparse", "engineered", "vlm-sr", "vlm-rm", "lord", "roboclip", "vlm-rl", "vlm-rl-nrac",
                     "drivevlm-rl", "drivevlm-rl-nrac")}
 

@@ -1,4 +1,4 @@
-"""The reward methods of the paper's grid (PAPER.md §6, §8), each a reward recipe entry.
+"""The reward methods of the paper's grid, each a reward recipe entry (docs/method.md#baselines).
 
 Every method trains the same SAC (hyper-parameters of :data:`BASE_RECIPE`); only the reward entry (and
 how it is batched) changes, read from the method's own recipe under ``recipes/``. VLM rewards use one
@@ -16,7 +16,8 @@ from typing import Any
 from zoo.registry import Registry, ZooError
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-#: the recipe whose SAC hyper-parameters every method shares (PAPER.md §5 where they transfer)
+#: the recipe whose SAC hyper-parameters every method shares (the papers' where they transfer,
+#: docs/method.md#rl-setup)
 BASE_RECIPE = "sac_vlmrl_highway.yaml"
 DEFAULT_BACKBONE = "drive-clip-bev-tiny"
 

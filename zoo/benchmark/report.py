@@ -44,7 +44,7 @@ ACTION_WORDS = {"continuous": "continuous (steer, throttle) actions at the scena
 READING_START = "<!-- reading: start (kept when this page is regenerated) -->"
 READING_END = "<!-- reading: end -->"
 READING_PLACEHOLDER = "*To be written: a short plain-language reading of the tables, and where they agree or " \
-                      "disagree with PAPER.md §8.*"
+                      "disagree with the papers' results (docs/method.md#reported-results).*"
 
 
 def label(name: str) -> str:
@@ -200,9 +200,9 @@ def write_report(results: GridResults, page: Path, results_path: str | Path, com
         f"* **Code**: git {', '.join(f'`{c[:12]}`' for c in commits) or 'not recorded'}.",
         f"* **Machine**: {'; '.join(machines) or 'not recorded'}.",
         f"* **Date**: runs started {span}; page written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.",
-        ("* **Metrics** (PAPER.md §7): AS average speed km/h · RC route completion · TD distance m · CS collision "
-         "speed km/h (0 without collision) · SR success rate · AC collisions per episode · CR collision rate. "
-         "Every scenario ends an episode at its first collision, so AC = CR."),
+        ("* **Metrics** (definitions: `docs/method.md#metrics`): AS average speed km/h · RC route completion · "
+         "TD distance m · CS collision speed km/h (0 without collision) · SR success rate · AC collisions per "
+         "episode · CR collision rate. Every scenario ends an episode at its first collision, so AC = CR."),
         "",
     ]
     sections, claims, supported = [], [], 0

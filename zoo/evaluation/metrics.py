@@ -1,4 +1,4 @@
-"""Driving metrics of PAPER.md §7, computed per episode and summarised over episodes.
+"""Driving metrics of the papers (docs/method.md#metrics), computed per episode and summarised over episodes.
 
 Per episode (one rollout, time-major TensorDict of a single env):
 

@@ -1,4 +1,4 @@
-"""``AttentionGate``: the dynamic pathway's switch (PAPER.md §2.1).
+"""``AttentionGate``: the dynamic pathway's switch (docs/method.md#attention-gate).
 
 ``g_t = 1`` when the detector finds an object of a critical class with a score of at least ``min_score``
 whose box overlaps the region of interest (the whole frame when ``roi`` is ``None``); else 0, and the

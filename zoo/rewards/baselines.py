@@ -25,7 +25,7 @@ class EngineeredReward(RewardModule):
 
 
 class SparseCollisionReward(RewardModule):
-    """TIRL (PAPER.md §6): ``-1`` on the step the ego car collides, else ``0``.
+    """TIRL (docs/method.md#baselines): ``-1`` on the step the ego car collides, else ``0``.
 
     Args:
         penalty: reward on collision.

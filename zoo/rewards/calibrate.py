@@ -1,8 +1,8 @@
 """Calibrate reward heads on frames recorded in a scenario: normalisation windows and VLM-SR's threshold.
 
-The constants of the VLM rewards depend on the backbone (PAPER.md §1: VLM-RL's [−0.03, 0] is for ViT-bigG;
-§6: VLM-SR's 0.32 is CLIP's), so they are measured: drive a scenario with random meta-actions (collisions are
-frequent), score every frame with each head's raw reward, and derive
+The constants of the VLM rewards depend on the backbone (VLM-RL's [−0.03, 0] is for ViT-bigG, VLM-SR's 0.32
+is CLIP's: docs/method.md#constants), so they are measured: drive a scenario with random meta-actions
+(collisions are frequent), score every frame with each head's raw reward, and derive
 
 * ``window`` — the [θ_min, θ_max] normalisation window of :class:`~zoo.rewards.HierarchicalReward` around that
   head: the (low, high) percentiles of its raw reward (default 5th/95th);

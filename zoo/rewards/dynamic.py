@@ -1,10 +1,12 @@
-"""DriveVLM-RL's semantic reward: the static CLG pathway plus the gated dynamic pathway (PAPER.md §2).
+"""DriveVLM-RL's semantic reward: the static CLG pathway plus the gated dynamic pathway.
+
+The method: docs/method.md#dual-pathway.
 
 For the current BEV frame ``o_t`` with embedding ``x = f_I(o_t)``::
 
-    R_static  = α · cos(x, f_L(l_pos)) − β · cos(x, f_L(l_neg))                       (CLG, §1)
-    R_dynamic = g_t · [α_d · cos(x, f_L(l_pos_dyn)) − β_d · cos(x, f_L(l_dyn))]       (§2)
-    R         = R_static + R_dynamic                                                 (Phase I, §3)
+    R_static  = α · cos(x, f_L(l_pos)) − β · cos(x, f_L(l_neg))                       (CLG)
+    R_dynamic = g_t · [α_d · cos(x, f_L(l_pos_dyn)) − β_d · cos(x, f_L(l_dyn))]       (dynamic)
+    R         = R_static + R_dynamic                                                 (Phase I)
 
 ``g_t`` comes from an attention gate (a detector on the frame, or the simulator's objects); only when it is on
 does a risk describer (any image-text-to-text chat model, or the zoo's small captioner) read the window of the
@@ -29,7 +31,7 @@ from zoo.registry import ZooError
 from zoo.rewards.vlm import CLGReward
 from zoo.vlm.describer import load_describer
 
-#: DriveVLM-RL's fixed positive goal of the dynamic pathway (PAPER.md §2)
+#: DriveVLM-RL's fixed positive goal of the dynamic pathway (docs/method.md#prompts)
 DYNAMIC_POSITIVE = "The road ahead is clear with no obstacles"
 
 

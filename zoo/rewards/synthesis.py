@@ -1,4 +1,6 @@
-"""Hierarchical reward synthesis (VLM-RL, PAPER.md §3): semantic reward → desired speed → shaping.
+"""Hierarchical reward synthesis (VLM-RL): semantic reward → desired speed → shaping.
+
+The method: docs/method.md#hierarchical-reward-synthesis.
 
 Phase I: ``R_norm = (clip(R, θ_min, θ_max) − θ_min) / (θ_max − θ_min)`` of the semantic reward ``R``
 (CLG, or static + dynamic pathways). Phase II, with the vehicle state::
@@ -13,7 +15,7 @@ Phase I: ``R_norm = (clip(R, θ_min, θ_max) − θ_min) / (θ_max − θ_min)``
 Final: ``R_penalty`` on a catastrophic event (collision; optionally off-road or over ``over_speed`` m/s),
 else ``R_shaping``. ``collision_penalty=0`` is the paper's no-reward-after-collision setting.
 
-Constants adapted to highway-env (the paper's are CARLA's, in brackets; see docs/rewards.md):
+Constants adapted to highway-env (the paper's are CARLA's, in brackets; see docs/method.md#constants):
 ``v_target`` 30 m/s [25 km/h] — the top of highway-env's rewarded speed range, so a clear road asks for
 its fastest rewarded speed; ``d_max`` 2 m [3 m] — half of highway-env's 4 m lane; ``σ_max`` 0.4 m
 [0.4 m] over 2 s [30 steps at 15 fps]; ``θ`` window: the semantic head's calibrated window from its model's
@@ -31,7 +33,8 @@ from zoo import keys
 from zoo.registry import ZooError
 from zoo.rewards.base import RewardModule
 
-#: VLM-RL's normalisation window for OpenCLIP ViT-bigG (PAPER.md §1): used when no calibrated window is known
+#: VLM-RL's normalisation window for OpenCLIP ViT-bigG (docs/method.md#normalisation-window): used when no
+#: calibrated window is known
 VIT_BIGG_WINDOW = (-0.03, 0.0)
 
 

@@ -1,8 +1,8 @@
-"""VLM rewards on the BEV frame: CLG (VLM-RL's static pathway) and the baselines of PAPER.md §6.
+"""VLM rewards on the BEV frame: CLG (VLM-RL's static pathway) and the baselines (docs/method.md#baselines).
 
 Every class here embeds ``pixels`` with a Hugging Face dual encoder (:func:`zoo.vlm.load_dual_encoder`),
 in batches, through a content-addressed cache, and turns cosine similarities with text goals into a
-reward. The formulas are in each class's docstring, exactly as PAPER.md states them.
+reward. The formulas are in each class's docstring, as docs/method.md states them.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from zoo.registry import ZooError, check_choice
 from zoo.rewards.base import RewardModule
 from zoo.rewards.cache import EmbeddingCache, frame_key
 
-#: VLM-RL's contrasting language goals (PAPER.md §1)
+#: VLM-RL's contrasting language goals (docs/method.md#prompts)
 CLG_POSITIVE = "The road is clear with no car accidents"
 CLG_NEGATIVE = "Two cars have collided with each other on the road"
-#: goal of VLM-SR, VLM-RM and RoboCLIP in the VLM-RL code (PAPER.md §6)
+#: goal of VLM-SR, VLM-RM and RoboCLIP in the VLM-RL code (docs/method.md#prompts)
 SAFE_DRIVING_GOAL = "A car is driving safely"
-#: VLM-SR's threshold for CLIP (PAPER.md §6): used when the model's card has no calibrated one
+#: VLM-SR's threshold for CLIP (docs/method.md#baselines): used when the model's card has no calibrated one
 CLIP_SR_THRESHOLD = 0.32
 CROPS = ("none", "right_half")
 
@@ -158,9 +158,10 @@ class VLMReward(RewardModule):
 
 
 class CLGReward(VLMReward):
-    """Contrasting language goals (VLM-RL, PAPER.md §1): ``α·cos(x, l_pos) − β·cos(x, l_neg)``.
+    """Contrasting language goals (VLM-RL): ``α·cos(x, l_pos) − β·cos(x, l_neg)``.
 
-    Embeddings L2-normalised; no softmax, no temperature. Terms: ``clg``, ``cos_positive``, ``cos_negative``.
+    The method: docs/method.md#clg-reward. Embeddings L2-normalised; no softmax, no temperature.
+    Terms: ``clg``, ``cos_positive``, ``cos_negative``.
 
     Args:
         positive: ``l_pos``.
@@ -191,7 +192,9 @@ class CLGReward(VLMReward):
 
 
 class VLMSRReward(VLMReward):
-    """VLM-SR (PAPER.md §6): ``+1`` if ``cos(x, goal) > threshold`` else ``−1``. Terms: ``cos_goal``.
+    """VLM-SR (docs/method.md#baselines): ``+1`` if ``cos(x, goal) > threshold`` else ``−1``.
+
+    Terms: ``cos_goal``.
 
     Args:
         goal: the goal text.
@@ -217,7 +220,7 @@ class VLMSRReward(VLMReward):
 
 
 class VLMRMReward(VLMReward):
-    """VLM-RM (PAPER.md §6): goal-baseline projection.
+    """VLM-RM (docs/method.md#baselines): goal-baseline projection.
 
     With ``g``, ``b`` the normalised goal and baseline embeddings, ``d = g − b`` and
     ``P = α·ddᵀ/‖d‖² + (1 − α)·I``: ``reward = 1 − ½‖(x − g)P‖²``. Terms: ``cos_goal``.
@@ -247,7 +250,10 @@ class VLMRMReward(VLMReward):
 
 
 class LORDReward(VLMReward):
-    """LORD (PAPER.md §6): ``1 − cos(x, l_neg)``, the negative goal only. Terms: ``cos_negative``."""
+    """LORD (docs/method.md#baselines): ``1 − cos(x, l_neg)``, the negative goal only.
+
+    Terms: ``cos_negative``.
+    """
 
     terms = ("cos_negative",)
     head = "lord"
@@ -263,7 +269,7 @@ class LORDReward(VLMReward):
 
 
 class RoboCLIPReward(VLMReward):
-    """RoboCLIP (PAPER.md §6), in two variants.
+    """RoboCLIP (docs/method.md#baselines), in two variants.
 
     * ``mode="step"`` (as in the VLM-RL code): ``cos(x_t, goal)`` at every step.
     * ``mode="episode"`` (the original's sparse form): 0 at every step but the last, where the reward is

@@ -1,4 +1,6 @@
-"""The asynchronous reward pipeline (DriveVLM-RL, PAPER.md §4): a worker scores transitions out of band.
+"""The asynchronous reward pipeline (DriveVLM-RL): a worker scores transitions out of band.
+
+The method: docs/method.md#reward-pipeline.
 
 The collector hands each collected batch to :meth:`RewardWorker.submit` and goes on stepping; a background
 thread relabels the batch with the reward module (static + dynamic pathways, synthesis) and queues it; the

@@ -46,8 +46,8 @@ def render_readme(card: dict[str, Any], notes: list[str]) -> str:
     """The human card: what the model is, how it was trained, what it measured (a table per split)."""
     training = card["training"]
     start = "the same architecture untrained" if not training["pretrained"] else f"`{training['model']}` before"
-    measured = ("CLG reward with PAPER.md's exact prompts (α = β = 1), measured by "
-                "`zoo.evaluation.reward_quality`: the test split's episodes (seeds from "
+    measured = ("CLG reward with the papers' exact prompts (α = β = 1; docs/method.md#prompts), "
+                "measured by `zoo.evaluation.reward_quality`: the test split's episodes (seeds from "
                 f"{(training['test_data'] or {}).get('seed', '—')}) were never used for training or model "
                 "selection (the validation split selected the epoch).")
     lines = [f"# {card['name']}", "", card["summary"], "", "## Quality", "", measured, "",

@@ -3,8 +3,8 @@
 Two image–text losses, weighted: the caption loss is CLIP's, adapted to a small caption vocabulary (each
 frame is classified among all captions, image → text, its target spread evenly over the paraphrases of its
 risk category; each caption in the batch picks the frames that share its category, text → image); the goal
-loss classifies each frame between PAPER.md's two CLG prompts. The model is selected on the
-validation split by what the reward is for: the AUROC with which the CLG reward (PAPER.md's exact
+loss classifies each frame between the papers' two CLG prompts (docs/method.md#prompts). The model is selected
+on the validation split by what the reward is for: the AUROC with which the CLG reward (the papers' exact
 prompts) separates frames that precede a collision within 1 s from safe ones. At the end of the fit the
 best model is scored on the held-out test episodes, next to the same architecture untrained, and — if
 ``export`` is set — written as a zoo model folder with its card.
@@ -58,9 +58,9 @@ class ContrastiveRewardTraining(LightningModule):
             (:data:`zoo.data.bev_captions.SEVERITY`; weight ``exp(−Δseverity / softness)``; 0, the default:
             own category only). Meant to place imminent danger between the clear road and the collision,
             the order CLG measures along; in our runs 0.7 learned slower than 0.
-        goal_loss_weight: weight of a second loss that classifies each frame between the CLG goals (PAPER.md's
-            exact l_pos and l_neg prompts): frames of severity 2 or more (imminent danger, collision, off-road;
-            :data:`zoo.data.bev_captions.SEVERITY`) towards l_neg, the others towards l_pos. The contrastive
+        goal_loss_weight: weight of a second loss that classifies each frame between the CLG goals (the
+            papers' exact l_pos and l_neg prompts): frames of severity 2 or more (imminent danger, collision,
+            off-road; :data:`zoo.data.bev_captions.SEVERITY`) towards l_neg, the others towards l_pos. The contrastive
             loss alone keeps "about to collide" as far from "collided" as from "clear", while the CLG reward
             ranks frames by exactly that difference; 0 turns it off.
         caption_loss_weight: weight of the contrastive caption loss. ``drive-clip-bev-tiny`` trains with 0: on
@@ -217,7 +217,7 @@ def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
 
 
 def clg_goals(encoder) -> torch.Tensor:
-    """The CLG goal embeddings ``[l_pos, l_neg]`` of PAPER.md's exact prompts (through the text projection)."""
+    """The CLG goal embeddings ``[l_pos, l_neg]`` of the papers' exact prompts, through the text projection."""
     from zoo.rewards.vlm import CLG_NEGATIVE, CLG_POSITIVE
 
     # one prompt per call, as CLGReward embeds them: an 8-bit text tower's outputs depend on the batch
@@ -226,7 +226,7 @@ def clg_goals(encoder) -> torch.Tensor:
 
 @torch.no_grad()
 def clg_rewards(encoder, frames: torch.Tensor) -> torch.Tensor:
-    """CLG rewards with PAPER.md's exact prompts (α = β = 1) of uint8 frames ``[N, 3, H, W]``."""
+    """CLG rewards with the papers' exact prompts (α = β = 1) of uint8 frames ``[N, 3, H, W]``."""
     cos = encoder.embed_images(frames) @ clg_goals(encoder).T
     return cos[:, 0] - cos[:, 1]
 
