@@ -76,7 +76,7 @@ def straight_ahead(scenario: str, episodes: int) -> None:
     for throttle in (0.0, 1.0):
         env = zoo.make_env(scenario, action="continuous", obs="kinematics")
         action = torch.tensor([0.0, throttle])
-        result = run_episodes(env, lambda seed: lambda td: td.set("action", action), scenario,
+        result = run_episodes(env, lambda seed, action=action: lambda td: td.set("action", action), scenario,
                               held_out_seeds(episodes), progress=False)
         summary = {name: result.summary[name][0] for name in ("SR", "CR", "RC", "TD")}
         print(f"{scenario} straight, throttle {throttle:.0f}, {episodes} episodes: "

@@ -7,6 +7,7 @@ import math
 import lightning as L
 import pytest
 import torch
+from conftest import AGENT_CASES
 from tensordict import TensorDict
 from torchrl.envs import ExplorationType, set_exploration_type
 
@@ -16,8 +17,6 @@ from zoo.agents import SAC
 from zoo.envs import EnvConfig
 from zoo.evaluation import EVAL_SEED_OFFSET
 from zoo.registry import ZooError
-
-from conftest import AGENT_CASES
 
 #: the losses each algorithm reports from one update
 LOSSES = {

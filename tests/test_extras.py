@@ -8,7 +8,7 @@ import pytest
 
 from zoo.cli import main
 from zoo.export import load_exported
-from zoo.extras import OPTIONAL_MODULES, require
+from zoo.extras import OPTIONAL_MODULES
 from zoo.registry import ZooError
 
 
@@ -19,8 +19,9 @@ def _uninstalled(monkeypatch, *modules: str) -> None:
 
 
 def test_every_optional_module_names_an_extra_of_pyproject():
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     extras = pyproject["project"]["optional-dependencies"]

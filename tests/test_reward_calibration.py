@@ -16,7 +16,6 @@ import yaml
 import zoo
 from zoo import keys
 from zoo.registry import ZooWarning, model_weights_digest, read_card, resolve_model, weights_digest
-from zoo.rewards import HierarchicalReward
 from zoo.rewards.base import RewardModule
 from zoo.rewards.calibrate import collision_ahead, record, separating_threshold
 from zoo.rewards.vlm import CLIP_SR_THRESHOLD, VLMSRReward

@@ -17,7 +17,7 @@ import pytest
 
 from zoo.cli import main
 from zoo.registry import ZooError
-from zoo.tracking.pending import CALLS, FILES, JOURNALED, PENDING_DIR, _SIGNATURES, read_journal, sync
+from zoo.tracking.pending import _SIGNATURES, CALLS, FILES, JOURNALED, PENDING_DIR, sync
 
 #: written by a replay that reached outside its journal
 MARKER = "OUTSIDE"

@@ -23,8 +23,15 @@ from tensordict import TensorDict, TensorDictBase
 import zoo
 from zoo import keys
 from zoo.registry import ZooError
-from zoo.rewards import (CLGReward, HierarchicalReward, LORDReward, RewardModule, RoboCLIPReward, VLMRMReward,
-                         VLMSRReward)
+from zoo.rewards import (
+    CLGReward,
+    HierarchicalReward,
+    LORDReward,
+    RewardModule,
+    RoboCLIPReward,
+    VLMRMReward,
+    VLMSRReward,
+)
 from zoo.vlm.tiny import build_random_dual_encoder
 
 DIM = 64  # embedding width of the tiny models

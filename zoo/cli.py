@@ -11,7 +11,6 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
 
 from rich.console import Console
 from rich.markup import escape
@@ -38,7 +37,7 @@ def _lightning_cli(argv: list[str] | None):
 
     class ZooCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
-            parser.add_argument("--torch_threads", type=Optional[int], default=None,
+            parser.add_argument("--torch_threads", type=int | None, default=None,
                                 help="torch intra-op threads (1 suits small policy networks stepping beside "
                                      "the simulator on few cores; default: torch's choice)")
             parser.add_argument("--checkpoint_every_n_steps", type=int | None, default=None,
@@ -510,7 +509,14 @@ def _models(argv: list[str]) -> None:
     from rich.table import Table
 
     from zoo.api import model_parameters
-    from zoo.registry import ARCHITECTURES, list_models, read_card, resolve_model, shipped_models, shipped_name
+    from zoo.registry import (
+        ARCHITECTURES,
+        list_models,
+        read_card,
+        resolve_model,
+        shipped_models,
+        shipped_name,
+    )
 
     console = Console()
     if args.action == "list":

@@ -263,8 +263,8 @@ def grid_results(client: Any, grid: dict[str, Any], previous: Sequence[dict[str,
             and episodes is kept instead of evaluated again.
         console: where progress goes.
     """
-    from zoo.evaluation.reference import evaluate_reference, reference_policies
     from zoo.benchmark.results_file import episode_columns, latest_runs, run_records
+    from zoo.evaluation.reference import evaluate_reference, reference_policies
 
     console = console or Console(stderr=True)
     runs = latest_runs(client, grid["suite"], grid["scenarios"], grid["methods"], grid["steps"], grid["backbone"],

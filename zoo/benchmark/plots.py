@@ -48,7 +48,7 @@ def plot_intervals(runs: Runs, references: dict[str, dict[str, Any]], labels: di
             est = stratified_bootstrap([run_scores(runs[method], score)])
             ax.errorbar(est.value, y, xerr=[[est.value - est.low], [est.high - est.value]], fmt="o",
                         color=colours[method], capsize=3)
-        for y, (policy, record) in enumerate(references.items(), start=len(runs)):
+        for y, record in enumerate(references.values(), start=len(runs)):
             est = stratified_bootstrap([record["episodes"][SCORES[score][0]]], np.mean)
             ax.errorbar(est.value, y, xerr=[[est.value - est.low], [est.high - est.value]], fmt="D",
                         color="grey", capsize=3)

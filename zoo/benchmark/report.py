@@ -195,7 +195,7 @@ def write_report(results: GridResults, page: Path, results_path: str | Path, com
          + (f", {', '.join(map(str, episodes))} episodes per run" if episodes else "") + ". A run's score is the "
          "mean over its episodes; tables give the interquartile mean (IQM) over runs with a 95 % stratified-"
          "bootstrap interval (2 000 resamples of the runs; Agarwal et al. 2021), and the paper's mean ± std."),
-        f"* **Reward models** (SHA-256 of the weights): "
+        "* **Reward models** (SHA-256 of the weights): "
         + (", ".join(f"`{n}` `{d[:12]}`" for n, d in models) or "not recorded") + ".",
         f"* **Code**: git {', '.join(f'`{c[:12]}`' for c in commits) or 'not recorded'}.",
         f"* **Machine**: {'; '.join(machines) or 'not recorded'}.",

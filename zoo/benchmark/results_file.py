@@ -138,7 +138,8 @@ def latest_runs(client: Any, suite: str, scenarios: Sequence[str], methods: Sequ
 
 def run_records(client: Any, run: Any, conditions: Sequence[str]) -> list[dict[str, Any]]:
     """The records of one finished grid run: one per condition it was evaluated on."""
-    from zoo.benchmark.conditions import DEFAULT, TAG as EVALUATED, artifact_dir
+    from zoo.benchmark.conditions import DEFAULT, artifact_dir
+    from zoo.benchmark.conditions import TAG as EVALUATED
     from zoo.benchmark.grid import TAG
 
     tags = run.data.tags

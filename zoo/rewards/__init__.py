@@ -4,8 +4,17 @@ from zoo.rewards.base import RewardModule
 from zoo.rewards.baselines import EngineeredReward, SparseCollisionReward
 from zoo.rewards.dynamic import DYNAMIC_POSITIVE, DualPathwayReward
 from zoo.rewards.synthesis import HierarchicalReward
-from zoo.rewards.vlm import (CLG_NEGATIVE, CLG_POSITIVE, SAFE_DRIVING_GOAL, CLGReward, LORDReward, RoboCLIPReward,
-                             VLMReward, VLMRMReward, VLMSRReward)
+from zoo.rewards.vlm import (
+    CLG_NEGATIVE,
+    CLG_POSITIVE,
+    SAFE_DRIVING_GOAL,
+    CLGReward,
+    LORDReward,
+    RoboCLIPReward,
+    VLMReward,
+    VLMRMReward,
+    VLMSRReward,
+)
 
 __all__ = ["CLG_NEGATIVE", "CLG_POSITIVE", "CLGReward", "DYNAMIC_POSITIVE", "DualPathwayReward", "EngineeredReward",
            "HierarchicalReward", "LORDReward", "RewardModule", "RoboCLIPReward", "SAFE_DRIVING_GOAL",

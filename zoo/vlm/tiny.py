@@ -39,9 +39,19 @@ def build_random_dual_encoder(folder: str | Path, family: str = "clip", size: st
         >>> path = build_random_dual_encoder(tmp_path / "clip")  # doctest: +SKIP
         >>> encoder = zoo.vlm.load_dual_encoder(path)  # doctest: +SKIP
     """
-    from transformers import (BertConfig, CLIPConfig, CLIPImageProcessor, CLIPModel, SiglipConfig,
-                              SiglipImageProcessor, SiglipModel, ViTConfig, ViTImageProcessor,
-                              VisionTextDualEncoderConfig, VisionTextDualEncoderModel)
+    from transformers import (
+        BertConfig,
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        SiglipConfig,
+        SiglipImageProcessor,
+        SiglipModel,
+        VisionTextDualEncoderConfig,
+        VisionTextDualEncoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
 
     check_choice("family", family, FAMILIES)
     check_choice("size", size, SIZES)
