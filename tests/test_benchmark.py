@@ -69,6 +69,32 @@ def test_a_cell_is_zoo_fit_of_the_base_recipe_with_its_reward_budget_and_tags():
         Budget(steps=400, action="discret")
 
 
+def test_a_dqn_grid_trains_every_method_with_the_dqn_recipe_and_is_a_grid_of_its_own():
+    import json
+    from types import SimpleNamespace
+
+    from zoo.benchmark.grid import Budget, cell_tags, find_finished, fit_arguments
+
+    budget = Budget(steps=400, action="discrete", algorithm="dqn")
+    args = fit_arguments("paper", "vlm-rl", "highway-fast", 1, budget)
+    assert args[:3] == ["fit", "--config", str(Path(__file__).parents[1] / "recipes" / "dqn_highway.yaml")]
+    values = dict(a.split("=", 1) for a in args[3:])
+    assert values["--model.init_args.learning_starts"] == "100"  # the DQN recipe's 200, capped at steps / 4
+    assert json.loads(values["--trainer.logger.init_args.tags"])["zoo.benchmark.algorithm"] == "dqn"
+    assert json.loads(values["--model.init_args.reward"]) == method_reward("vlm-rl")[0]
+    with pytest.raises(ZooError, match="'dqn' needs discrete actions"):
+        Budget(steps=400, algorithm="dqn")
+    with pytest.raises(ZooError, match="'ppo'.*sac"):
+        Budget(steps=400, action="discrete", algorithm="ppo")
+    # a run finished before grids had a learner tag is a SAC cell, never a DQN one
+    sac = Budget(steps=400, action="discrete")
+    old = SimpleNamespace(data=SimpleNamespace(tags={k: v for k, v in cell_tags("paper", "vlm-rl", "highway-fast", 1,
+                                                                                sac).items()
+                                                     if not k.endswith("algorithm")}))
+    assert find_finished([old], cell_tags("paper", "vlm-rl", "highway-fast", 1, sac)) is old
+    assert find_finished([old], cell_tags("paper", "vlm-rl", "highway-fast", 1, budget)) is None
+
+
 @pytest.mark.slow
 def test_tiny_grid_runs_resumes_and_writes_the_results_page(capsys, monkeypatch):
     assert main(TINY_GRID) == 0

@@ -700,7 +700,7 @@ def _benchmark(argv: list[str]) -> None:
 
     parser = argparse.ArgumentParser(
         prog="zoo benchmark",
-        description="Run a benchmark grid (method x scenario x seed, all SAC on the same budget), one MLflow run "
+        description="Run a benchmark grid (method x scenario x seed, one learner on the same budget), one MLflow run "
                     "per cell; finished cells are skipped, so the grid resumes where it stopped. Then evaluate the "
                     "reference policies, write the grid's results file (per-run, per-episode data) and the results "
                     "page built from it (tables with interquartile means and 95 % bootstrap intervals, claims, "
@@ -714,8 +714,12 @@ def _benchmark(argv: list[str]) -> None:
     parser.add_argument("--methods", nargs="+", default=None, help="a subset of the suite's methods (default all): "
                         + ", ".join(SUITES["paper"]))
     parser.add_argument("--action", default="continuous", choices=("continuous", "discrete"),
-                        help="SAC's action mode: continuous (steer, throttle; the papers') or discrete meta-actions "
+                        help="the action mode: continuous (steer, throttle; the papers') or discrete meta-actions "
                              "(learnt within a few thousand steps)")
+    parser.add_argument("--algorithm", default="sac", choices=("sac", "dqn"),
+                        help="the learner every method trains: sac (the papers'; recipes/sac_vlmrl_highway.yaml) or "
+                             "dqn (needs --action discrete; recipes/dqn_highway.yaml, learns meta-actions within a "
+                             "few thousand steps)")
     parser.add_argument("--conditions", nargs="+", default=[DEFAULT], choices=CONDITIONS,
                         help="evaluation conditions; default is always evaluated, unseen (denser or faster traffic, "
                              "other lanes) is reported beside it")
@@ -777,7 +781,7 @@ def _benchmark(argv: list[str]) -> None:
 
     budget = Budget(steps=args.steps, eval_episodes=args.eval_episodes,
                     curve_every=args.curve_every or max(1, args.steps // 5), curve_episodes=args.curve_episodes,
-                    backbone=args.backbone, device=args.device, action=args.action)
+                    backbone=args.backbone, device=args.device, action=args.action, algorithm=args.algorithm)
     methods = args.methods or list(SUITES[args.suite])
     # read before the training: a file that cannot be read stops the grid now, not after it
     previous = read_results(results_path).records if results_path.is_file() else []
@@ -788,7 +792,8 @@ def _benchmark(argv: list[str]) -> None:
                       f"failed {len(outcome['failed'])}" + "".join(f"\n  {f}" for f in outcome["failed"]))
     # the grid's command: the same with --report-only rewrites the page from the same runs
     grid = {"kind": "grid", "suite": args.suite, "scenarios": args.scenarios, "methods": methods,
-            "steps": args.steps, "action": args.action, "backbone": args.backbone, "conditions": conditions,
+            "steps": args.steps, "action": args.action, "algorithm": args.algorithm, "backbone": args.backbone,
+            "conditions": conditions,
             "references": references, "eval_episodes": args.eval_episodes,
             "command": "zoo benchmark " + shlex.join(a for a in argv if a != "--report-only"),
             "note": args.note or "", "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}

@@ -1,6 +1,6 @@
 """Run the benchmark grid (method × scenario × seed), one MLflow run per cell, resumable.
 
-Each cell is ``zoo fit`` on :data:`~zoo.benchmark.methods.BASE_RECIPE` with the method's reward, the
+Each cell is ``zoo fit`` on its learner's :data:`~zoo.benchmark.methods.BASE_RECIPES` entry with the method's reward, the
 scenario, the seed and the budget set from the command line; it is tagged ``zoo.benchmark.*`` in the
 MLflow experiment ``benchmark-<suite>``. A cell whose run finished (tag ``zoo.benchmark.complete``) with
 the same budget and backbone is found and skipped, so a grid can be spread over several sittings; a
@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from zoo.benchmark.conditions import DEFAULT, check_conditions
-from zoo.benchmark.methods import BASE_RECIPE, DEFAULT_BACKBONE, METHODS, RECIPES, method_reward
+from zoo.benchmark.methods import (
+    BASE_RECIPES,
+    DEFAULT_ALGORITHM,
+    DEFAULT_BACKBONE,
+    METHODS,
+    RECIPES,
+    method_reward,
+)
 from zoo.benchmark.provenance import git_commit, reward_model_digests
 from zoo.benchmark.results_file import GridResults
 from zoo.registry import ZooError, check_choice
@@ -54,6 +61,8 @@ class Budget:
         device: Lightning accelerator (``cpu``, ``gpu``, ``auto``).
         action: ``"continuous"`` (steer, throttle; the papers' setting) or ``"discrete"`` (highway-env's
             meta-actions, learnt within a few thousand steps: a grid that fits a small budget).
+        algorithm: the learner every method trains, a key of :data:`~zoo.benchmark.methods.BASE_RECIPES`
+            (``"dqn"`` needs discrete actions).
     """
 
     steps: int
@@ -63,20 +72,29 @@ class Budget:
     backbone: str = DEFAULT_BACKBONE
     device: str = "cpu"
     action: str = "continuous"
+    algorithm: str = DEFAULT_ALGORITHM
 
     def __post_init__(self) -> None:
         from zoo.envs.driving import ACTION_MODES
 
         check_choice("action", self.action, ACTION_MODES)
+        check_choice("algorithm", self.algorithm, tuple(BASE_RECIPES))
+        if self.algorithm == "dqn" and self.action != "discrete":
+            raise ZooError(f"algorithm 'dqn' needs discrete actions, got action {self.action!r}")
         for name in ("steps", "eval_episodes", "curve_every", "curve_episodes"):
             if getattr(self, name) < 1:
                 raise ZooError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def recipe(self) -> str:
+        """The base recipe of the grid's learner (a file under ``recipes/``)."""
+        return BASE_RECIPES[self.algorithm]
 
     def learning_starts(self) -> int:
         """The recipe's random-action warm-up, capped at a quarter of a small budget."""
         from zoo.benchmark.methods import read_recipe
 
-        return min(read_recipe(BASE_RECIPE)["model"]["init_args"]["learning_starts"], self.steps // 4)
+        return min(read_recipe(self.recipe)["model"]["init_args"]["learning_starts"], self.steps // 4)
 
 
 def machine() -> str:
@@ -97,7 +115,12 @@ def experiment_name(suite: str) -> str:
 def cell_tags(suite: str, method: str, scenario: str, seed: int, budget: Budget) -> dict[str, str]:
     return {f"{TAG}suite": suite, f"{TAG}method": method, f"{TAG}scenario": scenario, f"{TAG}seed": str(seed),
             f"{TAG}steps": str(budget.steps), f"{TAG}action": budget.action, f"{TAG}backbone": budget.backbone,
-            f"{TAG}eval_episodes": str(budget.eval_episodes)}
+            f"{TAG}eval_episodes": str(budget.eval_episodes), f"{TAG}algorithm": budget.algorithm}
+
+
+def run_algorithm(tags: dict[str, str]) -> str:
+    """The learner a grid run trained (runs tagged before the ``algorithm`` tag existed are SAC)."""
+    return tags.get(f"{TAG}algorithm", DEFAULT_ALGORITHM)
 
 
 def finished_runs(client: Any, suite: str) -> list[Any]:
@@ -112,7 +135,8 @@ def finished_runs(client: Any, suite: str) -> list[Any]:
 def find_finished(runs: Sequence[Any], tags: dict[str, str]) -> Any | None:
     """The first of ``runs`` whose tags match ``tags`` (the same cell and budget), else ``None``."""
     for run in runs:
-        if all(run.data.tags.get(k) == v for k, v in tags.items()):
+        found = {**run.data.tags, f"{TAG}algorithm": run_algorithm(run.data.tags)}
+        if all(found.get(k) == v for k, v in tags.items()):
             return run
     return None
 
@@ -125,7 +149,7 @@ def fit_arguments(suite: str, method: str, scenario: str, seed: int, budget: Bud
                  {"class_path": "zoo.callbacks.EvaluateEvery",
                   "init_args": {"every": budget.curve_every, "episodes": budget.curve_episodes}}]
     return [
-        "fit", "--config", str(RECIPES / BASE_RECIPE),
+        "fit", "--config", str(RECIPES / budget.recipe),
         f"--seed_everything={seed}",
         f"--trainer.logger.init_args.experiment_name={experiment_name(suite)}",
         f"--trainer.logger.init_args.run_name={method}/{scenario}/seed{seed}",
@@ -235,7 +259,8 @@ def _evaluate_conditions(client: Any, suite: str, scenarios: Sequence[str], meth
     from zoo.benchmark.conditions import evaluate_run_on, needs_evaluation
     from zoo.benchmark.results_file import latest_runs
 
-    runs = latest_runs(client, suite, scenarios, methods, budget.steps, budget.backbone, budget.action)
+    runs = latest_runs(client, suite, scenarios, methods, budget.steps, budget.backbone, budget.action,
+                       budget.algorithm)
     for condition in conditions:
         for run in runs:
             if not needs_evaluation(run, condition, budget.eval_episodes):
@@ -268,7 +293,7 @@ def grid_results(client: Any, grid: dict[str, Any], previous: Sequence[dict[str,
 
     console = console or Console(stderr=True)
     runs = latest_runs(client, grid["suite"], grid["scenarios"], grid["methods"], grid["steps"], grid["backbone"],
-                       grid["action"])
+                       grid["action"], grid.get("algorithm", DEFAULT_ALGORITHM))
     records = [r for run in runs for r in run_records(client, run, grid["conditions"])]
     here = {"machine": machine(), "git_commit": git_commit()}
     kept = {(r["policy"], r["scenario"], r["condition"]): r for r in previous

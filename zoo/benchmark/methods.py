@@ -1,7 +1,7 @@
 """The reward methods of the paper's grid, each a reward recipe entry (docs/method.md#baselines).
 
-Every method trains the same SAC (hyper-parameters of :data:`BASE_RECIPE`); only the reward entry (and
-how it is batched) changes, read from the method's own recipe under ``recipes/``. VLM rewards use one
+Every method trains the same learner (SAC by default, or DQN; hyper-parameters of :data:`BASE_RECIPES`); only the
+reward entry (and how it is batched) changes, read from the method's own recipe under ``recipes/``. VLM rewards use one
 backbone for all methods (default the shipped ``drive-clip-bev-tiny``, on the full frame it was trained
 and calibrated on), so the table compares reward *heads*, not backbones.
 """
@@ -16,9 +16,12 @@ from typing import Any
 from zoo.registry import Registry, ZooError
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-#: the recipe whose SAC hyper-parameters every method shares (the papers' where they transfer,
-#: docs/method.md#rl-setup)
-BASE_RECIPE = "sac_vlmrl_highway.yaml"
+#: per learner, the recipe whose hyper-parameters every method shares: SAC, the papers' learner (their
+#: hyper-parameters where they transfer, docs/method.md#rl-setup); DQN, highway-env's usual meta-action learner
+#: (the quickstart's), which learns within a few thousand steps where SAC does not yet
+BASE_RECIPES = {"sac": "sac_vlmrl_highway.yaml", "dqn": "dqn_highway.yaml"}
+#: the learner of a grid that names none (runs that predate the ``algorithm`` tag are SAC)
+DEFAULT_ALGORITHM = "sac"
 DEFAULT_BACKBONE = "drive-clip-bev-tiny"
 
 

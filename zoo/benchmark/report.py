@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.benchmark.methods import METHODS
+from zoo.benchmark.methods import BASE_RECIPES, DEFAULT_ALGORITHM, METHODS
 from zoo.benchmark.plots import plot_collision_speeds, plot_curves, plot_intervals, plot_profiles
 from zoo.benchmark.results_file import SCORES, GridResults, run_scores
 from zoo.benchmark.stats import Comparison, Interval, compare, required_budget, stratified_bootstrap
@@ -39,8 +39,9 @@ CONDITION_WORDS = {"default": "default condition (the scenario as trained)",
                    "unseen": "unseen condition (traffic and layout not trained on)"}
 ACTION_WORDS = {"continuous": "continuous (steer, throttle) actions at the scenario's continuous-control rate "
                               "(docs/envs.md)",
-                "discrete": "discrete SAC over highway-env's meta-actions (lane left/right, faster, slower, "
+                "discrete": "discrete actions: highway-env's meta-actions (lane left/right, faster, slower, "
                             "idle), one decision per simulated second"}
+ALGORITHM_WORDS = {"sac": "SAC", "dqn": "DQN"}
 READING_START = "<!-- reading: start (kept when this page is regenerated) -->"
 READING_END = "<!-- reading: end -->"
 READING_PLACEHOLDER = "*To be written: a short plain-language reading of the tables, and where they agree or " \
@@ -166,6 +167,7 @@ def write_report(results: GridResults, page: Path, results_path: str | Path, com
         ...              Path("/tmp/results.md"), "benchmarks/results/paper-merge.jsonl.gz")  # doctest: +SKIP
     """
     grid = results.grid
+    algorithm = grid.get("algorithm", DEFAULT_ALGORITHM)
     suite, conditions = grid["suite"], grid.get("conditions", ["default"])
     plots = page.parent / page.stem
     plots.mkdir(parents=True, exist_ok=True)
@@ -186,11 +188,11 @@ def write_report(results: GridResults, page: Path, results_path: str | Path, com
          f"rebuild it with `zoo benchmark --report-only --results {results_path} --out {page}`. Do not edit by "
          "hand except the reading section."), "",
         "```bash", command or grid.get("command", "zoo benchmark"), "```", "",
-        (f"* **Budget**: {grid['steps']} training env steps per run, SAC with the hyper-parameters of "
-         "`recipes/sac_vlmrl_highway.yaml` for every method (only the reward changes; the policy reads "
-         f"kinematics; {ACTION_WORDS[grid['action']]}); VLM rewards on the backbone `{grid['backbone']}` (full "
-         "frame); random-action warm-up `min(1000, steps / 4)`. Each method's reward entry comes from its "
-         "recipe: `zoo/benchmark/methods.py`."),
+        (f"* **Budget**: {grid['steps']} training env steps per run, {ALGORITHM_WORDS[algorithm]} with the "
+         f"hyper-parameters of `recipes/{BASE_RECIPES[algorithm]}` for every method (only the reward changes; the "
+         f"policy reads kinematics; {ACTION_WORDS[grid['action']]}); VLM rewards on the backbone "
+         f"`{grid['backbone']}` (full frame); random-action warm-up: the recipe's `learning_starts`, at most a "
+         "quarter of the steps. Each method's reward entry comes from its recipe: `zoo/benchmark/methods.py`."),
         ("* **Evaluation**: deterministic policy on held-out seeds (`1 000 000 + i`, disjoint from training)"
          + (f", {', '.join(map(str, episodes))} episodes per run" if episodes else "") + ". A run's score is the "
          "mean over its episodes; tables give the interquartile mean (IQM) over runs with a 95 % stratified-"

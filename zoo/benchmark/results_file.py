@@ -5,11 +5,11 @@ JSON lines (gzip-compressed when the name ends in ``.gz``). The first line descr
 line is one evaluation: a trained run on one condition, or a reference policy on one condition::
 
     {"kind": "grid", "schema": 1, "suite": "paper", "scenarios": [...], "methods": [...], "steps": 2000,
-     "action": "discrete", "backbone": "drive-clip-bev-tiny", "conditions": ["default", "unseen"],
+     "action": "discrete", "algorithm": "sac", "backbone": "drive-clip-bev-tiny", "conditions": ["default", "unseen"],
      "references": ["constant:IDLE", ...], "eval_episodes": 50, "command": "zoo benchmark ...", "note": "",
      "written": "<UTC ISO>"}
     {"kind": "run", "method": "vlm-rl", "scenario": "merge", "condition": "default", "seed": 0,
-     "steps": 2000, "action": "discrete", "backbone": "drive-clip-bev-tiny",
+     "steps": 2000, "action": "discrete", "algorithm": "sac", "backbone": "drive-clip-bev-tiny",
      "reward_models": {"drive-clip-bev-tiny": "<sha256 of its safetensors>"}, "run_id": "...",
      "git_commit": "...", "machine": "...", "date": "<run start, UTC ISO>",
      "eval_seed": 1000000, "episodes": {"AS": [...], "RC": [...], "TD": [...], "CS": [...], "SR": [...],
@@ -21,7 +21,7 @@ line is one evaluation: a trained run on one condition, or a reference policy on
 ``episodes`` holds one list per metric of ``zoo.evaluation.metrics.episode_metrics``, one value per held-out
 episode (rounded: a results file is data, not a checkpoint). ``curve`` (default condition only) holds the
 learning-curve evaluations (``EvaluateEvery``) and the final one. ``reward_models`` and ``git_commit`` are
-``null`` for runs that predate their tags.
+``null`` for runs that predate their tags; a grid or run without ``algorithm`` is SAC.
 """
 
 from __future__ import annotations
@@ -122,16 +122,17 @@ def save_results(path: str | Path, results: GridResults) -> Path:
 
 
 def latest_runs(client: Any, suite: str, scenarios: Sequence[str], methods: Sequence[str], steps: int,
-                backbone: str, action: str) -> list[Any]:
+                backbone: str, action: str, algorithm: str = "sac") -> list[Any]:
     """Complete runs of the grid, the newest per (method, scenario, seed)."""
-    from zoo.benchmark.grid import TAG, finished_runs
+    from zoo.benchmark.grid import TAG, finished_runs, run_algorithm
 
     chosen: dict[tuple[str, str, str], Any] = {}
     for run in finished_runs(client, suite):  # newest first: the first run of a cell wins
         tags = run.data.tags
         cell = (tags.get(f"{TAG}method"), tags.get(f"{TAG}scenario"), tags.get(f"{TAG}seed"))
         if cell[1] in scenarios and cell[0] in methods and tags.get(f"{TAG}steps") == str(steps) \
-                and tags.get(f"{TAG}backbone") == backbone and tags.get(f"{TAG}action") == action:
+                and tags.get(f"{TAG}backbone") == backbone and tags.get(f"{TAG}action") == action \
+                and run_algorithm(tags) == algorithm:
             chosen.setdefault(cell, run)
     return list(chosen.values())
 
@@ -140,12 +141,12 @@ def run_records(client: Any, run: Any, conditions: Sequence[str]) -> list[dict[s
     """The records of one finished grid run: one per condition it was evaluated on."""
     from zoo.benchmark.conditions import DEFAULT, artifact_dir
     from zoo.benchmark.conditions import TAG as EVALUATED
-    from zoo.benchmark.grid import TAG
+    from zoo.benchmark.grid import TAG, run_algorithm
 
     tags = run.data.tags
     common = {"kind": "run", "method": tags[f"{TAG}method"], "scenario": tags[f"{TAG}scenario"],
               "seed": int(tags[f"{TAG}seed"]), "steps": int(tags[f"{TAG}steps"]), "action": tags[f"{TAG}action"],
-              "backbone": tags[f"{TAG}backbone"],
+              "algorithm": run_algorithm(tags), "backbone": tags[f"{TAG}backbone"],
               "reward_models": json.loads(tags[f"{TAG}reward_models"]) if f"{TAG}reward_models" in tags else None,
               "run_id": run.info.run_id,
               "git_commit": tags.get(f"{TAG}commit") or tags.get("mlflow.source.git.commit"),
