@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from zoo.shipped import checkpoints_dir
+
 T = TypeVar("T")
 
 
@@ -113,9 +115,10 @@ ARCHITECTURES.register("drive-clip-bev-tiny", Architecture(
 
 
 def checkpoint_roots() -> list[Path]:
-    """Folders holding shipped models: ``$ZOO_CHECKPOINTS`` (``os.pathsep``-separated), then the repo's ``checkpoints/``."""
+    """Folders holding shipped models: ``$ZOO_CHECKPOINTS`` (``os.pathsep``-separated), then the zoo's own
+    ``checkpoints/`` (:func:`zoo.shipped.checkpoints_dir`: the repo's folder, or the installed package's)."""
     extra = [Path(p).expanduser() for p in os.environ.get("ZOO_CHECKPOINTS", "").split(os.pathsep) if p]
-    return [*extra, Path(__file__).resolve().parents[1] / "checkpoints"]
+    return [*extra, checkpoints_dir()]
 
 
 def read_card(folder: str | Path) -> dict[str, Any]:

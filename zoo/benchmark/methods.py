@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from zoo.registry import Registry, ZooError
+from zoo.shipped import recipes_dir
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+#: the shipped recipes (the repo's ``recipes/``, or the installed package's: :mod:`zoo.shipped`)
+RECIPES = recipes_dir()
 #: per learner, the recipe whose hyper-parameters every method shares: SAC, the papers' learner (their
 #: hyper-parameters where they transfer, docs/method.md#rl-setup); DQN, highway-env's usual meta-action learner
 #: (the quickstart's), which learns within a few thousand steps where SAC does not yet
