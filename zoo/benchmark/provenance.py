@@ -15,7 +15,12 @@ _REPO = Path(__file__).resolve().parents[2]
 
 
 def git_commit() -> str | None:
-    """The zoo checkout's commit, ``-dirty`` appended when tracked files differ from it; ``None`` outside git."""
+    """The zoo checkout's commit, ``-dirty`` appended when tracked files differ from it; ``None`` outside git.
+
+    An installed zoo (a wheel, in site-packages) is no checkout: ``None`` too, rather than the commit of
+    whatever repository the environment happens to sit in."""
+    if not (_REPO / ".git").exists():  # a folder in a clone, a file in a worktree or submodule
+        return None
     try:
         commit = subprocess.run(["git", "-C", str(_REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()
