@@ -220,6 +220,38 @@ def test_bad_input_message_is_short(case, capsys):
     assert 1 <= len(lines) <= 6, "\n".join(lines)
 
 
+# -- shipped recipes by name ----------------------------------------------------------------------
+@pytest.mark.parametrize("argv", [["--config", "quickstart"], ["--config", "quickstart.yaml"],
+                                  ["--config", "recipes/quickstart.yaml"], ["-c", "quickstart"],
+                                  ["--config=quickstart"]], ids=lambda a: " ".join(a))
+def test_fit_config_names_a_shipped_recipe(argv):
+    from zoo.cli import _shipped_recipes_by_name
+    from zoo.shipped import recipes_dir
+
+    shipped = str(recipes_dir() / "quickstart.yaml")
+    out = _shipped_recipes_by_name(["fit", *argv, "--trainer.max_steps", "1"])
+    assert out == ["fit", *argv[:-1], f"--config={shipped}" if len(argv) == 1 else shipped,
+                   "--trainer.max_steps", "1"]
+    assert QUICKSTART.resolve() == Path(shipped).resolve()  # in a checkout, the repo's recipes/
+
+
+def test_fit_config_prefers_a_file_in_the_working_folder(tmp_path):
+    from zoo.cli import _shipped_recipes_by_name
+
+    (tmp_path / "quickstart.yaml").write_text("seed_everything: 1\n")
+    argv = ["fit", "--config", "quickstart.yaml", "--config", "{trainer: {max_steps: 1}}", "--config", "a/b.yaml"]
+    assert _shipped_recipes_by_name(argv) == argv  # a file here, inline YAML, a path elsewhere: LightningCLI's
+
+
+def test_fit_config_of_an_unknown_name_lists_the_shipped_recipes(capsys):
+    code, _, stderr = _run(["fit", "--config", "quikstart"], capsys)
+    assert code == 2
+    assert "Traceback" not in stderr
+    message = " ".join(stderr.split())
+    assert "'quikstart'" in message and "did you mean quickstart?" in message
+    assert "the shipped recipes: dqn_cnn_highway, dqn_highway," in message and "sac_highway" in message
+
+
 # -- the installed `zoo` command ------------------------------------------------------------------
 def _zoo(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([ZOO, *args], cwd=cwd, capture_output=True, text=True, timeout=300)

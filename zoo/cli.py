@@ -1,13 +1,15 @@
 """The ``zoo`` command.
 
 ``zoo fit --config recipes/<recipe>.yaml [--key value ...]`` is Lightning's CLI over the
-agents (recipes are LightningCLI YAML with OmegaConf ``${...}`` interpolation). The zoo adds its own
+agents (recipes are LightningCLI YAML with OmegaConf ``${...}`` interpolation); ``--config <name>`` names a
+shipped recipe from any folder (:func:`_shipped_recipes_by_name`). The zoo adds its own
 subcommands (``zoo evaluate`` …). User errors print one line naming the bad value and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +27,41 @@ LIGHTNING_COMMANDS = ("fit",)
 # episodes on unseen seeds (`zoo evaluate`), and reward-model recipes already validate every epoch of fit.
 REPLACED_COMMANDS = {"validate": "a checkpoint's held-out evaluation is `zoo evaluate --ckpt <checkpoint>` "
                                  "(reward-model recipes validate every epoch of `zoo fit`)"}
+
+
+#: a ``--config`` value that may name a shipped recipe: a bare file name, or ``recipes/<name>`` as the recipes'
+#: own comments write it (anything else, a path elsewhere or inline YAML, is left to LightningCLI)
+_RECIPE_NAME = re.compile(r"(?:recipes/)?[\w.-]+")
+
+
+def _shipped_recipes_by_name(argv: list[str]) -> list[str]:
+    """``argv`` with each ``--config NAME`` that is no file in the working folder replaced by the shipped recipe
+    ``NAME`` (``quickstart``, ``quickstart.yaml`` or ``recipes/quickstart.yaml``), so an installed zoo runs
+    ``zoo fit --config quickstart`` from any folder. A name that is neither raises a :class:`ZooError` naming
+    the shipped recipes."""
+    import difflib
+
+    from zoo.shipped import recipe_names, shipped_recipe
+
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg in ("-c", "--config") and i + 1 < len(out):
+            at, value, prefix = i + 1, out[i + 1], ""
+        elif arg.startswith("--config="):
+            at, value, prefix = i, arg.partition("=")[2], "--config="
+        else:
+            continue
+        if Path(value).is_file() or not _RECIPE_NAME.fullmatch(value):
+            continue
+        name = value.removeprefix("recipes/")
+        found = shipped_recipe(name)
+        if found is None:
+            close = difflib.get_close_matches(name.removesuffix(".yaml"), recipe_names(), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ZooError(f"no recipe file {value!r} in the working folder ({Path.cwd()}) and no shipped recipe of "
+                           f"that name{hint}; the shipped recipes: {', '.join(recipe_names())}")
+        out[at] = prefix + str(found)
+    return out
 
 
 def _lightning_cli(argv: list[str] | None):
@@ -834,7 +871,8 @@ ZOO_COMMANDS: dict[str, Callable[[list[str]], None]] = {"evaluate": _evaluate, "
 USAGE = """usage: zoo <command> [options]
 
 commands:
-  fit        train a policy:      zoo fit --config recipes/quickstart.yaml [--trainer.max_steps N ...]
+  fit        train a policy:      zoo fit --config quickstart [--trainer.max_steps N ...]  (a shipped recipe
+                                  by name, or a recipe file: --config recipes/quickstart.yaml)
   evaluate   held-out metrics:    zoo evaluate --ckpt <checkpoint or runs:/id> --episodes 20 [--video out.gif]
                                   zoo evaluate --policy constant:SLOWER|random|idm --scenario merge [--condition unseen]
   reward     reward-model tools:  zoo reward calibrate --model <hub id|folder> --scenario highway-fast
@@ -908,6 +946,9 @@ def main(argv: list[str] | None = None) -> int:
         if command in ZOO_COMMANDS:
             ZOO_COMMANDS[command](argv[1:])
         elif command in LIGHTNING_COMMANDS:
+            argv = _shipped_recipes_by_name(argv)
+            if from_sys:  # LightningCLI reads sys.argv itself (and warns when given both it and args)
+                sys.argv[1:] = argv
             _lightning_cli(None if from_sys else argv)
         elif command in REPLACED_COMMANDS:
             raise ZooError(f"there is no `zoo {command}`: {REPLACED_COMMANDS[command]}")
