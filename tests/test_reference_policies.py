@@ -22,12 +22,15 @@ META_ACTION_SCENARIOS = [n for n in zoo.list_scenarios() if "discrete" in SCENAR
 #: cells where a constant or random policy still reached SR > 0.2 in the measured table (docs/envs.md, 100 held-out
 #: episodes, preset version 2), with that SR: the presets of these scenarios do not meet issue 15's bar yet.
 #: Not strict: 5 episodes may pass by luck.
-TOO_EASY_YET = {("merge", "constant:LANE_LEFT"): 0.26,
-                ("roundabout", "constant:LANE_LEFT"): 0.74, ("roundabout", "constant:IDLE"): 0.78,
+TOO_EASY_YET = {("roundabout", "constant:LANE_LEFT"): 0.74, ("roundabout", "constant:IDLE"): 0.78,
                 ("roundabout", "constant:LANE_RIGHT"): 0.78, ("roundabout", "constant:FASTER"): 0.46,
                 ("roundabout", "random"): 0.33,
                 ("intersection", "constant:IDLE"): 0.42, ("intersection", "constant:FASTER"): 0.42,
                 ("intersection", "random"): 0.22}
+
+#: cells that meet the bar on 100 held-out episodes but pass more than 1 of the first 5 by chance, with the 100-episode
+#: SR: merge v3's random policy wins held-out episodes 1 and 2 (SR 0.16 on 100, benchmarks/results/reference_policies.jsonl)
+LUCKY_FIRST_SEEDS = {("merge", "random"): 0.16}
 
 
 def _non_learning_cases():
@@ -38,6 +41,9 @@ def _non_learning_cases():
             too_easy = TOO_EASY_YET.get((scenario, policy))
             marks = [pytest.mark.xfail(reason=f"preset still solved by this policy: SR {too_easy:.2f} on 100 held-out "
                                               "episodes (docs/envs.md)", strict=False)] if too_easy else []
+            if (scenario, policy) in LUCKY_FIRST_SEEDS:
+                marks = [pytest.mark.xfail(reason=f"SR {LUCKY_FIRST_SEEDS[scenario, policy]:.2f} on 100 held-out "
+                                                  "episodes, but 2 of the first 5 succeed", strict=False)]
             yield pytest.param(scenario, policy, id=f"{scenario}-{policy}", marks=marks)
 
 

@@ -75,6 +75,13 @@ SCENARIOS: Registry[ScenarioPreset] = Registry("scenario")
 _DENSE_HIGHWAY = {"vehicles_density": 1.0}
 #: highway-env's aggressive driver model (shorter gaps, harder acceleration) for the traffic
 _AGGRESSIVE_TRAFFIC = {"other_vehicles_type": "highway_env.vehicle.behavior.AggressiveVehicle"}
+#: the merge preset's traffic (zoo/envs/merge.py's config keys): per lane, cars in a row ahead of the ego car
+_MERGE_TRAFFIC = {"lane_vehicles_count": 3, "lead_gap_range": [25.0, 60.0], "gap_range": [30.0, 60.0],
+                  "speed_range": [23.0, 28.0], "ramp_vehicles_count": 2, "ramp_start_range": [60.0, 110.0],
+                  "ramp_speed_range": [22.0, 26.0]}
+#: its unseen condition: denser, a fourth car per lane, 25-50 m apart, and a third car on the ramp
+_DENSE_MERGE = {"lane_vehicles_count": 4, "gap_range": [25.0, 50.0], "ramp_vehicles_count": 3,
+                "ramp_start_range": [40.0, 90.0]}
 
 for _preset in (
     # Meta-action target speeds are 20/25/30 m/s on the highways and highway-env's traffic drives 21-24 m/s; the
@@ -86,10 +93,16 @@ for _preset in (
     ScenarioPreset("highway-fast", "highway-fast-v0", 760.0, {"offroad_terminal": True, "vehicles_density": 0.5},
                    continuous_frequency_hz=5, steering_limit_rad=0.1, time_limit_s=30, unseen_config=_DENSE_HIGHWAY,
                    version=2, description="3-lane highway, fewer simulation steps per action, 760 m in 30 s"),
-    # merge-v0 has no time limit of its own: at SLOWER's 20 m/s the 330 m take 16 s, at 30 m/s 11 s
-    ScenarioPreset("merge", "merge-v0", 330.0, {}, action_modes=("discrete",), time_limit_s=13,
-                   unseen_config=_AGGRESSIVE_TRAFFIC, version=2,
-                   description="highway with a merging on-ramp, 330 m in 13 s"),
+    # merge-v0's road with traffic drawn per episode (zoo/envs/merge.py): merge-v0 placed its cars at nearly fixed
+    # spots and its lanes cap IDM traffic at 20 m/s. Here 3 cars per lane drive 23-28 m/s (lanes allow 30), the
+    # first 25-60 m ahead of the ego car (which starts at 30 m/s), each next 30-60 m further; 2 ramp cars merge
+    # into the right lane. Holding 30 m/s (IDLE, FASTER, LANE_LEFT, LANE_RIGHT) runs into a car ahead in either
+    # lane within 15 s (closing speed 2-7 m/s, and a platoon slows behind a merging car); SLOWER's 20 m/s covers
+    # ~310 m of the 330 m route in 15 s (22 m/s asked); following the traffic and overtaking where a lane frees
+    # makes it.
+    ScenarioPreset("merge", "zoo-merge-v0", 330.0, _MERGE_TRAFFIC, action_modes=("discrete",), time_limit_s=15,
+                   unseen_config=_DENSE_MERGE, version=3,
+                   description="highway with a merging on-ramp, traffic drawn per episode, 330 m in 15 s"),
     ScenarioPreset("roundabout", "roundabout-v0", 80.0, {}, action_modes=("discrete",), time_limit_s=11,
                    unseen_config=_AGGRESSIVE_TRAFFIC, version=2,
                    description="enter, cross and leave a roundabout, 80 m in 11 s"),
