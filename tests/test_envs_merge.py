@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 
 import zoo  # noqa: F401  (registers zoo-merge-v0)
-from zoo.envs.merge import EGO_START_M, EGO_SPEED_MPS
+from zoo.envs.merge import EGO_SPEED_MPS, EGO_START_M
 from zoo.envs.presets import SCENARIOS
 
 

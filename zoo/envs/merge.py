@@ -15,7 +15,6 @@ end (past x = 370 m), and draws the traffic from config keys on every reset:
 
 from __future__ import annotations
 
-import numpy as np
 from highway_env import utils
 from highway_env.envs.merge_env import MergeEnv
 
