@@ -9,7 +9,8 @@ A learnt driver means something only beside drivers that need no learning. Three
   state, not the observation): at every decision it asks an :class:`IDMVehicle` standing in the ego car's place,
   with the fastest meta-action speed as its target, whether MOBIL changes lane and which acceleration IDM
   commands, and picks the meta-action that does the same; it gives way to crossing traffic by highway-env's own
-  right-of-way rules (those its ``RegulatedRoad`` applies to the intersection's traffic). It drives the ego car
+  right-of-way rules (those its ``RegulatedRoad`` applies to the intersection's traffic), and on a roundabout, whose
+  lanes highway-env gives no priorities, to the traffic on the ring. It drives the ego car
   through the same meta-actions and the same controllers as a learnt policy, so its success rate shows that the task can be done with them.
 
 All run through :func:`zoo.evaluation.rollout.run_episodes`, the loop of :func:`zoo.evaluate`: same env, same
@@ -188,6 +189,11 @@ def _must_yield(stand_in: Any, roundabout: bool = False) -> bool:
     the lane of lower priority, or at equal priority the one behind, gives way (``respect_priorities``). A car
     that would meet the other even standing still is already in its path: stopping there helps nobody, so it
     does not yield but clears the way.
+
+    On a roundabout (``roundabout``: highway-env's ``RoundaboutEnv``, whose lanes all have the same priority, so
+    that "the one behind" would decide) the roundabout rule instead: a car entering gives way to the cars on the
+    ring, and a car on the ring yields only to a car ahead of it (highway-env's entering traffic does not give way;
+    stopping for a car behind would only get the ego car rear-ended).
     """
     from highway_env.road.regulation import RegulatedRoad
 
@@ -201,7 +207,8 @@ def _must_yield(stand_in: Any, roundabout: bool = False) -> bool:
             gives_way = stand_in.front_distance_to(other) > 0 if _circulating(stand_in) else _circulating(other)
             if not gives_way or not _conflict_possible(stand_in, other):
                 continue
-        elif not _conflict_possible(stand_in, other) or RegulatedRoad.respect_priorities(stand_in, other) is not stand_in:
+        elif (not _conflict_possible(stand_in, other)
+              or RegulatedRoad.respect_priorities(stand_in, other) is not stand_in):
             continue
         stand_in.speed = 0.0
         in_its_path = _conflict_possible(stand_in, other)
