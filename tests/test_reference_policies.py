@@ -23,9 +23,6 @@ META_ACTION_SCENARIOS = [n for n in zoo.list_scenarios() if "discrete" in SCENAR
 #: episodes, preset version 2), with that SR: the presets of these scenarios do not meet issue 15's bar yet.
 #: Not strict: 5 episodes may pass by luck.
 TOO_EASY_YET = {("merge", "constant:LANE_LEFT"): 0.26,
-                ("roundabout", "constant:LANE_LEFT"): 0.74, ("roundabout", "constant:IDLE"): 0.78,
-                ("roundabout", "constant:LANE_RIGHT"): 0.78, ("roundabout", "constant:FASTER"): 0.46,
-                ("roundabout", "random"): 0.33,
                 ("intersection", "constant:IDLE"): 0.42, ("intersection", "constant:FASTER"): 0.42,
                 ("intersection", "random"): 0.22}
 
