@@ -22,10 +22,7 @@ META_ACTION_SCENARIOS = [n for n in zoo.list_scenarios() if "discrete" in SCENAR
 #: cells where a constant or random policy still reached SR > 0.2 in the measured table (docs/envs.md, 100 held-out
 #: episodes, preset version 2), with that SR: the presets of these scenarios do not meet issue 15's bar yet.
 #: Not strict: 5 episodes may pass by luck.
-TOO_EASY_YET = {("roundabout", "constant:LANE_LEFT"): 0.74, ("roundabout", "constant:IDLE"): 0.78,
-                ("roundabout", "constant:LANE_RIGHT"): 0.78, ("roundabout", "constant:FASTER"): 0.46,
-                ("roundabout", "random"): 0.33,
-                ("intersection", "constant:IDLE"): 0.42, ("intersection", "constant:FASTER"): 0.42,
+TOO_EASY_YET = {("intersection", "constant:IDLE"): 0.42, ("intersection", "constant:FASTER"): 0.42,
                 ("intersection", "random"): 0.22}
 
 #: cells that meet the bar on 100 held-out episodes but pass more than 1 of the first 5 by chance, with the 100-episode

@@ -103,9 +103,13 @@ for _preset in (
     ScenarioPreset("merge", "zoo-merge-v0", 330.0, _MERGE_TRAFFIC, action_modes=("discrete",), time_limit_s=15,
                    unseen_config=_DENSE_MERGE, version=3,
                    description="highway with a merging on-ramp, traffic drawn per episode, 330 m in 15 s"),
-    ScenarioPreset("roundabout", "roundabout-v0", 80.0, {}, action_modes=("discrete",), time_limit_s=11,
-                   unseen_config=_AGGRESSIVE_TRAFFIC, version=2,
-                   description="enter, cross and leave a roundabout, 80 m in 11 s"),
+    # highway-env's generic roundabout (roundabout-v0's fixed 4 cars left FASTER forever SR ~0.5) with a one-lane
+    # ring and 18 cars drawn per episode over the ring and the other entries: entering at FASTER's 16 m/s meets
+    # the circulating traffic. Meta-action target speeds are 0/8/16 m/s; the ego car starts at 8 m/s, so IDLE covers
+    # 88 m in 11 s and 105 m (spawn, 3/4 round, ~20 m down the north exit) needs more than 9.5 m/s on average.
+    ScenarioPreset("roundabout", "roundabout-generic-v0", 105.0, {"roundabout_lanes": 1, "vehicles_count": 18},
+                   action_modes=("discrete",), time_limit_s=11, unseen_config={"vehicles_count": 24}, version=3,
+                   description="enter a busy one-lane roundabout, leave at the north exit, 105 m in 11 s"),
     ScenarioPreset("intersection", "intersection-v0", 75.0,
                    {"offroad_terminal": True, "other_vehicles_type": "zoo.envs.vehicles.IntersectionIDMVehicle"},
                    continuous_frequency_hz=5,  # turning needs highway-env's full steering range

@@ -9,7 +9,8 @@ A learnt driver means something only beside drivers that need no learning. Three
   state, not the observation): at every decision it asks an :class:`IDMVehicle` standing in the ego car's place,
   with the fastest meta-action speed as its target, whether MOBIL changes lane and which acceleration IDM
   commands, and picks the meta-action that does the same; it gives way to crossing traffic by highway-env's own
-  right-of-way rules (those its ``RegulatedRoad`` applies to the intersection's traffic). It drives the ego car
+  right-of-way rules (those its ``RegulatedRoad`` applies to the intersection's traffic), and on a roundabout, whose
+  lanes highway-env gives no priorities, to the traffic on the ring. It drives the ego car
   through the same meta-actions and the same controllers as a learnt policy, so its success rate shows that the task can be done with them.
 
 All run through :func:`zoo.evaluation.rollout.run_episodes`, the loop of :func:`zoo.evaluate`: same env, same
@@ -149,6 +150,7 @@ def idm_meta_action(highway: Any, actions: tuple[str, ...]) -> str:
     IDM's desired gap and the ego car need not yield to crossing traffic (:func:`_must_yield`); the slowest one if
     there is none (a meta-action has no harder brake).
     """
+    from highway_env.envs.roundabout_env import RoundaboutEnv
     from highway_env.vehicle.behavior import IDMVehicle
 
     ego = highway.vehicle
@@ -157,13 +159,13 @@ def idm_meta_action(highway: Any, actions: tuple[str, ...]) -> str:
     with _standing_in_for(ego, stand_in):
         lane_change = _mobil_lane_change(stand_in, ego) if "LANE_LEFT" in actions else None
         front, _ = ego.road.neighbour_vehicles(stand_in, ego.lane_index)
-        wanted = _fastest_safe_speed(stand_in, ego.target_speeds, front)
+        wanted = _fastest_safe_speed(stand_in, ego.target_speeds, front, isinstance(highway, RoundaboutEnv))
     if lane_change is not None:
         return lane_change
     return "FASTER" if wanted > ego.speed_index else "SLOWER" if wanted < ego.speed_index else "IDLE"
 
 
-def _fastest_safe_speed(stand_in: Any, target_speeds: np.ndarray, front: Any) -> int:
+def _fastest_safe_speed(stand_in: Any, target_speeds: np.ndarray, front: Any, roundabout: bool = False) -> int:
     """Index of the fastest target speed that keeps IDM's desired gap ahead and yields where it must; 0 if none.
 
     IDM brakes harder than its comfortable deceleration exactly when the gap is below its desired gap, which grows
@@ -174,12 +176,12 @@ def _fastest_safe_speed(stand_in: Any, target_speeds: np.ndarray, front: Any) ->
     for index, speed in enumerate(target_speeds):
         stand_in.speed = float(speed)
         keeps_gap = front is None or stand_in.desired_gap(stand_in, front) <= gap
-        if keeps_gap and not _must_yield(stand_in):
+        if keeps_gap and not _must_yield(stand_in, roundabout):
             wanted = index
     return wanted
 
 
-def _must_yield(stand_in: Any) -> bool:
+def _must_yield(stand_in: Any, roundabout: bool = False) -> bool:
     """Whether the stand-in, at its speed, meets another car within 5 s that it must give way to and can still avoid.
 
     highway-env's own right-of-way machinery (``RegulatedRoad``, which stops the intersection's traffic but never
@@ -187,6 +189,11 @@ def _must_yield(stand_in: Any) -> bool:
     the lane of lower priority, or at equal priority the one behind, gives way (``respect_priorities``). A car
     that would meet the other even standing still is already in its path: stopping there helps nobody, so it
     does not yield but clears the way.
+
+    On a roundabout (``roundabout``: highway-env's ``RoundaboutEnv``, whose lanes all have the same priority, so
+    that "the one behind" would decide) the roundabout rule instead: a car entering gives way to the cars on the
+    ring, and a car on the ring yields only to a car ahead of it (highway-env's entering traffic does not give way;
+    stopping for a car behind would only get the ego car rear-ended).
     """
     from highway_env.road.regulation import RegulatedRoad
 
@@ -195,7 +202,13 @@ def _must_yield(stand_in: Any) -> bool:
     for other in stand_in.road.vehicles:
         if other is stand_in or np.linalg.norm(other.position - stand_in.position) > reach:
             continue
-        if not _conflict_possible(stand_in, other) or RegulatedRoad.respect_priorities(stand_in, other) is not stand_in:
+        if roundabout:
+            # entering: give way to the ring's traffic; on the ring: do not run into a car ahead (one entering too)
+            gives_way = stand_in.front_distance_to(other) > 0 if _circulating(stand_in) else _circulating(other)
+            if not gives_way or not _conflict_possible(stand_in, other):
+                continue
+        elif (not _conflict_possible(stand_in, other)
+              or RegulatedRoad.respect_priorities(stand_in, other) is not stand_in):
             continue
         stand_in.speed = 0.0
         in_its_path = _conflict_possible(stand_in, other)
@@ -203,6 +216,14 @@ def _must_yield(stand_in: Any) -> bool:
         if not in_its_path:
             return True
     return False
+
+
+def _circulating(vehicle: Any) -> bool:
+    """Whether ``vehicle`` drives on a roundabout's ring (highway-env builds the ring of ``CircularLane``s, its
+    entries and exits of straight and sine lanes)."""
+    from highway_env.road.lane import CircularLane
+
+    return isinstance(vehicle.lane, CircularLane)
 
 
 def _conflict_possible(first: Any, second: Any) -> bool:
