@@ -20,6 +20,7 @@ from gymnasium import spaces
 
 from zoo import keys
 from zoo.envs.presets import ScenarioPreset
+from zoo.envs import intersection as _intersection  # noqa: F401  (registers zoo-intersection-v0)
 from zoo.registry import ZooError
 
 OBS_MODES = ("kinematics", "bev", "both")
