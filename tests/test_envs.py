@@ -144,6 +144,17 @@ def test_building_an_env_prints_no_third_party_noise(tmp_path):
     assert result.returncode == 0 and "out of date" not in result.stderr, result.stderr[-2000:]
 
 
+def test_the_intersection_ego_car_approaches_at_the_preset_speed():
+    """zoo-intersection-v0 starts the ego car at ``ego_initial_speed`` and the meta-action target speed nearest it."""
+    env = zoo.make_env("intersection", seed=0)
+    try:
+        env.reset()
+        ego = env.base_env._env.unwrapped.vehicle
+        assert ego.speed == pytest.approx(4.5) and ego.target_speed == pytest.approx(4.5) and ego.speed_index == 1
+    finally:
+        env.close()
+
+
 def test_building_one_scenario_leaves_the_traffic_of_others_unchanged():
     from highway_env.vehicle.behavior import IDMVehicle
 

@@ -20,10 +20,9 @@ META_ACTION_SCENARIOS = [n for n in zoo.list_scenarios() if "discrete" in SCENAR
 
 
 #: cells where a constant or random policy still reached SR > 0.2 in the measured table (docs/envs.md, 100 held-out
-#: episodes, preset version 2), with that SR: the presets of these scenarios do not meet issue 15's bar yet.
+#: episodes, preset version 3), with that SR: the presets of these scenarios do not meet issue 15's bar yet.
 #: Not strict: 5 episodes may pass by luck.
-TOO_EASY_YET = {("intersection", "constant:IDLE"): 0.42, ("intersection", "constant:FASTER"): 0.42,
-                ("intersection", "random"): 0.22}
+TOO_EASY_YET = {("intersection", "constant:FASTER"): 0.39}
 
 #: cells that meet the bar on 100 held-out episodes but pass more than 1 of the first 5 by chance, with the 100-episode
 #: SR: merge v3's random policy wins held-out episodes 1 and 2 (SR 0.16 on 100, benchmarks/results/reference_policies.jsonl)
@@ -58,9 +57,9 @@ def test_the_idm_driver_completes_highway_fast_episodes():
 
 
 def test_the_idm_driver_gives_way_at_the_intersection():
-    """Held-out episode 0: driving on at 9 m/s (IDLE) meets crossing traffic; the IDM driver yields and arrives."""
-    assert zoo.evaluate_reference("constant:IDLE", "intersection", episodes=1).episodes[0]["collisions"] == 1
-    result = zoo.evaluate_reference("idm", "intersection", episodes=1)
+    """Held-out episode 5: speeding up to 9 m/s (FASTER) meets crossing traffic; the IDM driver yields and arrives."""
+    assert zoo.evaluate_reference("constant:FASTER", "intersection", episodes=1, seed=5).episodes[0]["collisions"] == 1
+    result = zoo.evaluate_reference("idm", "intersection", episodes=1, seed=5)
     assert result.episodes[0]["SR"] == 1, result.episodes
 
 

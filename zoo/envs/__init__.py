@@ -7,9 +7,13 @@ from zoo.envs.driving import DrivingEnv
 from zoo.envs.make import EnvConfig, make_env
 from zoo.envs.presets import SCENARIOS, ScenarioPreset
 
-# the merge preset's env: merge-v0 with traffic drawn per episode (zoo/envs/merge.py)
-if "zoo-merge-v0" not in gymnasium.registry:
-    gymnasium.register(id="zoo-merge-v0", entry_point="zoo.envs.merge:MergeTrafficEnv")
+#: the presets' own highway-env variants, registered with gymnasium on import (worker processes import zoo.envs too):
+#: merge-v0 with traffic drawn per episode, intersection-v0 with the ego car's approach speed as a config key
+ZOO_ENVS = {"zoo-merge-v0": "zoo.envs.merge:MergeTrafficEnv",
+            "zoo-intersection-v0": "zoo.envs.intersection:ZooIntersectionEnv"}
+for _id, _entry_point in ZOO_ENVS.items():
+    if _id not in gymnasium.registry:
+        gymnasium.register(id=_id, entry_point=_entry_point)
 
 # again now: importing gymnasium put its own "once" filter for DeprecationWarning in front of the zoo's
 _noise.silence_known_noise()

@@ -110,11 +110,16 @@ for _preset in (
     ScenarioPreset("roundabout", "roundabout-generic-v0", 105.0, {"roundabout_lanes": 1, "vehicles_count": 18},
                    action_modes=("discrete",), time_limit_s=11, unseen_config={"vehicles_count": 24}, version=3,
                    description="enter a busy one-lane roundabout, leave at the north exit, 105 m in 11 s"),
-    ScenarioPreset("intersection", "intersection-v0", 75.0,
-                   {"offroad_terminal": True, "other_vehicles_type": "zoo.envs.vehicles.IntersectionIDMVehicle"},
+    # The ego car approaches at 4.5 m/s (highway-env's own start is 10 m/s, its top target speed of 9 m/s): IDLE holds
+    # 4.5 m/s and covers 72 m in the 16 s, short of the 75 m to the exit; SLOWER stops. It turns left, on the lane of
+    # lowest priority, across 13 cars instead of highway-env's 10 (more crossing traffic when FASTER arrives at 9 m/s
+    # after ~5 s; 15 cars jam the junction for every driver). docs/envs.md, measured.
+    ScenarioPreset("intersection", "zoo-intersection-v0", 75.0,
+                   {"offroad_terminal": True, "other_vehicles_type": "zoo.envs.vehicles.IntersectionIDMVehicle",
+                    "ego_initial_speed": 4.5, "initial_vehicle_count": 13},
                    continuous_frequency_hz=5,  # turning needs highway-env's full steering range
-                   time_limit_s=13, unseen_config={"initial_vehicle_count": 15, "spawn_probability": 0.9}, version=2,
-                   description="turn at an unsignalised intersection, ends on arrival, 13 s"),
+                   time_limit_s=16, unseen_config={"initial_vehicle_count": 15, "spawn_probability": 0.9}, version=3,
+                   description="turn left across 13 cars at an unsignalised intersection from 4.5 m/s, 75 m in 16 s"),
     ScenarioPreset("racetrack", "racetrack-v0", 400.0, {"other_vehicles": 1}, lateral_only=True,
                    action_modes=("continuous",), time_limit_s=60, unseen_config={"other_vehicles": 3},
                    description="follow a winding track with one other car, 60 s"),

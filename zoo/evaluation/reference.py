@@ -10,7 +10,9 @@ A learnt driver means something only beside drivers that need no learning. Three
   with the fastest meta-action speed as its target, whether MOBIL changes lane and which acceleration IDM
   commands, and picks the meta-action that does the same; it gives way to crossing traffic by highway-env's own
   right-of-way rules (those its ``RegulatedRoad`` applies to the intersection's traffic), and on a roundabout, whose
-  lanes highway-env gives no priorities, to the traffic on the ring. It drives the ego car
+  lanes highway-env gives no priorities, to the traffic on the ring. At the intersection, where the ego car turns
+  left on the lane of lowest priority, it instead plays each meta-action forward with the ego car's own controllers
+  and takes the fastest that meets no other car (:func:`_intersection_meta_action`). It drives the ego car
   through the same meta-actions and the same controllers as a learnt policy, so its success rate shows that the task can be done with them.
 
 All run through :func:`zoo.evaluation.rollout.run_episodes`, the loop of :func:`zoo.evaluate`: same env, same
@@ -44,6 +46,14 @@ REFERENCE_POLICIES = (*(f"constant:{action}" for action in META_ACTIONS), "rando
 _CONFLICT_HORIZON_S = 5
 #: upper bound on the other cars' speeds (m/s), so that the conflict search skips cars too far to meet in time
 _FASTEST_TRAFFIC_MPS = 40.0
+#: seconds the intersection's give-way driver plays each meta-action forward, and how often it checks for overlaps
+#: (every third step of highway-env's 15 Hz intersection simulation)
+_INTERSECTION_HORIZON_S = 5.0
+_INTERSECTION_PREDICTION_HZ = 5
+_INTERSECTION_SIMULATION_HZ = 15
+#: m/s² at which the intersection's give-way driver lets a slow or waiting car set off again (highway-env's
+#: regulation releases a yielding car within half a second; its traffic accelerates at up to 6 m/s² there)
+_TRAFFIC_START_ACCELERATION = 3.0
 
 Policy = Callable[[TensorDictBase], TensorDictBase]
 
@@ -154,6 +164,8 @@ def idm_meta_action(highway: Any, actions: tuple[str, ...]) -> str:
     from highway_env.vehicle.behavior import IDMVehicle
 
     ego = highway.vehicle
+    if _is_intersection(highway):
+        return _intersection_meta_action(ego, actions)
     stand_in = IDMVehicle.create_from(ego)
     stand_in.target_speed = float(ego.target_speeds[-1])
     with _standing_in_for(ego, stand_in):
@@ -163,6 +175,111 @@ def idm_meta_action(highway: Any, actions: tuple[str, ...]) -> str:
     if lane_change is not None:
         return lane_change
     return "FASTER" if wanted > ego.speed_index else "SLOWER" if wanted < ego.speed_index else "IDLE"
+
+
+def _is_intersection(highway: Any) -> bool:
+    from highway_env.envs.intersection_env import IntersectionEnv
+
+    return isinstance(highway, IntersectionEnv)
+
+
+def _intersection_meta_action(ego: Any, actions: tuple[str, ...]) -> str:
+    """The intersection's give-way driver: the fastest meta-action after which the ego car meets nobody.
+
+    Each meta-action is played forward for :data:`_INTERSECTION_HORIZON_S` with the ego car's own controllers (its
+    speed ramps to the new target speed as it will in the env, where the generic driver's constant-speed stand-in
+    arrived early and braked inside the junction), against every other car driven along its route at constant speed
+    (highway-env's ``predict_trajectory_constant_speed``); a car that highway-env's regulation holds (``is_yielding``)
+    is also played as setting off again at :data:`_TRAFFIC_START_ACCELERATION`. Overlap: the ego car's box as in
+    ``RegulatedRoad.is_conflict_possible`` (1.5 lengths), the other's at its size. The ego car turns left on the lane
+    of lowest priority, so it gives way to every car it would meet; cars behind it on its own lane follow it and are
+    left to their IDM. The front gap is checked as elsewhere (IDM's desired gap at the new target speed). Where every
+    meta-action meets someone (the ego car is already in a path), it takes the one that meets them latest: clearing
+    the way rather than stopping in it. Used on highway-env's intersection only; other scenarios keep
+    :func:`_fastest_safe_speed`.
+    """
+    from highway_env.vehicle.behavior import IDMVehicle
+
+    dt = 1 / _INTERSECTION_PREDICTION_HZ
+    times = np.arange(dt, _INTERSECTION_HORIZON_S + dt / 2, dt)
+    others = []
+    for other in ego.road.vehicles:
+        if other is ego or (other.lane_index == ego.lane_index and ego.front_distance_to(other) < 0):
+            continue
+        waiting = getattr(other, "is_yielding", False)  # stopped by highway-env's regulation, released soon
+        for acceleration in (0.0, _TRAFFIC_START_ACCELERATION) if waiting else (0.0,):
+            positions, headings = _route_trajectory(other, times, acceleration)
+            others.append((other, positions, headings))
+    stand_in = IDMVehicle.create_from(ego)
+    front, _ = ego.road.neighbour_vehicles(ego, ego.lane_index)
+    gap = ego.lane_distance_to(front) if front is not None else np.inf
+    best, best_meeting = "SLOWER", -1.0
+    for action in ("FASTER", "IDLE", "SLOWER"):
+        if action not in actions:
+            continue
+        ghost = _ghost(ego)
+        ghost.act(action)
+        stand_in.speed = float(ghost.target_speed)
+        if action != "SLOWER" and front is not None and stand_in.desired_gap(stand_in, front) > gap:
+            continue
+        meeting = _first_meeting(ghost, others, times, dt)
+        if meeting is None:
+            return action
+        if meeting > best_meeting + 1e-9:
+            best, best_meeting = action, meeting
+    return best
+
+
+def _ghost(ego: Any) -> Any:
+    """A copy of the ego car (dynamics, target speed and route) that is not on the road: played forward alone."""
+    ghost = type(ego)(ego.road, ego.position, heading=ego.heading, speed=ego.speed,
+                      target_lane_index=ego.target_lane_index, target_speed=ego.target_speed,
+                      target_speeds=ego.target_speeds, route=list(ego.route) if ego.route else None)
+    ghost.speed_index = ego.speed_index
+    ghost.target_speed = ego.target_speed
+    return ghost
+
+
+def _route_trajectory(vehicle: Any, times: np.ndarray, acceleration: float) -> tuple[Any, Any]:
+    """Poses along the vehicle's route, at constant speed or speeding up at ``acceleration`` to its lane's limit.
+
+    highway-env's ``predict_trajectory_constant_speed`` where ``acceleration`` is 0.
+    """
+    speed = max(float(vehicle.speed), 0.0)
+    top = max(speed, float(vehicle.lane.speed_limit or speed))
+    ramp = (top - speed) / acceleration if acceleration > 0 else 0.0
+    ramped = np.minimum(times, ramp)
+    distances = speed * times + 0.5 * acceleration * ramped**2 + (top - speed) * np.maximum(times - ramp, 0.0) \
+        if acceleration > 0 else speed * times
+    start = vehicle.lane.local_coordinates(vehicle.position)[0]
+    network = vehicle.road.network
+    route = vehicle.route or [vehicle.lane_index]
+    try:
+        poses = [network.position_heading_along_route(route, start + d, 0, vehicle.lane_index) for d in distances]
+    except IndexError:  # a route's next road with fewer lanes: predicted along the current lane
+        poses = [network.position_heading_along_route([vehicle.lane_index], start + d, 0, vehicle.lane_index)
+                 for d in distances]
+    return tuple(zip(*poses, strict=False))
+
+
+def _first_meeting(ghost: Any, others: list, times: np.ndarray, dt: float) -> float | None:
+    """Seconds until the played-forward ego car overlaps another car's predicted box; ``None`` if it never does."""
+    from highway_env import utils
+
+    steps = round(_INTERSECTION_SIMULATION_HZ * dt)
+    sim_dt = dt / steps
+    for k, t in enumerate(times):
+        for _ in range(steps):
+            ghost.act()
+            ghost.step(sim_dt)
+        for other, positions, headings in others:
+            if np.linalg.norm(positions[k] - ghost.position) > 2 * ghost.LENGTH:
+                continue
+            if utils.rotated_rectangles_intersect(
+                    (ghost.position, 1.5 * ghost.LENGTH, 0.9 * ghost.WIDTH, ghost.heading),
+                    (positions[k], other.LENGTH, other.WIDTH, headings[k])):
+                return float(t)
+    return None
 
 
 def _fastest_safe_speed(stand_in: Any, target_speeds: np.ndarray, front: Any, roundabout: bool = False) -> int:
