@@ -149,7 +149,8 @@ def main() -> None:
         args.out.with_suffix(".context.json").write_text(json.dumps(context, indent=2))
     wanted = {(s, c) for s in args.scenarios for c in args.conditions}
     rows = _table([c for c in _load(args.out) if (c["scenario"], c["condition"]) in wanted
-                   and c["episodes"] == args.episodes])
+                   and c["episodes"] == args.episodes
+                   and c["preset_version"] == SCENARIOS.get(c["scenario"]).version])  # the current presets only
     if args.markdown:
         print("\n".join("| " + " | ".join(row) + " |" + ("\n|" + "---|" * len(row) if i == 0 else "")
                         for i, row in enumerate(rows)))
