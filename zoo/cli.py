@@ -732,7 +732,7 @@ def _tracking(argv: list[str]) -> None:
 def _benchmark(argv: list[str]) -> None:
     from zoo.benchmark.conditions import CONDITIONS, DEFAULT
     from zoo.benchmark.grid import SUITES
-    from zoo.benchmark.methods import DEFAULT_BACKBONE
+    from zoo.benchmark.methods import BASE_RECIPES, DEFAULT_ALGORITHM, DEFAULT_BACKBONE
     from zoo.benchmark.references import REFERENCES
 
     parser = argparse.ArgumentParser(
@@ -753,10 +753,11 @@ def _benchmark(argv: list[str]) -> None:
     parser.add_argument("--action", default="continuous", choices=("continuous", "discrete"),
                         help="the action mode: continuous (steer, throttle; the papers') or discrete meta-actions "
                              "(learnt within a few thousand steps)")
-    parser.add_argument("--algorithm", default="sac", choices=("sac", "dqn"),
-                        help="the learner every method trains: sac (the papers'; recipes/sac_vlmrl_highway.yaml) or "
-                             "dqn (needs --action discrete; recipes/dqn_highway.yaml, learns meta-actions within a "
-                             "few thousand steps)")
+    parser.add_argument("--algorithm", default=DEFAULT_ALGORITHM, choices=sorted(BASE_RECIPES),
+                        help="the learner every method trains, with the hyper-parameters of its recipe ("
+                             + ", ".join(f"{a}: recipes/{r}" for a, r in BASE_RECIPES.items())
+                             + "); sac is the papers', dqn needs --action discrete and learns meta-actions within "
+                               "a few thousand steps")
     parser.add_argument("--conditions", nargs="+", default=[DEFAULT], choices=CONDITIONS,
                         help="evaluation conditions; default is always evaluated, unseen (denser or faster traffic, "
                              "other lanes) is reported beside it")

@@ -122,7 +122,7 @@ def save_results(path: str | Path, results: GridResults) -> Path:
 
 
 def latest_runs(client: Any, suite: str, scenarios: Sequence[str], methods: Sequence[str], steps: int,
-                backbone: str, action: str, algorithm: str = "sac") -> list[Any]:
+                backbone: str, action: str, algorithm: str) -> list[Any]:
     """Complete runs of the grid, the newest per (method, scenario, seed)."""
     from zoo.benchmark.grid import TAG, finished_runs, run_algorithm
 
