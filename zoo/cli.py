@@ -792,7 +792,7 @@ def _benchmark(argv: list[str]) -> None:
     from zoo.benchmark.conditions import check_conditions
     from zoo.benchmark.references import check_references
     from zoo.benchmark.report import write_report
-    from zoo.benchmark.results_file import read_results, save_results
+    from zoo.benchmark.results_file import check_same_grid, read_results, recorded_cells, save_results
 
     run_folder = Path("runs") / f"benchmark-{args.suite}"
     results_path = Path(args.results) if args.results else run_folder / "results.jsonl.gz"
@@ -823,11 +823,6 @@ def _benchmark(argv: list[str]) -> None:
     methods = args.methods or list(SUITES[args.suite])
     # read before the training: a file that cannot be read stops the grid now, not after it
     previous = read_results(results_path).records if results_path.is_file() else []
-    if not args.report_only:
-        outcome = run_grid(args.suite, args.scenarios, range(args.seeds), budget, methods, console,
-                           workers=args.workers, conditions=conditions)
-        console.print(f"ran {len(outcome['ran'])}, skipped {len(outcome['skipped'])} finished, "
-                      f"failed {len(outcome['failed'])}" + "".join(f"\n  {f}" for f in outcome["failed"]))
     # the grid's command: the same with --report-only rewrites the page from the same runs
     grid = {"kind": "grid", "suite": args.suite, "scenarios": args.scenarios, "methods": methods,
             "steps": args.steps, "action": args.action, "algorithm": args.algorithm, "backbone": args.backbone,
@@ -835,8 +830,13 @@ def _benchmark(argv: list[str]) -> None:
             "references": references, "eval_episodes": args.eval_episodes,
             "command": "zoo benchmark " + shlex.join(a for a in argv if a != "--report-only"),
             "note": args.note or "", "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    results = grid_results(mlflow.MlflowClient(tracking_uri()), grid,
-                           [r for r in previous if r["kind"] == "reference"], console)
+    check_same_grid(previous, grid, results_path)
+    if not args.report_only:
+        outcome = run_grid(args.suite, args.scenarios, range(args.seeds), budget, methods, console,
+                           workers=args.workers, conditions=conditions, recorded=recorded_cells(previous, grid))
+        console.print(f"ran {len(outcome['ran'])}, skipped {len(outcome['skipped'])} finished, "
+                      f"failed {len(outcome['failed'])}" + "".join(f"\n  {f}" for f in outcome["failed"]))
+    results = grid_results(mlflow.MlflowClient(tracking_uri()), grid, previous, console)
     save_results(results_path, results)
     write_report(results, page, results_path)
     console.print(f"wrote {results_path} ({results_path.stat().st_size / 1e3:.0f} kB) and {page}")
