@@ -15,7 +15,7 @@ import pytest
 from zoo.benchmark import stats
 from zoo.benchmark.results_file import GridResults, read_results, save_results
 from zoo.cli import main
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 METRICS = ("AS", "RC", "TD", "CS", "SR", "collisions", "return", "length")
 
@@ -306,9 +306,9 @@ def test_unseen_condition_is_passed_to_evaluate(monkeypatch):
 
 
 def test_weight_digest_is_the_sha256_of_the_shipped_safetensors():
-    from zoo.agents.pins import reward_model_names
     from zoo.benchmark import method_reward
     from zoo.benchmark.provenance import reward_model_digests
+    from zoo.hub.pins import reward_model_names
 
     file = Path(__file__).parents[1] / "checkpoints" / "bev-detector-tiny.sim" / "model.safetensors"
     digests = reward_model_digests(method_reward("drivevlm-rl")[0])

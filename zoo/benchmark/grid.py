@@ -33,7 +33,8 @@ from zoo.benchmark.methods import (
 )
 from zoo.benchmark.provenance import git_commit, reward_model_digests
 from zoo.benchmark.results_file import GridResults
-from zoo.registry import ZooError, check_choice
+from zoo.errors import ZooError
+from zoo.registry import check_choice
 
 if TYPE_CHECKING:
     from zoo.benchmark.workers import Job

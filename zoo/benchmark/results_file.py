@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.benchmark.methods import DEFAULT_ALGORITHM
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 SCHEMA = 1
 #: episode metrics that are whole numbers; the others keep 4 decimals, speeds and distances 2 (0.01 km/h, 1 cm)
