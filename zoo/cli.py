@@ -262,9 +262,9 @@ def _explicit_init_args(model_config) -> dict:
     """The model arguments the recipe and command line set to something other than the agent's default, minus
     the structural ones (checked equal to the checkpoint's by :func:`_check_checkpoint_matches_recipe`) and the
     reward (rebuilt from the checkpoint)."""
-    from zoo.agents.checkpoint import _agent_classes
+    from zoo.agents.checkpoint import agent_classes
 
-    cls = _agent_classes().get(model_config.get("class_path") if hasattr(model_config, "get") else None)
+    cls = agent_classes().get(model_config.get("class_path") if hasattr(model_config, "get") else None)
     init_args = _plain(model_config.get("init_args") or {}) if cls is not None else {}
     defaults = _signature_defaults(cls) if cls is not None else {}
     return {key: value for key, value in init_args.items()
