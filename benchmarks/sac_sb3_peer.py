@@ -26,6 +26,7 @@ import datetime as _dt
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,9 @@ class TorchRLGymAdapter(gym.Env):
     """
 
     def __init__(self, env_config, reward, seed: int, obs_key: str = "observation") -> None:
-        self.env = env_config.make(num_envs=1, seed=seed, reward=reward)
+        from zoo.envs import build_env
+
+        self.env = build_env(replace(env_config, num_envs=1), seed=seed, reward=reward)
         self.obs_key = obs_key
         obs_spec = self.env.observation_spec[obs_key]
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, tuple(obs_spec.shape), np.float32)

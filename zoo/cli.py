@@ -299,7 +299,7 @@ def _structural(key: str, value):
     if key == "env" and isinstance(value, dict):
         from dataclasses import asdict
 
-        from zoo.envs.make import EnvConfig
+        from zoo.envs.config import EnvConfig
 
         value = {**_plain(asdict(EnvConfig())), **value}
     return value

@@ -13,6 +13,7 @@ import torch
 from tensordict import TensorDictBase
 
 from zoo import keys
+from zoo.envs.config import RenderNeeds
 from zoo.registry import ZooError, check_choice
 from zoo.rewards.base import RewardModule
 from zoo.rewards.cache import EmbeddingCache, frame_key
@@ -57,7 +58,6 @@ class VLMReward(RewardModule):
         trust_remote_code: allow model code from the checkpoint.
     """
 
-    needs_pixels = True
     #: the head name (``zoo.create_reward_model(head=...)``) and its entry in a card's ``calibration``
     head = ""
     #: what ``zoo reward calibrate`` measures for this head (see :mod:`zoo.rewards.calibrate`)
@@ -94,6 +94,10 @@ class VLMReward(RewardModule):
         self._texts: dict[str, torch.Tensor] = {}
 
     # -- shared machinery -------------------------------------------------------------------------
+    def render_needs(self) -> RenderNeeds:
+        """The BEV frame, which this reward scores."""
+        return RenderNeeds(frames=True)
+
     def text_embedding(self, text: str) -> torch.Tensor:
         """Normalised embedding of one prompt (computed once)."""
         if text not in self._texts:
