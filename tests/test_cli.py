@@ -249,7 +249,8 @@ def test_fit_config_of_an_unknown_name_lists_the_shipped_recipes(capsys):
     assert "Traceback" not in stderr
     message = " ".join(stderr.split())
     assert "'quikstart'" in message and "did you mean quickstart?" in message
-    assert "the shipped recipes: dqn_cnn_highway, dqn_highway," in message and "sac_highway" in message
+    assert "the shipped recipes: base/dqn, base/sac, dqn_cnn_highway, dqn_highway," in message
+    assert "sac_highway" in message and "rewards/vlm-rl" in message
 
 
 # -- the installed `zoo` command ------------------------------------------------------------------
@@ -303,7 +304,7 @@ def test_a_checkpoint_from_before_new_env_fields_still_matches_its_recipe(quicks
     checkpoint = torch.load(quickstart.ckpt, map_location="cpu", weights_only=True)
     env = checkpoint["hyper_parameters"]["env"]
     recipe = {"class_path": "zoo.agents.DQN", "init_args": {"env": dict(env)}}
-    for field in ("frame_window", "objects"):  # fields the env gained after such a checkpoint was written
+    for field in ("frame_window", "objects", "condition"):  # fields the env gained after such a checkpoint was written
         env.pop(field)
     old = tmp_path / "old.ckpt"
     torch.save(checkpoint, old)

@@ -2,7 +2,8 @@
 
 ``zoo fit --config recipes/<recipe>.yaml [--key value ...]`` is Lightning's CLI over the
 agents (recipes are LightningCLI YAML with OmegaConf ``${...}`` interpolation); ``--config <name>`` names a
-shipped recipe from any folder (:func:`_shipped_recipes_by_name`). The zoo adds its own
+shipped recipe from any folder (:func:`_shipped_recipes_by_name`), and a composed recipe stands for its parts
+(:mod:`zoo.composition`). The zoo adds its own
 subcommands (``zoo evaluate`` …). User errors print one line naming the bad value and exit 2.
 """
 
@@ -29,9 +30,10 @@ REPLACED_COMMANDS = {"validate": "a checkpoint's held-out evaluation is `zoo eva
                                  "(reward-model recipes validate every epoch of `zoo fit`)"}
 
 
-#: a ``--config`` value that may name a shipped recipe: a bare file name, or ``recipes/<name>`` as the recipes'
-#: own comments write it (anything else, a path elsewhere or inline YAML, is left to LightningCLI)
-_RECIPE_NAME = re.compile(r"(?:recipes/)?[\w.-]+")
+#: a ``--config`` value that may name a shipped recipe: a bare file name or one in a subfolder (``base/sac``), or
+#: ``recipes/<name>`` as the recipes' own comments write it (anything else, a path elsewhere or inline YAML, is
+#: left to LightningCLI)
+_RECIPE_NAME = re.compile(r"(?:recipes/)?(?:[\w.-]+/)?[\w.-]+")
 
 
 def _shipped_recipes_by_name(argv: list[str]) -> list[str]:
@@ -947,7 +949,9 @@ def main(argv: list[str] | None = None) -> int:
         if command in ZOO_COMMANDS:
             ZOO_COMMANDS[command](argv[1:])
         elif command in LIGHTNING_COMMANDS:
-            argv = _shipped_recipes_by_name(argv)
+            from zoo.composition import expand_composed
+
+            argv = expand_composed(_shipped_recipes_by_name(argv))
             if from_sys:  # LightningCLI reads sys.argv itself (and warns when given both it and args)
                 sys.argv[1:] = argv
             _lightning_cli(None if from_sys else argv)
