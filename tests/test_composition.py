@@ -42,6 +42,9 @@ def test_anything_but_a_composed_recipe_is_left_as_it_is(tmp_path):
     argv = ["fit", "--config", str(plain), "--config", inline, "--config", "no/such.yaml", "--print_config"]
     assert expand_composed(argv) == argv
     assert config_sources("x" * 5000) == ["x" * 5000]  # too long to be a path: inline YAML for LightningCLI
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("compose: [a.yaml\n")
+    assert config_sources(str(broken)) == [str(broken)]  # LightningCLI reports the syntax error
 
 
 @pytest.mark.parametrize(("compose", "message"), [

@@ -52,7 +52,10 @@ def config_sources(value: str, _within: frozenset[Path] = frozenset()) -> list[s
     if not _is_file(value):
         return [value]
     path = Path(value)
-    recipe = yaml.safe_load(path.read_text())
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError):  # not a recipe of ours: LightningCLI says what is wrong with it
+        return [value]
     if not isinstance(recipe, dict) or COMPOSE_KEY not in recipe:
         return [value]
     parts = recipe.pop(COMPOSE_KEY)
