@@ -71,11 +71,14 @@ def test_recipe_resolves(recipe: Path, capsys):
 
 
 def _printed(capsys, *configs: Path | str) -> dict:
-    """The recipe LightningCLI resolves from ``configs`` in order (``--print_config``), as data."""
+    """The recipe LightningCLI resolves from ``configs`` in order (``--print_config``), as data (without the list of
+    the config files it read)."""
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", *(a for c in configs for a in ("--config", str(c))), "--print_config"])
     assert exit_info.value.code in (0, None)
-    return yaml.safe_load(capsys.readouterr().out)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    printed.pop("config", None)
+    return printed
 
 
 @pytest.mark.parametrize("base", BASES, ids=lambda r: r.stem)

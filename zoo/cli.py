@@ -30,17 +30,17 @@ REPLACED_COMMANDS = {"validate": "a checkpoint's held-out evaluation is `zoo eva
                                  "(reward-model recipes validate every epoch of `zoo fit`)"}
 
 
-#: a ``--config`` value that may name a shipped recipe: a bare file name or one in a subfolder (``base/sac``), or
-#: ``recipes/<name>`` as the recipes' own comments write it (anything else, a path elsewhere or inline YAML, is
-#: left to LightningCLI)
-_RECIPE_NAME = re.compile(r"(?:recipes/)?(?:[\w.-]+/)?[\w.-]+")
+#: a ``--config`` value that can only mean a shipped recipe: a bare file name, or ``recipes/<name>`` as the recipes'
+#: own comments write it (anything else that names no shipped recipe, a path elsewhere or inline YAML, is left to
+#: LightningCLI)
+_RECIPE_NAME = re.compile(r"(?:recipes/)?[\w.-]+")
 
 
 def _shipped_recipes_by_name(argv: list[str]) -> list[str]:
     """``argv`` with each ``--config NAME`` that is no file in the working folder replaced by the shipped recipe
-    ``NAME`` (``quickstart``, ``quickstart.yaml`` or ``recipes/quickstart.yaml``), so an installed zoo runs
-    ``zoo fit --config quickstart`` from any folder. A name that is neither raises a :class:`ZooError` naming
-    the shipped recipes."""
+    ``NAME`` (``quickstart``, ``quickstart.yaml``, ``recipes/quickstart.yaml``, or a base recipe or reward fragment
+    such as ``base/sac`` and ``recipes/rewards/vlm-rl.yaml``), so an installed zoo runs ``zoo fit --config quickstart``
+    from any folder. A bare name that is neither raises a :class:`ZooError` naming the shipped recipes."""
     import difflib
 
     from zoo.shipped import recipe_names, shipped_recipe
@@ -53,10 +53,12 @@ def _shipped_recipes_by_name(argv: list[str]) -> list[str]:
             at, value, prefix = i, arg.partition("=")[2], "--config="
         else:
             continue
-        if Path(value).is_file() or not _RECIPE_NAME.fullmatch(value):
+        if Path(value).is_file():
             continue
         name = value.removeprefix("recipes/")
         found = shipped_recipe(name)
+        if found is None and not _RECIPE_NAME.fullmatch(value):  # a path elsewhere or inline YAML
+            continue
         if found is None:
             close = difflib.get_close_matches(name.removesuffix(".yaml"), recipe_names(), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""

@@ -1,7 +1,8 @@
 """Composed recipes: a recipe file that names the recipe files it is made of under ``compose:``.
 
 LightningCLI takes several ``--config`` files, each overriding the ones before it (jsonargparse merges mappings
-key by key; a component whose ``class_path`` changes starts again from its new class; a list is replaced whole).
+key by key; a component whose ``class_path`` changes keeps the earlier ``init_args`` its new class takes; a list is
+replaced whole).
 The zoo's recipes use that to keep one base recipe per algorithm (``recipes/base/``) and one fragment per reward
 (``recipes/rewards/``). A composed recipe writes such a chain down in one file::
 
