@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from zoo.composition import config_sources, expand_composed
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 
 def _write(path: Path, data: dict) -> Path:

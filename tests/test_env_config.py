@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from zoo.envs import EnvConfig, RenderNeeds
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 from zoo.rewards import RewardModule, render_needs
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 #: the key of a composed recipe that lists its parts
 COMPOSE_KEY = "compose"

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from zoo.registry import Registry, ZooError
+from zoo.errors import ZooError
+from zoo.registry import Registry
 from zoo.shipped import recipes_dir
 
 #: the shipped recipes (the repo's ``recipes/``, or the installed package's: :mod:`zoo.shipped`)

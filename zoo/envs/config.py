@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from zoo.envs.presets import CONDITIONS, SCENARIOS
-from zoo.registry import ZooError, check_choice
+from zoo.errors import ZooError
+from zoo.registry import check_choice
 
 OBS_MODES = ("kinematics", "bev", "both")
 ACTION_MODES = ("continuous", "discrete")

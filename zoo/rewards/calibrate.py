@@ -28,7 +28,8 @@ from tensordict import TensorDictBase
 from zoo import keys
 from zoo.envs.config import EnvConfig
 from zoo.envs.make import build_env
-from zoo.registry import CARD_FILE, ZooError
+from zoo.errors import ZooError
+from zoo.hub.cards import CARD_FILE
 from zoo.rewards.base import render_needs
 
 #: a frame is "imminent" when a collision happens within this many simulated seconds (the crash frame included),

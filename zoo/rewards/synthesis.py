@@ -31,7 +31,7 @@ from tensordict import TensorDictBase
 
 from zoo import keys
 from zoo.envs.config import RenderNeeds
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 from zoo.rewards.base import RewardModule
 
 #: VLM-RL's normalisation window for OpenCLIP ViT-bigG (docs/method.md#normalisation-window): used when no
