@@ -79,7 +79,7 @@ def sb3_env():
     """``DrivingEnv`` on highway-fast, exposing only the flattened kinematics vector the zoo agent sees."""
     import gymnasium as gym
 
-    from zoo.envs import SCENARIOS, DrivingEnv
+    from zoo.envs import DrivingEnv, EnvConfig
 
     class VectorObservation(gym.ObservationWrapper):
         def __init__(self, env: DrivingEnv) -> None:
@@ -89,7 +89,7 @@ def sb3_env():
         def observation(self, observation):
             return observation["observation"]
 
-    return VectorObservation(DrivingEnv(SCENARIOS.get("highway-fast"), obs="kinematics", action="discrete"))
+    return VectorObservation(DrivingEnv(EnvConfig("highway-fast", obs="kinematics", action="discrete")))
 
 
 def check_observation_parity(steps: int = 60) -> dict[str, Any]:
@@ -125,14 +125,15 @@ def bare_env_throughput(steps: int, seed: int) -> dict[str, float]:
     import highway_env  # noqa: F401
     import torch
 
-    from zoo.envs import EnvConfig
+    from zoo.envs import EnvConfig, build_env
     from zoo.rewards import EngineeredReward
 
     out: dict[str, float] = {}
 
     # 1. The zoo's training env (TransformedEnv(GymWrapper(DrivingEnv)) + reward, StepCounter, RewardSum),
     #    stepped with random actions and auto-reset, exactly as agent.make_train_env() builds it.
-    env = EnvConfig("highway-fast", action="discrete", obs="kinematics").make(seed=seed, reward=EngineeredReward())
+    env = build_env(EnvConfig("highway-fast", action="discrete", obs="kinematics"), seed=seed,
+                    reward=EngineeredReward())
     env.rollout(5, break_when_any_done=False)  # warm-up
     start = time.perf_counter()
     with torch.no_grad():

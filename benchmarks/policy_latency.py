@@ -52,16 +52,16 @@ def timings_ms(call, iterations: int, warmup: int) -> dict[str, float]:
 
 
 def default_policy(folder: Path) -> str:
-    """The VLM-RL recipe's SAC (untrained) as a policy folder; the reward is recorded, not built."""
+    """The SAC of the base recipe (the VLM-RL recipe's, untrained) as a policy folder; no reward is built."""
     from zoo.agents import SAC
     from zoo.benchmark.methods import read_recipe
     from zoo.envs import EnvConfig
     from zoo.hub.policies import save_policy_folder
 
-    args = read_recipe("sac_vlmrl_highway.yaml")["model"]["init_args"]
+    args = read_recipe("base/sac.yaml")["model"]["init_args"]
     keep = ("network", "hidden_sizes", "gamma", "tau", "lr", "batch_size", "buffer_size")
     agent = SAC(env=EnvConfig(**args["env"]), **{k: args[k] for k in keep})
-    save_policy_folder(agent, folder, "sac-vlmrl-highway.latency", "untrained SAC of sac_vlmrl_highway.yaml")
+    save_policy_folder(agent, folder, "sac-vlmrl-highway.latency", "untrained SAC of recipes/base/sac.yaml")
     return str(folder)
 
 

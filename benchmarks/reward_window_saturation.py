@@ -27,9 +27,11 @@ WINDOWS = (("vit-bigg [-0.03, 0]", {"theta_min": -0.03, "theta_max": 0.0}), ("ca
 def saturation(head: str, frame_window: int, frames: int) -> list[dict[str, Any]]:
     """One row per window: shares of the ``frames`` recorded frames' ``R_norm`` at a bound of ``head``'s window."""
     import zoo
+    from zoo.envs import EnvConfig
     from zoo.rewards.calibrate import record
 
-    states, imminent = record("highway-fast", frames, seed=1, frame_window=frame_window, progress=False)
+    env = EnvConfig("highway-fast", action="discrete", obs="bev", frame_window=frame_window)
+    states, imminent = record(env, frames, seed=1, progress=False)
     rows = []
     for label, synthesis in WINDOWS:
         reward = zoo.create_reward_model("drive-clip-bev-tiny", head=head, synthesis=synthesis, device="cpu")

@@ -2,7 +2,8 @@
 
 In one run, on one scenario (default highway-fast):
 
-* ``zoo``: ``zoo.agents.SAC`` built from ``recipes/sac_vlmrl_highway.yaml`` (VLM-RL reward: CLG on the shipped
+* ``zoo``: ``zoo.agents.SAC`` built from ``recipes/sac_vlmrl_highway.yaml``'s parts (the SAC base recipe and the
+  VLM-RL reward fragment: CLG on the shipped
   ``drive-clip-bev-tiny`` + hierarchical synthesis), ``total_frames`` = ``--steps``;
 * ``sb3``: stable-baselines3 ``SAC`` on the *same* TorchRL env with the *same* reward module, seen through
   :class:`TorchRLGymAdapter` (a gymnasium env over the zoo env, reading the 25-d kinematics ``observation``),
@@ -26,6 +27,7 @@ import datetime as _dt
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,8 @@ from common import (
     write_json,
 )
 
-RECIPE = "sac_vlmrl_highway.yaml"
+#: the recipe files of ``recipes/sac_vlmrl_highway.yaml``: the SAC base, then the reward fragment (reward, batching)
+RECIPES = ("base/sac.yaml", "rewards/vlm-rl.yaml")
 
 
 class TorchRLGymAdapter(gym.Env):
@@ -60,7 +63,9 @@ class TorchRLGymAdapter(gym.Env):
     """
 
     def __init__(self, env_config, reward, seed: int, obs_key: str = "observation") -> None:
-        self.env = env_config.make(num_envs=1, seed=seed, reward=reward)
+        from zoo.envs import build_env
+
+        self.env = build_env(replace(env_config, num_envs=1), seed=seed, reward=reward)
         self.obs_key = obs_key
         obs_spec = self.env.observation_spec[obs_key]
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, tuple(obs_spec.shape), np.float32)
@@ -93,7 +98,9 @@ def recipe_arguments(steps: int) -> dict[str, Any]:
     """The recipe's SAC arguments at a budget of ``steps`` (warm-up capped at a quarter of it, as the grid does)."""
     from zoo.benchmark.methods import read_recipe
 
-    args = read_recipe(RECIPE)["model"]["init_args"]
+    args: dict[str, Any] = {}
+    for recipe in RECIPES:  # a fragment sets whole arguments (reward, reward_batching): later files replace them
+        args.update(read_recipe(recipe)["model"]["init_args"])
     args["total_frames"] = steps
     args["learning_starts"] = min(args["learning_starts"], steps // 4)
     return args
@@ -157,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/sac_sb3_peer.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine(), "versions": versions(), "git": git_state(), "load_start": load_average(),
-        "recipe": f"recipes/{RECIPE}", "hparams": sac_args,
+        "recipe": " + ".join(f"recipes/{r}" for r in RECIPES), "hparams": sac_args,
         "eval_seeds": f"{EVAL_SEED_OFFSET} .. {EVAL_SEED_OFFSET + args.eval_episodes - 1} (via zoo.evaluate)",
         "runs": [],
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import lightning as L
 import pytest
@@ -14,7 +15,7 @@ from torchrl.envs import ExplorationType, set_exploration_type
 import zoo
 from zoo import keys
 from zoo.agents import SAC
-from zoo.envs import EnvConfig
+from zoo.envs import EnvConfig, build_env
 from zoo.errors import ZooError
 from zoo.evaluation import EVAL_SEED_OFFSET
 
@@ -34,7 +35,7 @@ def _params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def _observation(agent, seed: int = 0) -> TensorDict:
     """A reset state of the agent's own environment (kinematics and/or frames as its network needs)."""
-    env = agent.env_config.make(num_envs=1, seed=seed)
+    env = build_env(replace(agent.env_config, num_envs=1), seed=seed)
     try:
         return env.reset()
     finally:

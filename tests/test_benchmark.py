@@ -50,7 +50,7 @@ def test_a_cell_is_zoo_fit_of_the_base_recipe_with_its_reward_budget_and_tags():
     from zoo.benchmark.grid import Budget, fit_arguments
 
     args = fit_arguments("paper", "vlm-rl-nrac", "merge", 2, Budget(steps=400, eval_episodes=3))
-    assert args[:3] == ["fit", "--config", str(Path(__file__).parents[1] / "recipes" / "sac_vlmrl_highway.yaml")]
+    assert args[:3] == ["fit", "--config", str(Path(__file__).parents[1] / "recipes" / "base" / "sac.yaml")]
     values = dict(a.split("=", 1) for a in args[3:])
     assert values["--model.init_args.total_frames"] == "400" and values["--model.init_args.seed"] == "2"
     assert values["--model.init_args.learning_starts"] == "100"  # the recipe's 1000, capped at steps / 4
@@ -77,7 +77,7 @@ def test_a_dqn_grid_trains_every_method_with_the_dqn_recipe_and_is_a_grid_of_its
 
     budget = Budget(steps=400, action="discrete", algorithm="dqn")
     args = fit_arguments("paper", "vlm-rl", "highway-fast", 1, budget)
-    assert args[:3] == ["fit", "--config", str(Path(__file__).parents[1] / "recipes" / "dqn_highway.yaml")]
+    assert args[:3] == ["fit", "--config", str(Path(__file__).parents[1] / "recipes" / "base" / "dqn.yaml")]
     values = dict(a.split("=", 1) for a in args[3:])
     assert values["--model.init_args.learning_starts"] == "100"  # the DQN recipe's 200, capped at steps / 4
     assert json.loads(values["--trainer.logger.init_args.tags"])["zoo.benchmark.algorithm"] == "dqn"

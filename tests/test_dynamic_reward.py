@@ -9,6 +9,7 @@ dual encoder a random tiny model whose embeddings are replaced by known unit vec
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from tensordict import TensorDict, TensorDictBase
 
 import zoo
 from zoo import keys
+from zoo.envs import RenderNeeds, build_env
 from zoo.errors import ZooError
 from zoo.hub.random_models import build_random_dual_encoder
 from zoo.rewards import DYNAMIC_POSITIVE, DualPathwayReward, HierarchicalReward
@@ -164,7 +166,7 @@ def test_stats_report_the_gate_rate_and_the_describer(clip_dir, describer):
 def test_synthesis_normalises_the_sum_of_both_pathways(clip_dir, describer):
     dual = _reward(clip_dir)
     reward = HierarchicalReward(dual, theta_min=-0.5, theta_max=0.5)
-    assert reward.frame_window == WINDOW and reward.needs_pixels
+    assert reward.render_needs() == RenderNeeds(frames=True, frame_window=WINDOW)
     state = _state([True, True], [1, 2])
     state.update({key: torch.zeros(2, 1) for key in
                   (keys.SPEED, keys.LATERAL_OFFSET, keys.HEADING_ERROR, keys.CRASHED, keys.LATERAL_OFFSET_STD)})
@@ -186,7 +188,7 @@ def test_an_agent_with_the_dual_pathway_renders_frame_windows(clip_dir, describe
     reward = _reward(clip_dir)
     agent = make_agent("sac", reward=reward, env={"scenario": "highway-fast", "bev_size": 32})
     assert agent.env_config.frame_window == WINDOW and agent.env_config.obs == "both"
-    env = agent.env_config.make(num_envs=1, seed=0)
+    env = build_env(replace(agent.env_config, num_envs=1), seed=0)
     try:
         td = env.rollout(2, policy=lambda td: td.set(keys.ACTION, torch.zeros(2)))  # keep the lane
     finally:

@@ -15,7 +15,7 @@ from torchrl.envs.utils import check_env_specs
 
 import zoo
 from zoo import keys
-from zoo.envs import SCENARIOS, DrivingEnv
+from zoo.envs import SCENARIOS, DrivingEnv, EnvConfig
 from zoo.errors import ZooError
 
 
@@ -218,7 +218,7 @@ def _state(obs: dict) -> dict[str, float]:
 
 def test_vehicle_state_agrees_with_highway_env():
     preset = SCENARIOS.get("highway-fast")
-    env = DrivingEnv(preset, obs="kinematics", action="continuous")
+    env = DrivingEnv(EnvConfig(preset.name, obs="kinematics", action="continuous"))
     obs, _ = env.reset(seed=0)
     assert _state(obs)["distance"] == 0.0
     distance, seen = 0.0, []
@@ -244,7 +244,7 @@ def test_vehicle_state_agrees_with_highway_env():
 
 
 def test_crashed_flag_agrees_with_highway_env():
-    env = DrivingEnv(SCENARIOS.get("highway-fast"), action="continuous", config={"vehicles_density": 3})
+    env = DrivingEnv(EnvConfig("highway-fast", action="continuous", config={"vehicles_density": 3}))
     obs, _ = env.reset(seed=0)
     assert _state(obs)["crashed"] == 0.0
     for _ in range(30):  # full throttle into dense traffic
@@ -357,7 +357,7 @@ def test_only_decision_frames_are_rendered(monkeypatch):
     calls = []
     display = EnvViewer.display
     monkeypatch.setattr(EnvViewer, "display", lambda self: calls.append(1) or display(self))
-    env = DrivingEnv(SCENARIOS.get("merge"), obs="bev", action="discrete", bev_size=48)
+    env = DrivingEnv(EnvConfig("merge", obs="bev", action="discrete", bev_size=48))
     env.reset(seed=0)
     calls.clear()
     for _ in range(3):

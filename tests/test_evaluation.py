@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import imageio.v2 as imageio
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from torchrl.envs import TransformedEnv
 
 import zoo
 from zoo import keys
+from zoo.envs import build_env
 from zoo.evaluation import EVAL_SEED_OFFSET, SUMMARY_METRICS, episode_metrics, summarize
 
 KMH = 3.6
@@ -175,7 +178,7 @@ def test_episode_i_starts_from_reset_with_its_seed(agent):
     import gymnasium as gym
 
     result = zoo.evaluate(agent, episodes=1, seed=3, progress=False)
-    env = agent.env_config.make(num_envs=1)
+    env = build_env(replace(agent.env_config, num_envs=1))
     first = env.reset(seed=result.seeds[0])
     from zoo.envs import SCENARIOS
 

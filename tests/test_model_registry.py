@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -20,6 +21,7 @@ from mlflow.tracking._tracking_service import utils as tracking_utils
 import zoo
 from zoo import keys
 from zoo.cli import main
+from zoo.envs import build_env
 from zoo.errors import ZooError
 from zoo.hub.loaders import build_from_folder
 from zoo.hub.mlflow_registry import download_model, register_model, set_alias
@@ -202,7 +204,7 @@ def test_quantized_lora_adapter_registers_as_adapter_and_base_reference(tmp_path
 
 # -- policies ---------------------------------------------------------------------------------------
 def _observations(agent, n: int = 4) -> np.ndarray:
-    env = agent.env_config.make(num_envs=1, seed=0)
+    env = build_env(replace(agent.env_config, num_envs=1), seed=0)
     try:
         return env.rollout(n, break_when_any_done=False)[agent.obs_key].numpy()  # random actions
     finally:

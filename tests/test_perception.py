@@ -10,8 +10,8 @@ import torch
 from tensordict import TensorDict
 
 from zoo import keys
+from zoo.envs import EnvConfig
 from zoo.envs.driving import MAX_OBJECTS, OBJECT_CLASSES, DrivingEnv
-from zoo.envs.presets import SCENARIOS
 from zoo.errors import ZooError
 from zoo.perception import (
     DEFAULT_DETECTOR,
@@ -63,7 +63,7 @@ class FixedDetector(Detector):
 # -- simulator objects --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("scenario", ["highway-fast", "roundabout"])
 def test_oracle_boxes_land_on_the_vehicles(scenario):
-    env = DrivingEnv(SCENARIOS.get(scenario), obs="bev", objects=True, bev_size=SIZE)
+    env = DrivingEnv(EnvConfig(scenario, obs="bev", objects=True, bev_size=SIZE))
     obs, _ = env.reset(seed=3)
     for _ in range(2):
         obs, *_ = env.step(1)

@@ -1,20 +1,34 @@
-"""Every shipped recipe parses, resolves its interpolations and trains end to end on a tiny budget."""
+"""Every shipped recipe parses, resolves its interpolations and trains end to end on a tiny budget; every reward
+fragment composes with every base recipe, and a composed recipe is its parts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import yaml
 
 from zoo.cli import main
+from zoo.composition import config_sources
 
-ALL_RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
+FOLDER = Path(__file__).parents[1] / "recipes"
+#: the recipes users run: the top-level ones (composed or whole) and the base recipes, each a complete recipe
+ALL_RECIPES = sorted(FOLDER.glob("*.yaml")) + sorted((FOLDER / "base").glob("*.yaml"))
+BASES = sorted((FOLDER / "base").glob("*.yaml"))
+FRAGMENTS = sorted((FOLDER / "rewards").glob("*.yaml"))
+
+
+def _text(recipe: Path) -> str:
+    """The text of the recipe and of every file it is composed of."""
+    return "\n".join(Path(s).read_text() if s.endswith(".yaml") else s for s in config_sources(str(recipe)))
+
+
 #: recipes that train a policy (the others train reward models or the risk describer on captioned BEV frames)
-RECIPES = [r for r in ALL_RECIPES if "class_path: zoo.agents." in r.read_text()]
-REWARD_RECIPES = [r for r in ALL_RECIPES if "class_path: zoo.train.ContrastiveRewardTraining" in r.read_text()
-                  or "class_path: zoo.train.RiskDescriberTraining" in r.read_text()]
+RECIPES = [r for r in ALL_RECIPES if "class_path: zoo.agents." in _text(r)]
+REWARD_RECIPES = [r for r in ALL_RECIPES if "class_path: zoo.train.ContrastiveRewardTraining" in _text(r)
+                  or "class_path: zoo.train.RiskDescriberTraining" in _text(r)]
 #: recipes that train the BEV detector on simulator boxes
-DETECTOR_RECIPES = [r for r in ALL_RECIPES if "class_path: zoo.train.DetectorTraining" in r.read_text()]
+DETECTOR_RECIPES = [r for r in ALL_RECIPES if "class_path: zoo.train.DetectorTraining" in _text(r)]
 TINY = {
     "total_frames": "64",
     "frames_per_batch": "16",
@@ -23,7 +37,7 @@ TINY = {
 
 
 def _tiny_overrides(recipe: Path) -> list[str]:
-    text = recipe.read_text()
+    text = _text(recipe)
     overrides = {**TINY}
     if "learning_starts" in text:
         overrides.update(learning_starts="16", batch_size="8", updates_per_batch="2")
@@ -38,6 +52,7 @@ def _tiny_overrides(recipe: Path) -> list[str]:
 def test_recipes_exist():
     names = {r.stem for r in RECIPES}
     assert {"quickstart", "dqn_highway", "sac_highway", "td3_highway", "ppo_highway", "ppo_merge"} <= names
+    assert {"sac", "dqn"} <= {b.stem for b in BASES} and len(FRAGMENTS) >= 8
     assert {r.stem for r in REWARD_RECIPES} == {"pretrain_drive_clip", "finetune_drive_clip_roundabout",
                                                 "train_risk_describer"}
     assert {r.stem for r in DETECTOR_RECIPES} == {"train_bev_detector"}
@@ -53,6 +68,42 @@ def test_recipe_resolves(recipe: Path, capsys):
     assert "${" not in printed  # every interpolation resolved
     model = "class_path: zoo.agents." if recipe in RECIPES else "class_path: zoo.train."
     assert model in printed
+
+
+def _printed(capsys, *configs: Path | str) -> dict:
+    """The recipe LightningCLI resolves from ``configs`` in order (``--print_config``), as data (without the list of
+    the config files it read)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *(a for c in configs for a in ("--config", str(c))), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    printed.pop("config", None)
+    return printed
+
+
+@pytest.mark.parametrize("base", BASES, ids=lambda r: r.stem)
+@pytest.mark.parametrize("fragment", FRAGMENTS, ids=lambda r: r.stem)
+def test_every_reward_fragment_composes_with_every_base(base: Path, fragment: Path, capsys):
+    """The fragment sets the reward and its batching; everything else stays the base's."""
+    composed, alone = _printed(capsys, base, fragment), _printed(capsys, base)
+    part = yaml.safe_load(fragment.read_text())["model"]["init_args"]
+    model = composed["model"]["init_args"]
+    assert model["reward"]["class_path"] == part["reward"]["class_path"]
+    assert model["reward_batching"] == part["reward_batching"]
+    assert composed["model"]["class_path"] == alone["model"]["class_path"]
+    unchanged = {k: v for k, v in model.items() if k not in part}
+    assert unchanged == {k: v for k, v in alone["model"]["init_args"].items() if k not in part}
+    assert composed["trainer"] == alone["trainer"]
+
+
+def test_a_composed_recipe_is_its_parts_then_its_own_keys(capsys):
+    """``sac_vlmrl_highway.yaml`` resolves as ``--config base/sac.yaml --config rewards/vlm-rl.yaml`` with its own
+    experiment name."""
+    composed = _printed(capsys, FOLDER / "sac_vlmrl_highway.yaml")
+    parts = _printed(capsys, FOLDER / "base" / "sac.yaml", FOLDER / "rewards" / "vlm-rl.yaml")
+    assert composed["trainer"]["logger"]["init_args"].pop("experiment_name") == "sac_vlmrl_highway"
+    assert parts["trainer"]["logger"]["init_args"].pop("experiment_name") == "sac"
+    assert composed == parts
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import yaml
 
 import zoo
 from zoo import keys
+from zoo.envs import EnvConfig
 from zoo.errors import ZooWarning
 from zoo.hub.cards import read_card
 from zoo.hub.resolve import model_weights_digest, resolve_model, weights_digest
@@ -28,7 +29,8 @@ BACKBONE = "drive-clip-bev-tiny"
 def real_rollout():
     """40 next states of highway-fast under random meta-actions (a crash included), with 4-frame windows."""
     torch.manual_seed(0)
-    states, imminent = record("highway-fast", 40, seed=3, frame_window=4, progress=False)
+    states, imminent = record(EnvConfig("highway-fast", action="discrete", obs="bev", frame_window=4), 40, seed=3,
+                              progress=False)
     assert (states.get(keys.CRASHED) > 0.5).any(), "the recording must hold a collision for the sparse reward"
     return states, imminent
 

@@ -361,7 +361,7 @@ def test_create_reward_model_wraps_the_head_in_synthesis(clip_dir):
                                      device="cpu")
     assert isinstance(reward, HierarchicalReward) and isinstance(reward.semantic, LORDReward)
     assert (reward.theta_min, reward.theta_max) == (0.5, 1.5)
-    assert reward.needs_pixels and "semantic_cos_negative" in reward.terms
+    assert reward.render_needs().frames and "semantic_cos_negative" in reward.terms
     assert isinstance(zoo.create_reward_model(clip_dir, synthesis=True, device="cpu").semantic, CLGReward)
     assert isinstance(zoo.create_reward_model(clip_dir, device="cpu"), CLGReward)
 

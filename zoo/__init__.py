@@ -18,7 +18,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "make_env": "zoo.envs.make",
-    "EnvConfig": "zoo.envs.make",
+    "build_env": "zoo.envs.make",
+    "EnvConfig": "zoo.envs.config",
     "ZooError": "zoo.errors",
     "list_scenarios": "zoo.api",
     "list_agents": "zoo.api",

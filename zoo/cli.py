@@ -2,7 +2,8 @@
 
 ``zoo fit --config recipes/<recipe>.yaml [--key value ...]`` is Lightning's CLI over the
 agents (recipes are LightningCLI YAML with OmegaConf ``${...}`` interpolation); ``--config <name>`` names a
-shipped recipe from any folder (:func:`_shipped_recipes_by_name`). The zoo adds its own
+shipped recipe from any folder (:func:`_shipped_recipes_by_name`), and a composed recipe stands for its parts
+(:mod:`zoo.composition`). The zoo adds its own
 subcommands (``zoo evaluate`` …). User errors print one line naming the bad value and exit 2.
 """
 
@@ -30,16 +31,17 @@ REPLACED_COMMANDS = {"validate": "a checkpoint's held-out evaluation is `zoo eva
                                  "(reward-model recipes validate every epoch of `zoo fit`)"}
 
 
-#: a ``--config`` value that may name a shipped recipe: a bare file name, or ``recipes/<name>`` as the recipes'
-#: own comments write it (anything else, a path elsewhere or inline YAML, is left to LightningCLI)
+#: a ``--config`` value that can only mean a shipped recipe: a bare file name, or ``recipes/<name>`` as the recipes'
+#: own comments write it (anything else that names no shipped recipe, a path elsewhere or inline YAML, is left to
+#: LightningCLI)
 _RECIPE_NAME = re.compile(r"(?:recipes/)?[\w.-]+")
 
 
 def _shipped_recipes_by_name(argv: list[str]) -> list[str]:
     """``argv`` with each ``--config NAME`` that is no file in the working folder replaced by the shipped recipe
-    ``NAME`` (``quickstart``, ``quickstart.yaml`` or ``recipes/quickstart.yaml``), so an installed zoo runs
-    ``zoo fit --config quickstart`` from any folder. A name that is neither raises a :class:`ZooError` naming
-    the shipped recipes."""
+    ``NAME`` (``quickstart``, ``quickstart.yaml``, ``recipes/quickstart.yaml``, or a base recipe or reward fragment
+    such as ``base/sac`` and ``recipes/rewards/vlm-rl.yaml``), so an installed zoo runs ``zoo fit --config quickstart``
+    from any folder. A bare name that is neither raises a :class:`ZooError` naming the shipped recipes."""
     import difflib
 
     from zoo.shipped import recipe_names, shipped_recipe
@@ -52,10 +54,12 @@ def _shipped_recipes_by_name(argv: list[str]) -> list[str]:
             at, value, prefix = i, arg.partition("=")[2], "--config="
         else:
             continue
-        if Path(value).is_file() or not _RECIPE_NAME.fullmatch(value):
+        if Path(value).is_file():
             continue
         name = value.removeprefix("recipes/")
         found = shipped_recipe(name)
+        if found is None and not _RECIPE_NAME.fullmatch(value):  # a path elsewhere or inline YAML
+            continue
         if found is None:
             close = difflib.get_close_matches(name.removesuffix(".yaml"), recipe_names(), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -300,7 +304,7 @@ def _structural(key: str, value):
     if key == "env" and isinstance(value, dict):
         from dataclasses import asdict
 
-        from zoo.envs.make import EnvConfig
+        from zoo.envs.config import EnvConfig
 
         value = {**_plain(asdict(EnvConfig())), **value}
     return value
@@ -946,7 +950,9 @@ def main(argv: list[str] | None = None) -> int:
         if command in ZOO_COMMANDS:
             ZOO_COMMANDS[command](argv[1:])
         elif command in LIGHTNING_COMMANDS:
-            argv = _shipped_recipes_by_name(argv)
+            from zoo.composition import expand_composed
+
+            argv = expand_composed(_shipped_recipes_by_name(argv))
             if from_sys:  # LightningCLI reads sys.argv itself (and warns when given both it and args)
                 sys.argv[1:] = argv
             _lightning_cli(None if from_sys else argv)

@@ -26,17 +26,21 @@ def checkpoints_dir() -> Path:
 
 
 def recipes_dir() -> Path:
-    """The folder of the shipped recipes, ``<name>.yaml`` each (``zoo fit --config <name>`` finds them)."""
+    """The folder of the shipped recipes, ``<name>.yaml`` each (``zoo fit --config <name>`` finds them), with the base
+    recipes under ``base/`` and the reward fragments under ``rewards/`` (:mod:`zoo.composition`)."""
     return _shipped("recipes")
 
 
 def recipe_names() -> list[str]:
-    """Names of the shipped recipes (file stems): what ``zoo fit --config`` accepts by name."""
+    """Names of the shipped recipes (paths from the recipes folder without ``.yaml``: ``quickstart``, and the base
+    recipes and reward fragments ``base/sac``, ``rewards/vlm-rl``): what ``zoo fit --config`` accepts by name."""
     folder = recipes_dir()
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml")) \
+        if folder.is_dir() else []
 
 
 def shipped_recipe(name: str) -> Path | None:
-    """The shipped recipe ``name`` (``quickstart`` or ``quickstart.yaml``); ``None`` when there is none."""
+    """The shipped recipe ``name`` (``quickstart``, ``quickstart.yaml``, ``base/sac.yaml``); ``None`` when there is
+    none."""
     stem = name[:-len(".yaml")] if name.endswith(".yaml") else name
     return recipes_dir() / f"{stem}.yaml" if stem in recipe_names() else None

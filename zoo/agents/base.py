@@ -10,10 +10,9 @@ The training budget is ``total_frames`` environment steps (the RL convention); L
 
 from __future__ import annotations
 
-import copy
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import lightning as L
@@ -39,12 +38,13 @@ from zoo.agents.state import (
     restore_state,
     training_env_seed,
 )
-from zoo.envs.make import EnvConfig
+from zoo.envs.config import EnvConfig, RenderNeeds
+from zoo.envs.make import build_env
 from zoo.errors import ZooError
 from zoo.evaluation.metrics import MS_TO_KMH
 from zoo.evaluation.rollout import EVAL_SEED_OFFSET
 from zoo.registry import check_choice
-from zoo.rewards.base import RewardModule
+from zoo.rewards.base import RewardModule, render_needs
 from zoo.rewards.worker import RewardWorker
 
 REWARD_BATCHING = ("step", "collector", "async")
@@ -209,9 +209,9 @@ class Agent(L.LightningModule):
         hparams.setdefault("_class_path", f"{type(self).__module__}.{type(self).__name__}")
         hparams.setdefault("_instantiator", "lightning.pytorch.cli.instantiate_module")
         self.save_hyperparameters(hparams)  # also what the logger records
-        env = EnvConfig(**env) if isinstance(env, dict) else copy.deepcopy(env) if env else EnvConfig()
+        env = env if isinstance(env, EnvConfig) else EnvConfig(**(env or {}))  # a dict: hyper-parameters read back
         if env.action is None:
-            env.action = self.action_modes[0]
+            env = replace(env, action=self.action_modes[0])
         elif env.action not in self.action_modes:
             raise ZooError(f"{type(self).__name__} needs action mode {' or '.join(self.action_modes)}, "
                            f"but the env asks for {env.action!r}")
@@ -219,11 +219,8 @@ class Agent(L.LightningModule):
             raise ZooError(f"seed must be in [0, {EVAL_SEED_OFFSET}) so that evaluation seeds stay held out, "
                            f"got {seed}")
         encoder_key = ENCODERS.get(network).in_key  # raises with the valid names
-        if env.obs == "kinematics" and (encoder_key == keys.PIXELS or getattr(reward, "needs_pixels", False)):
-            env.obs = "both"  # the CNN or the reward needs frames
-        env.frame_window = max(env.frame_window, getattr(reward, "frame_window", 1))
-        env.objects = env.objects or getattr(reward, "needs_objects", False)  # an oracle gate reads them
-        self.env_config = env
+        # the reward's frames, windows and objects, and the frames a CNN policy reads
+        self.env_config = env.rendering(render_needs(reward) | RenderNeeds(frames=encoder_key == keys.PIXELS))
         # The reward shapes the environment, it is not part of the policy: kept out of the module tree so
         # its (possibly large) backbone is neither in checkpoints nor moved by Lightning.
         object.__setattr__(self, "reward", reward)
@@ -248,7 +245,7 @@ class Agent(L.LightningModule):
         self.reward_worker: RewardWorker | None = None
         self.tracker = EpisodeTracker()
 
-        spec_env = env.make(num_envs=1)
+        spec_env = build_env(replace(self.env_config, num_envs=1))
         self.obs_key = encoder_key
         self.obs_shape = tuple(spec_env.observation_spec[encoder_key].shape)
         self.action_spec = spec_env.full_action_spec[keys.ACTION]

@@ -9,7 +9,8 @@ from typing import Any
 from tensordict.nn import TensorDictModuleBase
 from torchrl.collectors import Collector, MultiSyncCollector
 
-from zoo.envs.make import EnvConfig
+from zoo.envs.config import EnvConfig
+from zoo.envs.make import build_env
 from zoo.rewards.base import RewardModule
 
 
@@ -50,8 +51,8 @@ def build_collector(env: EnvConfig, policy: TensorDictModuleBase, *, seed: int, 
                   auto_register_policy_transforms=False,  # feed-forward policies need no InitTracker
                   **kwargs)
     if workers == 1:
-        return Collector(env.make(seed=seed, reward=step_reward), policy, device=device, **common)
-    make_envs = [partial(env.make, seed=seed + w * env.num_envs,
+        return Collector(build_env(env, seed=seed, reward=step_reward), policy, device=device, **common)
+    make_envs = [partial(build_env, env, seed=seed + w * env.num_envs,
                          reward=step_reward.copy_for_env() if step_reward is not None else None)
                  for w in range(workers)]
     return MultiSyncCollector(make_envs, policy, device=device, update_at_each_batch=True, **common)

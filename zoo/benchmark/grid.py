@@ -76,7 +76,7 @@ class Budget:
     algorithm: str = DEFAULT_ALGORITHM
 
     def __post_init__(self) -> None:
-        from zoo.envs.driving import ACTION_MODES
+        from zoo.envs.config import ACTION_MODES
 
         check_choice("action", self.action, ACTION_MODES)
         check_choice("algorithm", self.algorithm, tuple(BASE_RECIPES))

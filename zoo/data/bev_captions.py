@@ -249,12 +249,14 @@ def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, ho
     :meth:`zoo.envs.driving.DrivingEnv.objects`). ``frame_rate_hz``: frames recorded per simulated second
     (``None``: one per policy decision, the scenario's own rate); ``max_steps`` counts frames.
     """
+    from zoo.envs.config import EnvConfig
     from zoo.envs.driving import DrivingEnv
     from zoo.envs.presets import SCENARIOS
 
     preset = SCENARIOS.get(scenario)
     config, per_decision = _recording_rates(preset, frame_rate_hz)
-    env = DrivingEnv(preset, obs="bev", action="discrete", bev_size=bev_size, objects=objects, config=config)
+    env = DrivingEnv(EnvConfig(scenario, action="discrete", obs="bev", bev_size=bev_size, objects=objects,
+                               config=config))
     rng = random.Random(seed)
     obs, _ = env.reset(seed=seed)
     dt = 1.0 / env.unwrapped.config["policy_frequency"]

@@ -3,8 +3,9 @@
 import gymnasium
 
 from zoo import _noise
+from zoo.envs.config import EnvConfig, RenderNeeds
 from zoo.envs.driving import DrivingEnv
-from zoo.envs.make import EnvConfig, make_env
+from zoo.envs.make import build_env, make_env
 from zoo.envs.presets import SCENARIOS, ScenarioPreset
 
 #: the presets' own highway-env variants, registered with gymnasium on import (worker processes import zoo.envs too):
@@ -18,4 +19,4 @@ for _id, _entry_point in ZOO_ENVS.items():
 # again now: importing gymnasium put its own "once" filter for DeprecationWarning in front of the zoo's
 _noise.silence_known_noise()
 
-__all__ = ["DrivingEnv", "EnvConfig", "ScenarioPreset", "SCENARIOS", "make_env"]
+__all__ = ["DrivingEnv", "EnvConfig", "RenderNeeds", "ScenarioPreset", "SCENARIOS", "build_env", "make_env"]

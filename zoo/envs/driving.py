@@ -19,11 +19,8 @@ import numpy as np
 from gymnasium import spaces
 
 from zoo import keys
-from zoo.envs.presets import ScenarioPreset
-from zoo.errors import ZooError
-
-OBS_MODES = ("kinematics", "bev", "both")
-ACTION_MODES = ("continuous", "discrete")
+from zoo.envs.config import DEFAULT_ACTION, EnvConfig
+from zoo.envs.presets import SCENARIOS, ScenarioPreset
 
 #: classes of the road users written under ``keys.OBJECTS``, told apart by what the BEV frame shows:
 #: ``crashed_car`` is a vehicle that has collided (highway-env draws it red), ``car`` any other vehicle.
@@ -80,72 +77,52 @@ class DrivingEnv(gym.Wrapper):
     """Wrap a highway-env env: dict observations, (steer, throttle) actions, vehicle state.
 
     Args:
-        preset: the scenario.
-        obs: ``"kinematics"`` (vector observation only), ``"bev"`` (BEV frame only) or ``"both"``.
-        action: ``"continuous"`` (steer, throttle in [-1, 1]; steer only on lateral-only scenarios)
-            or ``"discrete"`` (highway-env's meta-actions).
-        bev_size: side of the square BEV frame in pixels.
-        bev_range_m: metres of road across the BEV frame.
-        frame_window: BEV frames in ``pixels_window`` (the current one and those before it; the first frame
-            repeated at an episode's start); 1 writes no window.
+        env: the environment (:class:`~zoo.envs.config.EnvConfig`; ``num_envs`` is not this class's: it is one env).
+            ``obs`` ``"kinematics"`` gives the vector observation only, ``"bev"`` the BEV frame only, ``"both"`` both;
+            ``action`` ``"continuous"`` is (steer, throttle) in [-1, 1] (steer only on lateral-only scenarios),
+            ``"discrete"`` highway-env's meta-actions; a ``frame_window`` above 1 writes ``pixels_window`` (the
+            current frame and those before it, the first frame repeated at an episode's start); ``objects`` writes
+            ``keys.OBJECTS``, the boxes of the other road users in the BEV frame; ``condition`` ``"unseen"``
+            applies the preset's ``unseen_config`` traffic.
         stability_window_s: seconds of lateral offsets behind ``lateral_offset_std``.
-        objects: also write ``keys.OBJECTS``, the boxes of the other road users in the BEV frame (needs a
-            BEV frame: ``obs`` ``"bev"`` or ``"both"``).
-        condition: evaluation condition (``zoo.envs.presets.CONDITIONS``): ``"unseen"`` applies the preset's
-            ``unseen_config`` traffic.
-        config: extra highway-env config overrides.
+
+    Example:
+        >>> env = DrivingEnv(EnvConfig("highway-fast", action="continuous"))  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        preset: ScenarioPreset,
-        *,
-        obs: str = "kinematics",
-        action: str = "discrete",
-        bev_size: int = 96,
-        bev_range_m: float = 60.0,
-        frame_window: int = 1,
-        stability_window_s: float = 2.0,
-        objects: bool = False,
-        condition: str = "default",
-        config: dict[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, env: EnvConfig, *, stability_window_s: float = 2.0) -> None:
         # SDL prints an error for every new process when this is unset; rendering works either way.
         os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
-        if os.environ.get("SDL_VIDEODRIVER") == "dummy" and obs in ("bev", "both"):
+        if os.environ.get("SDL_VIDEODRIVER") == "dummy" and env.renders_bev:
             # highway-env switches its viewer off under the dummy driver: every frame would be black.
             warnings.warn("SDL_VIDEODRIVER=dummy makes highway-env render black frames; using 'offscreen'",
                           stacklevel=2)
             os.environ["SDL_VIDEODRIVER"] = "offscreen"
         import highway_env  # noqa: F401  (registers the gymnasium ids)
 
+        preset = SCENARIOS.get(env.scenario)
+        action = env.action or DEFAULT_ACTION
         self.preset = preset
-        if frame_window < 1:
-            raise ZooError(f"frame_window must be >= 1, got {frame_window}")
-        if frame_window > 1 and obs == "kinematics":
-            raise ZooError("frame_window > 1 needs BEV frames: set obs to 'bev' or 'both'")
-        self.render_bev = obs in ("bev", "both")
-        self.frame_window = frame_window
-        self._frames: deque[np.ndarray] = deque(maxlen=frame_window)
-        if objects and not self.render_bev:
-            raise ZooError(f"objects=True gives boxes in the BEV frame, so it needs obs 'bev' or 'both', not {obs!r}")
-        self.write_objects = objects
-        self.expose_vector = obs in ("kinematics", "both")
+        self.render_bev = env.renders_bev
+        self.frame_window = env.frame_window
+        self._frames: deque[np.ndarray] = deque(maxlen=env.frame_window)
+        self.write_objects = env.objects
+        self.expose_vector = env.obs in ("kinematics", "both")
         env_config = {
             **preset.config,
             **({"duration": preset.time_limit_s} if preset.time_limit_s else {}),
-            **preset.condition_config(condition),
+            **preset.condition_config(env.condition),
             **({"policy_frequency": preset.continuous_frequency_hz}
                if action == "continuous" and preset.continuous_frequency_hz else {}),
             "action": self._action_config(preset, action),
-            "screen_width": bev_size,
-            "screen_height": bev_size,
-            "scaling": bev_size / bev_range_m,
-            **(config or {}),
+            "screen_width": env.bev_size,
+            "screen_height": env.bev_size,
+            "scaling": env.bev_size / env.bev_range_m,
+            **env.config,
         }
         super().__init__(gym.make(preset.gym_id, config=env_config, render_mode="rgb_array"))
         self.continuous = action == "continuous"
-        self.bev_size = bev_size
+        self.bev_size = env.bev_size
         self._distance = 0.0
         window = max(2, round(stability_window_s * self.unwrapped.config["policy_frequency"]))
         self._lateral_offsets: deque[float] = deque(maxlen=window)
@@ -155,10 +132,11 @@ class DrivingEnv(gym.Wrapper):
             size = int(np.prod(self.env.observation_space.shape))
             observation[keys.OBSERVATION] = spaces.Box(-np.inf, np.inf, (size,), np.float32)
         if self.render_bev:
-            observation[keys.PIXELS] = spaces.Box(0, 255, (3, bev_size, bev_size), np.uint8)
-        if frame_window > 1:
-            observation[keys.PIXELS_WINDOW] = spaces.Box(0, 255, (frame_window, 3, bev_size, bev_size), np.uint8)
-        if objects:
+            observation[keys.PIXELS] = spaces.Box(0, 255, (3, self.bev_size, self.bev_size), np.uint8)
+        if self.frame_window > 1:
+            observation[keys.PIXELS_WINDOW] = spaces.Box(0, 255, (self.frame_window, 3, self.bev_size, self.bev_size),
+                                                         np.uint8)
+        if self.write_objects:
             observation[keys.OBJECTS] = spaces.Box(-np.inf, np.inf, (MAX_OBJECTS, len(OBJECT_FIELDS)), np.float32)
         observation[keys.VEHICLE_STATE] = spaces.Dict({name: _scalar_box() for name in keys.VEHICLE_STATE_FIELDS})
         observation[keys.ENV_REWARD] = _scalar_box()

@@ -1,4 +1,5 @@
-"""``make_env``: a highway-env scenario as a TorchRL environment."""
+"""A highway-env scenario as a TorchRL environment: ``build_env`` from an :class:`~zoo.envs.config.EnvConfig`, and
+``make_env``, the same from keywords."""
 
 from __future__ import annotations
 
@@ -6,70 +7,18 @@ import sys
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
 from torchrl.envs import EnvBase, GymWrapper, ParallelEnv, RewardSum, SerialEnv, StepCounter, TransformedEnv
 
-from zoo.envs.driving import ACTION_MODES, OBS_MODES, DrivingEnv
-from zoo.envs.presets import CONDITIONS, SCENARIOS
-from zoo.errors import ZooError
-from zoo.registry import check_choice
+from zoo.envs.config import DEFAULT_ACTION, EnvConfig
+from zoo.envs.driving import DrivingEnv
 
 
-@dataclass
-class EnvConfig:
-    """Everything that defines the training environment, as a recipe spells it.
-
-    Attributes:
-        scenario: a name from ``zoo.list_scenarios()``.
-        action: ``"continuous"`` or ``"discrete"``; ``None`` lets the agent choose its native one.
-        obs: ``"kinematics"``, ``"bev"`` or ``"both"``.
-        bev_size: side of the square BEV frame in pixels.
-        bev_range_m: metres of road across the BEV frame.
-        frame_window: BEV frames in ``pixels_window`` (current one last); 1 writes no window.
-        num_envs: environments stepped in parallel (separate processes when > 1).
-        objects: also write ``keys.OBJECTS`` (boxes of the other road users in the BEV frame; needs a BEV ``obs``).
-        config: extra highway-env config overrides.
-    """
-
-    scenario: str = "highway-fast"
-    action: str | None = None
-    obs: str = "kinematics"
-    bev_size: int = 96
-    bev_range_m: float = 60.0
-    frame_window: int = 1
-    num_envs: int = 1
-    objects: bool = False
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        preset = SCENARIOS.get(self.scenario)  # raises with the valid names
-        check_choice("obs", self.obs, OBS_MODES)
-        if self.action is not None:
-            check_choice("action", self.action, ACTION_MODES)
-            if self.action not in preset.action_modes:
-                raise ZooError(f"scenario {self.scenario!r} supports action modes {list(preset.action_modes)}, "
-                               f"not {self.action!r}")
-        if self.frame_window < 1:
-            raise ZooError(f"frame_window must be >= 1, got {self.frame_window}")
-        if self.num_envs < 1:
-            raise ZooError(f"num_envs must be >= 1, got {self.num_envs}")
-        if self.objects and self.obs == "kinematics":
-            raise ZooError("objects=True gives boxes in the BEV frame, so it needs obs 'bev' or 'both', not "
-                           "'kinematics'")
-
-    def make(self, **overrides: Any) -> TransformedEnv:
-        return make_env(**{**asdict(self), **overrides})
-
-
-def _gym_env(scenario: str, obs: str, action: str, bev_size: int, bev_range_m: float, frame_window: int,
-             objects: bool, condition: str, config: dict) -> EnvBase:
-    driving = DrivingEnv(SCENARIOS.get(scenario), obs=obs, action=action, bev_size=bev_size,
-                         bev_range_m=bev_range_m, frame_window=frame_window, objects=objects, condition=condition,
-                         config=config)
-    return GymWrapper(driving, categorical_action_encoding=True)
+def _gym_env(config: EnvConfig) -> EnvBase:
+    """One env of ``config`` as TorchRL sees it (what each worker process builds)."""
+    return GymWrapper(DrivingEnv(config), categorical_action_encoding=True)
 
 
 class DrivingTorchRLEnv(TransformedEnv):
@@ -127,10 +76,54 @@ def _close_workers_when_unused(env: TransformedEnv) -> None:
     weakref.finalize(env, partial(env.base_env.close, raise_if_closed=False))
 
 
+def build_env(config: EnvConfig, *, seed: int | None = None, reward: Any = None,
+              parallel: bool = True) -> DrivingTorchRLEnv:
+    """The TorchRL env of ``config``: ``config.num_envs`` envs batched along the first dimension.
+
+    Keys (see :mod:`zoo.keys`): ``observation`` and/or ``pixels``, ``vehicle_state/*``,
+    ``env_reward``, ``reward`` (and ``reward_terms/*``), ``step_count``, ``episode_reward``.
+
+    Args:
+        config: the environment; every env of the batch is ``DrivingEnv(config)``.
+        seed: base seed (environment ``i`` gets ``seed + i``).
+        reward: a :class:`zoo.rewards.RewardModule`; default: highway-env's engineered reward.
+        parallel: with ``num_envs > 1``, step them in worker processes (else serially in-process).
+
+    Returns:
+        A ``TransformedEnv`` that is also a context manager: leaving ``with`` closes it. Worker
+        processes (``num_envs > 1``) are closed at the latest when the env is garbage-collected or the
+        interpreter exits, so a script needs neither ``env.close()`` nor a ``__main__`` guard.
+
+    Example:
+        >>> from zoo.envs import EnvConfig
+        >>> with build_env(EnvConfig("highway-fast", obs="bev", bev_size=64), seed=0) as env:
+        ...     td = env.rollout(3)
+        >>> td["pixels"].shape
+        torch.Size([3, 3, 64, 64])
+    """
+    from zoo.rewards import EngineeredReward
+
+    factory = partial(_gym_env, config)
+    if config.num_envs == 1:
+        base: EnvBase = factory()
+    elif parallel:
+        base = _parallel_env(config.num_envs, factory)
+    else:
+        base = SerialEnv(config.num_envs, factory)
+    env = DrivingTorchRLEnv(base, reward if reward is not None else EngineeredReward())
+    if isinstance(base, ParallelEnv):
+        _close_workers_when_unused(env)
+    env.append_transform(StepCounter())
+    env.append_transform(RewardSum())
+    if seed is not None:
+        env.set_seed(seed)
+    return env
+
+
 def make_env(
     scenario: str = "highway-fast",
     *,
-    action: str | None = "discrete",
+    action: str | None = DEFAULT_ACTION,
     obs: str = "kinematics",
     bev_size: int = 96,
     bev_range_m: float = 60.0,
@@ -142,11 +135,9 @@ def make_env(
     reward: Any = None,
     config: dict[str, Any] | None = None,
     parallel: bool = True,
-) -> TransformedEnv:
-    """Build a driving scenario as a TorchRL env.
-
-    Keys (see :mod:`zoo.keys`): ``observation`` and/or ``pixels``, ``vehicle_state/*``,
-    ``env_reward``, ``reward`` (and ``reward_terms/*``), ``step_count``, ``episode_reward``.
+) -> DrivingTorchRLEnv:
+    """Build a driving scenario as a TorchRL env from keywords: :func:`build_env` of the
+    :class:`~zoo.envs.config.EnvConfig` they spell.
 
     Args:
         scenario: preset name (``zoo.list_scenarios()``).
@@ -166,9 +157,7 @@ def make_env(
         parallel: with ``num_envs > 1``, step them in worker processes (else serially in-process).
 
     Returns:
-        A ``TransformedEnv`` that is also a context manager: leaving ``with`` closes it. Worker
-        processes (``num_envs > 1``) are closed at the latest when the env is garbage-collected or the
-        interpreter exits, so a script needs neither ``env.close()`` nor a ``__main__`` guard.
+        The env of :func:`build_env`, a context manager.
 
     Example:
         >>> import zoo
@@ -177,24 +166,7 @@ def make_env(
         >>> td["pixels"].shape
         torch.Size([3, 3, 64, 64])
     """
-    from zoo.rewards import EngineeredReward
-
-    config = EnvConfig(scenario, action or "discrete", obs, bev_size, bev_range_m, frame_window, num_envs, objects,
-                       dict(config or {}))
-    check_choice("condition", condition, CONDITIONS)
-    factory = partial(_gym_env, config.scenario, config.obs, config.action, config.bev_size, config.bev_range_m,
-                      config.frame_window, config.objects, condition, config.config)
-    if num_envs == 1:
-        base: EnvBase = factory()
-    elif parallel:
-        base = _parallel_env(num_envs, factory)
-    else:
-        base = SerialEnv(num_envs, factory)
-    env = DrivingTorchRLEnv(base, reward if reward is not None else EngineeredReward())
-    if isinstance(base, ParallelEnv):
-        _close_workers_when_unused(env)
-    env.append_transform(StepCounter())
-    env.append_transform(RewardSum())
-    if seed is not None:
-        env.set_seed(seed)
-    return env
+    env = EnvConfig(scenario, action=action or DEFAULT_ACTION, obs=obs, bev_size=bev_size, bev_range_m=bev_range_m,
+                    frame_window=frame_window, num_envs=num_envs, objects=objects, condition=condition,
+                    config=dict(config or {}))
+    return build_env(env, seed=seed, reward=reward, parallel=parallel)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import torch
 from rich.progress import Progress
 
 from zoo import keys
+from zoo.envs.make import build_env
 from zoo.evaluation.metrics import episode_metrics, summarize
 from zoo.evaluation.video import caption, write_video
 
@@ -78,13 +79,12 @@ def evaluate(
         >>> result.summary["SR"]  # doctest: +SKIP
         (0.8, 0.4)
     """
-    cfg = agent.env_config
-    scenario = scenario or cfg.scenario
+    config = replace(agent.env_config, num_envs=1, scenario=scenario or agent.env_config.scenario, condition=condition)
     reward = agent.reward.copy_for_env() if agent.reward is not None else None
-    env = cfg.make(num_envs=1, scenario=scenario, reward=reward, condition=condition)
+    env = build_env(config, reward=reward)
     agent.eval()
     with torch.no_grad():
-        return run_episodes(env, lambda episode_seed: agent.act, scenario, held_out_seeds(episodes, seed),
+        return run_episodes(env, lambda episode_seed: agent.act, config.scenario, held_out_seeds(episodes, seed),
                             video=video, max_steps=max_steps, progress=progress)
 
 

@@ -74,7 +74,7 @@ class Detector(torch.nn.Module, ABC):
 
 
 class OracleDetector(Detector):
-    """The simulator's boxes of the other road users (``keys.OBJECTS``, see ``DrivingEnv(objects=True)``), score 1.
+    """The simulator's boxes of the other road users (``keys.OBJECTS``, see ``EnvConfig(objects=True)``), score 1.
 
     Args:
         bev_size: side of the BEV frame in pixels, used when the next state has no ``keys.PIXELS`` to read it from.

@@ -1,6 +1,6 @@
 """Reward modules (common contract in :mod:`zoo.rewards.base`)."""
 
-from zoo.rewards.base import RewardModule
+from zoo.rewards.base import RewardModule, render_needs
 from zoo.rewards.baselines import EngineeredReward, SparseCollisionReward
 from zoo.rewards.dynamic import DYNAMIC_POSITIVE, DualPathwayReward
 from zoo.rewards.synthesis import HierarchicalReward
@@ -18,4 +18,4 @@ from zoo.rewards.vlm import (
 
 __all__ = ["CLG_NEGATIVE", "CLG_POSITIVE", "CLGReward", "DYNAMIC_POSITIVE", "DualPathwayReward", "EngineeredReward",
            "HierarchicalReward", "LORDReward", "RewardModule", "RoboCLIPReward", "SAFE_DRIVING_GOAL",
-           "SparseCollisionReward", "VLMRMReward", "VLMReward", "VLMSRReward"]
+           "SparseCollisionReward", "VLMRMReward", "VLMReward", "VLMSRReward", "render_needs"]

@@ -24,6 +24,7 @@ from torchrl.data import Composite, Unbounded
 from torchrl.envs import Transform
 
 from zoo import keys
+from zoo.envs.config import RenderNeeds
 
 
 def init_arguments(cls: type) -> list[str]:
@@ -66,15 +67,14 @@ class RewardModule(Transform):
 
     #: names of the terms written under ``("reward_terms", name)``
     terms: tuple[str, ...] = ()
-    #: whether the reward reads the BEV frame (the env must then render it)
-    needs_pixels: bool = False
-    #: BEV frames the reward reads in ``pixels_window`` (1: the reward reads no window)
-    frame_window: int = 1
-    #: whether the reward reads the simulator's objects (``keys.OBJECTS``: an oracle gate)
-    needs_objects: bool = False
 
     def __init__(self) -> None:
         super().__init__(in_keys=[], out_keys=[keys.REWARD])
+
+    def render_needs(self) -> RenderNeeds:
+        """What this reward reads that the env must render (frames, a window of frames, the simulator's objects);
+        default nothing: the vehicle state and highway-env's reward are always there. See :func:`render_needs`."""
+        return RenderNeeds()
 
     @abstractmethod
     def compute(self, next_state: TensorDictBase) -> dict[str, torch.Tensor]:
@@ -150,3 +150,18 @@ class RewardModule(Transform):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(terms={list(self.terms)})"
+
+
+def render_needs(*rewards: RewardModule | None) -> RenderNeeds:
+    """What the env must render for all of ``rewards`` together (``None`` stands for no reward, which reads nothing):
+    the one answer agents and ``zoo reward calibrate`` build their envs from, with
+    :meth:`zoo.envs.EnvConfig.rendering`.
+
+    Example:
+        >>> env = EnvConfig("highway-fast").rendering(render_needs(reward))  # doctest: +SKIP
+    """
+    needs = RenderNeeds()
+    for reward in rewards:
+        if reward is not None:
+            needs |= reward.render_needs()
+    return needs

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,11 @@ import torch
 from tensordict import TensorDictBase
 
 from zoo import keys
+from zoo.envs.config import EnvConfig
+from zoo.envs.make import build_env
 from zoo.errors import ZooError
 from zoo.hub.cards import CARD_FILE
+from zoo.rewards.base import render_needs
 
 #: a frame is "imminent" when a collision happens within this many simulated seconds (the crash frame included),
 #: the label the reward model's AUROC is measured on (docs/models.md)
@@ -35,9 +39,9 @@ THRESHOLD_RULE = ("the cosine to the goal maximising balanced accuracy between s
                   f"within {HORIZON_S:g} s of a collision (at or below) on the calibration frames")
 
 
-def record(scenario: str, frames: int, seed: int = 0, bev_size: int = 96, bev_range_m: float = 60.0,
-           frame_window: int = 1, objects: bool = False, progress: bool = True) -> tuple[TensorDictBase, torch.Tensor]:
-    """Drive ``scenario`` with random meta-actions for ``frames`` steps.
+def record(env: EnvConfig, frames: int, seed: int = 0, progress: bool = True) -> tuple[TensorDictBase, torch.Tensor]:
+    """Drive the env of ``env`` with random actions (meta-actions with ``action="discrete"``, as
+    :func:`calibrate_heads` records) for ``frames`` steps.
 
     Returns:
         the next states ``[frames]`` (frames, frame windows, vehicle state) and a bool ``[frames]``: a collision
@@ -45,23 +49,21 @@ def record(scenario: str, frames: int, seed: int = 0, bev_size: int = 96, bev_ra
     """
     from rich.progress import Progress
 
-    from zoo.envs.make import make_env
     from zoo.rewards.baselines import EngineeredReward
 
-    env = make_env(scenario, obs="bev", bev_size=bev_size, bev_range_m=bev_range_m, seed=seed,
-                   frame_window=frame_window, objects=objects, reward=EngineeredReward())
-    horizon_steps = round(HORIZON_S * env.base_env._env.unwrapped.config["policy_frequency"])
+    driving = build_env(replace(env, num_envs=1), seed=seed, reward=EngineeredReward())
+    horizon_steps = round(HORIZON_S * driving.base_env._env.unwrapped.config["policy_frequency"])
     episodes, labels = [], []
     try:
         with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task(f"recording {scenario}", total=frames)
+            task = bar.add_task(f"recording {env.scenario}", total=frames)
             while sum(len(e) for e in episodes) < frames:
-                episode = env.rollout(frames, break_when_any_done=True).get("next")
+                episode = driving.rollout(frames, break_when_any_done=True).get("next")
                 episodes.append(episode)
                 labels.append(collision_ahead(episode.get(keys.CRASHED).reshape(-1) > 0.5, horizon_steps))
                 bar.update(task, completed=min(frames, sum(len(e) for e in episodes)))
     finally:
-        env.close()
+        driving.close()
     return torch.cat(episodes)[:frames], torch.cat(labels)[:frames]
 
 
@@ -155,10 +157,8 @@ def calibrate_heads(rewards: Mapping[str, Any], scenario: str = "highway-fast", 
     percentiles = check_percentiles(percentiles)
     if frames < 2:
         raise ZooError(f"frames must be >= 2, got {frames}")
-    states, imminent = record(scenario, frames, seed, bev_size, bev_range_m,
-                              frame_window=max(getattr(r, "frame_window", 1) for r in rewards.values()),
-                              objects=any(getattr(r, "needs_objects", False) for r in rewards.values()),
-                              progress=progress)
+    env = EnvConfig(scenario, action="discrete", obs="bev", bev_size=bev_size, bev_range_m=bev_range_m)
+    states, imminent = record(env.rendering(render_needs(*rewards.values())), frames, seed, progress)
     return {head: {**head_calibration(reward, states, imminent, percentiles), "scenario": scenario,
                    "frames": int(len(states)), "seed": seed, "crop": getattr(reward, "crop", "none")}
             for head, reward in rewards.items()}

@@ -27,6 +27,7 @@ from tensordict import TensorDictBase
 from zoo import keys
 from zoo.cache import LRUCache
 from zoo.data.bev_captions import parse_dynamic_risk
+from zoo.envs.config import RenderNeeds
 from zoo.errors import ZooError
 from zoo.rewards.vlm import CLGReward
 from zoo.vlm.describer import load_describer
@@ -38,7 +39,8 @@ DYNAMIC_POSITIVE = "The road ahead is clear with no obstacles"
 class DualPathwayReward(CLGReward):
     """Static CLG + gated dynamic pathway (DriveVLM-RL); the raw semantic reward ``R_static + R_dynamic``.
 
-    The env must render frame windows: agents set ``frame_window`` from this module's ``window``.
+    The env must render frame windows of ``window`` frames, and the simulator's objects for an oracle gate
+    (:meth:`render_needs`).
 
     Args:
         model: the dual encoder ``f_I``, ``f_L`` of both pathways (zoo name, folder, ``models:/`` URI, hub id).
@@ -86,12 +88,16 @@ class DualPathwayReward(CLGReward):
         self.dynamic_positive = dynamic_positive
         self.dynamic_alpha, self.dynamic_beta = dynamic_alpha, dynamic_beta
         self.window = window
-        self.frame_window = window
-        self.needs_objects = getattr(getattr(gate, "detector", None), "in_key", None) == keys.OBJECTS
         self.goal_cache_size = goal_cache_size
         self.reasoner = load_describer(describer, **(describer_options or {}))
         self._goals: LRUCache[str, torch.Tensor] = LRUCache(goal_cache_size)
         self.text_embedding(dynamic_positive)
+
+    def render_needs(self) -> RenderNeeds:
+        """Frames, windows of ``window`` frames for the describer, and the simulator's objects when the gate's
+        detector reads them (the oracle)."""
+        oracle = getattr(getattr(self.gate, "detector", None), "in_key", None) == keys.OBJECTS
+        return RenderNeeds(frames=True, frame_window=self.window, objects=oracle)
 
     def goal_embeddings(self, texts: list[str]) -> torch.Tensor:
         """Normalised embeddings ``[len(texts), D]`` of dynamic goals, each distinct text embedded once."""

@@ -30,6 +30,7 @@ import torch
 from tensordict import TensorDictBase
 
 from zoo import keys
+from zoo.envs.config import RenderNeeds
 from zoo.errors import ZooError
 from zoo.rewards.base import RewardModule
 
@@ -76,13 +77,14 @@ class HierarchicalReward(RewardModule):
             if value <= 0:
                 raise ZooError(f"{name} must be positive, got {value}")
         self.semantic = semantic
-        self.needs_pixels = semantic.needs_pixels
-        self.frame_window = semantic.frame_window
-        self.needs_objects = semantic.needs_objects
         self.terms = HierarchicalReward.terms + tuple(f"semantic_{t}" for t in semantic.terms)
         self.theta_min, self.theta_max = theta_min, theta_max
         self.v_target, self.d_max, self.heading_max, self.sigma_max = v_target, d_max, heading_max, sigma_max
         self.collision_penalty, self.off_road_penalty, self.over_speed = collision_penalty, off_road_penalty, over_speed
+
+    def render_needs(self) -> RenderNeeds:
+        """The semantic reward's (the vehicle state it shapes with is always there)."""
+        return self.semantic.render_needs()
 
     def normalize(self, semantic: torch.Tensor) -> torch.Tensor:
         """Phase I: clip to [θ_min, θ_max] and scale to [0, 1]."""

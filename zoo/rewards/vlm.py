@@ -14,6 +14,7 @@ from tensordict import TensorDictBase
 
 from zoo import keys
 from zoo.cache import frame_key
+from zoo.envs.config import RenderNeeds
 from zoo.errors import ZooError
 from zoo.registry import check_choice
 from zoo.rewards.base import RewardModule
@@ -59,7 +60,6 @@ class VLMReward(RewardModule):
         trust_remote_code: allow model code from the checkpoint.
     """
 
-    needs_pixels = True
     #: the head name (``zoo.create_reward_model(head=...)``) and its entry in a card's ``calibration``
     head = ""
     #: what ``zoo reward calibrate`` measures for this head (see :mod:`zoo.rewards.calibrate`)
@@ -96,6 +96,10 @@ class VLMReward(RewardModule):
         self._texts: dict[str, torch.Tensor] = {}
 
     # -- shared machinery -------------------------------------------------------------------------
+    def render_needs(self) -> RenderNeeds:
+        """The BEV frame, which this reward scores."""
+        return RenderNeeds(frames=True)
+
     def text_embedding(self, text: str) -> torch.Tensor:
         """Normalised embedding of one prompt (computed once)."""
         if text not in self._texts:
