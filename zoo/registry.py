@@ -11,7 +11,7 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -135,6 +135,20 @@ def read_card(folder: str | Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as err:
         raise ZooError(f"cannot read the card {path}: {err}") from None
     return check_card(card, path)
+
+
+def edit_card(folder: str | Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """Apply ``change`` to the card of the zoo model folder ``folder`` in place: read, changed, checked against the
+    schema, written back. Returns the card's path.
+
+    Raises:
+        ZooError: no card, or one that breaks the schema before or after the change.
+    """
+    path = Path(folder) / CARD_FILE
+    card = read_card(folder)
+    change(card)
+    path.write_text(json.dumps(check_card(card, path), indent=2) + "\n")
+    return path
 
 
 # -- cards are data: a schema of plain fields -----------------------------------------------------------------
