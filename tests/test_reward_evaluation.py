@@ -74,7 +74,7 @@ def test_quick_evaluation_writes_json_table_and_card(tmp_path, capsys):
     result = json.loads(out.read_text(), parse_constant=pytest.fail)  # strict JSON
     scenarios = REWARD_EVALUATE_QUICK["scenarios"]
     assert list(result["scenarios"]) == [*scenarios, "all"]
-    assert result["scenarios"]["highway-fast"]["trained_on"] is True
+    assert result["scenarios"]["merge"]["trained_on"] is True
     assert result["scenarios"]["roundabout"]["trained_on"] is False  # the card's training data: highway-fast, merge
     assert result["bootstrap"]["replicates"] == REWARD_EVALUATE_QUICK["replicates"]
     measured = 0
@@ -97,10 +97,13 @@ def test_quick_evaluation_writes_json_table_and_card(tmp_path, capsys):
             rates = group["variants"][name]
             assert 0 <= rates["dynamic_rate"] <= rates["gate_rate"] <= 1
     assert measured, "nothing was measured"
+    for name in VARIANTS:  # "all": each measure the mean of the scenarios' (defined only where each is)
+        values = [result["scenarios"][s]["variants"][name]["spearman_ttc"]["value"] for s in scenarios]
+        assert result["scenarios"]["all"]["variants"][name]["spearman_ttc"]["value"] == pytest.approx(np.mean(values))
     table = capsys.readouterr().out
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert len(rows) == 1 + len(VARIANTS) * len(result["scenarios"])  # the header, a row per variant and group
-    assert "highway-fast (trained on;" in table and "roundabout (never trained on;" in table
+    assert "merge (trained on;" in table and "roundabout (never trained on;" in table
     card = read_card(folder)["metrics"]["reward_evaluation"]
     assert card["scenarios"] == result["scenarios"] and card["command"].startswith("zoo reward evaluate --quick")
     assert "seconds" not in card

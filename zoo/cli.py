@@ -491,7 +491,7 @@ def _reward(argv: list[str]) -> None:
 
 
 #: ``zoo reward evaluate --quick``: the same code path on tiny sizes (a test runs it)
-REWARD_EVALUATE_QUICK = {"scenarios": ["highway-fast", "roundabout"], "frames": 40, "replicates": 50,
+REWARD_EVALUATE_QUICK = {"scenarios": ["merge", "roundabout"], "frames": 20, "replicates": 50,
                          "data": "data/reward-evaluation-quick"}
 
 
@@ -554,7 +554,8 @@ def _reward_evaluate(args: argparse.Namespace, argv: list[str]) -> None:
         Path(args.out).write_text(json.dumps({**result, "command": command}, indent=2, allow_nan=False) + "\n")
     print(markdown_table(result))
     console = Console(stderr=True)
-    seconds = ", ".join(f"{k} {v:.0f} s" for k, v in result["seconds"].items())
+    seconds = ", ".join(f"{k} {v:.0f} s" for k, v in result["seconds"].items() if k != "cpu")
+    seconds += f" (wall); {result['seconds']['cpu']:.0f} s of CPU"
     console.print(f"{seconds}{f'; wrote {args.out}' if args.out else ''}")
     if card_folder is not None:
         path = edit_card(card_folder, lambda card: card.setdefault("metrics", {}).update(

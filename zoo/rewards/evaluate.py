@@ -51,7 +51,7 @@ VARIANTS = {
 METRICS = ("auroc_collision_1s", "spearman_ttc")
 #: held-out scenarios by default: two the shipped reward model trained on (other seeds), one it never saw
 DEFAULT_SCENARIOS = ("highway-fast", "merge", "roundabout")
-#: the pooled group of every scenario (episodes resampled within each scenario)
+#: the group of every scenario: each measure the mean of the scenarios' (episodes resampled within each scenario)
 ALL = "all"
 
 
@@ -92,17 +92,21 @@ def build_variants(model: str, detector: str, describer: str, device: str = "cpu
     """The reward module of each variant of :data:`VARIANTS`, and the oracle describer (to be given each batch's
     ground truth before the oracle variant scores it)."""
     from zoo.perception import AttentionGate
+    from zoo.rewards.cache import EmbeddingCache
     from zoo.rewards.factory import create_reward_model
     from zoo.vlm.oracle import OracleDescriber
 
     oracle = OracleDescriber()
-    rewards = {
+    rewards: dict[str, Any] = {
         STATIC: create_reward_model(model, head="clg", device=device),
         DUAL: create_reward_model(model, head="dual-pathway", gate=AttentionGate(detector), describer=describer,
                                   device=device),
         ORACLE: create_reward_model(model, head="dual-pathway", gate=AttentionGate("oracle"), describer=oracle,
                                     device=device),
     }
+    shared = EmbeddingCache(rewards[STATIC].cache_size)  # one backbone: each frame is embedded once, for all three
+    for reward in rewards.values():
+        reward.cache = shared
     return rewards, oracle
 
 
@@ -150,6 +154,9 @@ def measure(scores: Mapping[str, Mapping[str, np.ndarray]], truth: Mapping[str, 
     """The metrics of each variant on the frames of ``strata`` (per scenario, per episode, frame indices), with
     their intervals, and the paired differences of each dual variant minus :data:`STATIC`.
 
+    With several strata a metric is the mean of its value in each: pooling the frames of scenarios whose rewards and
+    times to collision lie at different levels would rank across scenarios, not danger within them.
+
     Args:
         scores: :func:`score`'s output (concatenated over scenarios).
         truth: per frame ``collision_within_horizon``, ``crashed``, ``time_to_collision``.
@@ -157,10 +164,14 @@ def measure(scores: Mapping[str, Mapping[str, np.ndarray]], truth: Mapping[str, 
     within, crashed, ttc = (np.asarray(truth[c]) for c in ("collision_within_horizon", "crashed", "time_to_collision"))
     names = list(scores)
     frames = np.concatenate([e for episodes in strata for e in episodes])
+    stratum = np.empty(len(within), dtype=int)
+    for k, episodes in enumerate(strata):
+        stratum[np.concatenate(episodes)] = k
 
     def statistic(index: np.ndarray) -> np.ndarray:
-        return np.array([[danger_scores(scores[n]["reward"][index], within[index], crashed[index], ttc[index])[m]
-                          for m in METRICS] for n in names])
+        parts = [index[stratum[index] == k] for k in range(len(strata))]
+        return np.mean([[[danger_scores(scores[n]["reward"][i], within[i], crashed[i], ttc[i])[m] for m in METRICS]
+                         for n in names] for i in parts], axis=0)
 
     point = statistic(frames)
     draws = episode_bootstrap(statistic, strata, replicates, seed)
@@ -175,11 +186,12 @@ def measure(scores: Mapping[str, Mapping[str, np.ndarray]], truth: Mapping[str, 
                                                         confidence) for j, m in enumerate(METRICS)}
                    for i, name in enumerate(names) if i != base}
     keep = ~crashed[frames]
-    return {"episodes": sum(len(s) for s in strata),
+    return {"pooling": "mean over scenarios" if len(strata) > 1 else None,"episodes": sum(len(s) for s in strata),
             "collision_episodes": int(sum(crashed[e].any() for s in strata for e in s)),
             "frames": len(frames), "imminent_frames": int((within[frames] & keep).sum()),
             # for scale: the simulator's own time to collision as the score (no frame-reading reward beats it by much)
-            "oracle_auroc_ttc": _finite(danger_auroc(ttc[frames][keep], within[frames][keep])),
+            "oracle_auroc_ttc": _finite(np.mean([danger_auroc(ttc[i][~crashed[i]], within[i][~crashed[i]])
+                                                 for i in map(np.concatenate, strata)])),
             "variants": variants, "differences": differences}
 
 
@@ -212,8 +224,8 @@ def evaluate_rewards(model: str = "drive-clip-bev-tiny", detector: str = "bev-de
         batch_size: frames scored at once.
 
     Returns:
-        the settings, per scenario and pooled (``"all"``) the measures of :func:`measure` and whether the model
-        trained on that scenario (its card's training data), and the seconds spent.
+        the settings; per scenario the measures of :func:`measure` and whether the model trained on that
+        scenario (its card's training data), and over all of them (``"all"``) their means; the seconds spent.
     """
     import datasets
 
@@ -222,7 +234,7 @@ def evaluate_rewards(model: str = "drive-clip-bev-tiny", detector: str = "bev-de
     if frames < 2 or replicates < 1 or not 0 < confidence < 1:
         raise ZooError(f"need frames >= 2, replicates >= 1 and 0 < confidence < 1; got {frames}, {replicates}, "
                        f"{confidence}")
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     recordings = [recording(data, s, frames, seed, frame_rate_hz, window) for s in scenarios]
     rows = datasets.concatenate_datasets([concat_splits(r.load()) for r in recordings])
     recorded = time.monotonic()
@@ -247,8 +259,9 @@ def evaluate_rewards(model: str = "drive-clip-bev-tiny", detector: str = "bev-de
         "sign": "AUROC = P(reward of a frame with no collision within 1 s > reward of a frame within 1 s before "
                 "one): low reward means danger",
         "scenarios": groups,
+        # wall seconds of each part, and the CPU seconds of this process (all its threads) in all
         "seconds": {"recording": recorded - started, "scoring": scored - recorded,
-                    "bootstrap": time.monotonic() - scored},
+                    "bootstrap": time.monotonic() - scored, "cpu": time.process_time() - cpu},
     }
 
 
@@ -268,7 +281,7 @@ def markdown_table(result: Mapping[str, Any]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for scenario, group in result["scenarios"].items():
         seen = {True: "trained on", False: "never trained on", None: "—"}[group.get("trained_on")]
-        label = (f"{scenario} ({seen if scenario != ALL else 'pooled'}; {group['episodes']} episodes, "
+        label = (f"{scenario} ({seen if scenario != ALL else 'mean over scenarios'}; {group['episodes']} episodes, "
                  f"{group['collision_episodes']} with a collision, {group['frames']} frames, "
                  f"{group['imminent_frames']} imminent)")
         for name, values in group["variants"].items():
