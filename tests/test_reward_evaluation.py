@@ -106,4 +106,4 @@ def test_quick_evaluation_writes_json_table_and_card(tmp_path, capsys):
     assert "merge (trained on;" in table and "roundabout (never trained on;" in table
     card = read_card(folder)["metrics"]["reward_evaluation"]
     assert card["scenarios"] == result["scenarios"] and card["command"].startswith("zoo reward evaluate --quick")
-    assert "seconds" not in card
+    assert "seconds" not in card and "machine" not in card and card["date"] == result["date"]

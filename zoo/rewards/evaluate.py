@@ -19,6 +19,9 @@ one are paired, measured on the same resamples. Method and results: docs/rewards
 
 from __future__ import annotations
 
+import datetime
+import os
+import platform
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -235,6 +238,8 @@ def evaluate_rewards(model: str = "drive-clip-bev-tiny", detector: str = "bev-de
         raise ZooError(f"need frames >= 2, replicates >= 1 and 0 < confidence < 1; got {frames}, {replicates}, "
                        f"{confidence}")
     started, cpu = time.monotonic(), time.process_time()
+    machine = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+               "load_average_at_start": list(os.getloadavg())}
     recordings = [recording(data, s, frames, seed, frame_rate_hz, window) for s in scenarios]
     rows = datasets.concatenate_datasets([concat_splits(r.load()) for r in recordings])
     recorded = time.monotonic()
@@ -250,6 +255,7 @@ def evaluate_rewards(model: str = "drive-clip-bev-tiny", detector: str = "bev-de
     if len(scenarios) > 1:
         groups[ALL] = measure(scores, truth, list(strata.values()), replicates, confidence, bootstrap_seed)
     return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "machine": machine,
         "model": model, "detector": detector, "describer": describer, "descriptions": VARIANTS,
         "recording": {"scenarios": list(scenarios), "frames_per_scenario": frames, "seed": seed,
                       "frame_rate_hz": frame_rate_hz, "window": window, "window_spacing": "one policy decision",
@@ -297,5 +303,5 @@ def markdown_table(result: Mapping[str, Any]) -> str:
 
 def card_entry(result: Mapping[str, Any], command: str) -> dict[str, Any]:
     """What a reward model's card keeps of an evaluation (``metrics.reward_evaluation``): the measures, the
-    recording and the command; not the timings."""
-    return {**{k: v for k, v in result.items() if k != "seconds"}, "command": command}
+    recording, the date and the command; not the machine or the timings."""
+    return {**{k: v for k, v in result.items() if k not in ("seconds", "machine")}, "command": command}
