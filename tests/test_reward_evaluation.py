@@ -12,10 +12,12 @@ import pytest
 import torch
 
 from zoo.data.bev_captions import DYNAMIC_CAPTIONS
+from zoo.errors import ZooError
+from zoo.evaluation.reward_evaluation import METRICS, STATIC, VARIANTS, recording
 from zoo.evaluation.reward_quality import episode_bootstrap
-from zoo.registry import ZooError, read_card, resolve_model
-from zoo.rewards.evaluate import METRICS, STATIC, VARIANTS, recording
-from zoo.vlm.oracle import OracleDescriber
+from zoo.hub.cards import read_card
+from zoo.hub.resolve import resolve_model
+from zoo.rewards.oracle import OracleDescriber
 
 
 def test_the_bootstrap_draws_whole_episodes_within_each_stratum():

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 
 def danger_auroc(rewards: np.ndarray, imminent: np.ndarray) -> float:

@@ -24,7 +24,8 @@ import torch
 from tensordict import TensorDictBase
 
 from zoo import keys
-from zoo.registry import ZooError, edit_card
+from zoo.errors import ZooError
+from zoo.hub.cards import edit_card
 
 #: a frame is "imminent" when a collision happens within this many simulated seconds (the crash frame included),
 #: the label the reward model's AUROC is measured on (docs/models.md)

@@ -27,7 +27,7 @@ from tensordict import TensorDictBase
 from zoo import keys
 from zoo.cache import LRUCache
 from zoo.data.bev_captions import parse_dynamic_risk
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 from zoo.rewards.vlm import CLGReward
 from zoo.vlm.describer import load_describer
 
@@ -45,7 +45,7 @@ class DualPathwayReward(CLGReward):
         gate: the attention gate (:class:`zoo.perception.AttentionGate`); default: the zoo's shipped detector.
         describer: the risk describer (zoo name, folder, ``models:/`` URI or cached hub id of a chat VLM or
             captioner), or an object with ``describe(windows)`` and ``stats()`` such as
-            :class:`zoo.vlm.oracle.OracleDescriber` (the recorded ground truth, for upper bounds; a recipe cannot
+            :class:`zoo.rewards.oracle.OracleDescriber` (the recorded ground truth, for upper bounds; a recipe cannot
             spell one).
         describer_options: keyword arguments of :func:`zoo.vlm.describer.load_describer` (``prompt``,
             ``quantization``, ``lora``, ``max_new_tokens``, ``timeout_s`` …).

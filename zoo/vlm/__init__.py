@@ -7,8 +7,7 @@ stays light.
 from zoo.vlm.describer import RiskDescriber, load_describer
 from zoo.vlm.encoder import DualEncoder, load_dual_encoder
 from zoo.vlm.lora import LoraSpec, apply_lora, default_lora_targets
-from zoo.vlm.oracle import OracleDescriber
 from zoo.vlm.quantization import quantization_config
 
-__all__ = ["DualEncoder", "LoraSpec", "OracleDescriber", "RiskDescriber", "apply_lora", "default_lora_targets", "load_describer",
+__all__ = ["DualEncoder", "LoraSpec", "RiskDescriber", "apply_lora", "default_lora_targets", "load_describer",
            "load_dual_encoder", "quantization_config"]

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 import torch
 
-from zoo.registry import ZooError
+from zoo.cache import frame_key
+from zoo.data.bev_captions import parse_dynamic_risk
+from zoo.errors import ZooError
 from zoo.vlm.describer import check_windows
 
 
@@ -37,8 +39,6 @@ class OracleDescriber:
         Raises:
             ZooError: lengths that differ, or one window content with descriptions of two risk types.
         """
-        from zoo.data.bev_captions import parse_dynamic_risk
-        from zoo.rewards.cache import frame_key  # imported here: zoo.rewards imports zoo.vlm
 
         windows = check_windows(windows)
         if len(windows) != len(descriptions):
@@ -55,8 +55,6 @@ class OracleDescriber:
         Raises:
             ZooError: a window it was never given.
         """
-        from zoo.rewards.cache import frame_key
-
         texts = [self._truth.get(frame_key(w)) for w in check_windows(windows)]
         if None in texts:
             raise ZooError(f"{texts.count(None)} of {len(texts)} windows are not among the {len(self._truth)} "

@@ -40,8 +40,9 @@ from zoo.data.datamodule import (
     frames_tensor,
     windows_tensor,
 )
+from zoo.errors import ZooError
 from zoo.evaluation.reward_quality import danger_auroc, danger_scores, episode_bootstrap
-from zoo.registry import ZooError, resolve_model
+from zoo.hub.resolve import resolve_model
 
 STATIC, DUAL, ORACLE = "static", "dual", "dual-oracle"
 #: the reward variants compared, by name
@@ -97,7 +98,7 @@ def build_variants(model: str, detector: str, describer: str, device: str = "cpu
     from zoo.perception import AttentionGate
     from zoo.rewards.cache import EmbeddingCache
     from zoo.rewards.factory import create_reward_model
-    from zoo.vlm.oracle import OracleDescriber
+    from zoo.rewards.oracle import OracleDescriber
 
     oracle = OracleDescriber()
     rewards: dict[str, Any] = {
