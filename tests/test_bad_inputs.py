@@ -227,6 +227,14 @@ CLI_CASES: dict[str, tuple[list[str], dict[str, str], list[str]]] = {
                                ["reward-truncated/model.safetensors", "truncated or corrupted"]),
     "reward-remote-code": (["reward", "calibrate", "--model", "{h}/remote-code"], {}, ["trust_remote_code=True"]),
     "reward-unknown-head": (["reward", "calibrate", "--model", "{h}/reward", "--head", "clgg"], {}, ["'clgg'"]),
+    "reward-evaluate-unknown-scenario": (["reward", "evaluate", "--scenarios", "merge", "roundabuot"], {},
+                                         ["unknown scenario 'roundabuot'", "roundabout"]),
+    "reward-evaluate-training-seed": (["reward", "evaluate", "--seed", "7", "--data", "{h}/evaluation"], {},
+                                      ["seed 7 is a training seed", "1000000"]),
+    "reward-evaluate-no-frames": (["reward", "evaluate", "--frames", "1", "--data", "{h}/evaluation"], {},
+                                  ["need frames >= 2", "got 1"]),
+    "reward-evaluate-card-of-none": (["reward", "evaluate", "--model", "random:clip-tiny", "--write-card"], {},
+                                     ["--write-card needs a zoo model with a card", "'random:clip-tiny' has none"]),
 }
 
 

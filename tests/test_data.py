@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datasets
+import numpy as np
 import pytest
 
 from zoo.cli import main
@@ -112,6 +113,21 @@ def test_a_faster_recording_samples_the_same_driving_densely():
     assert abs(crash_s[5] - crash_s[1]) <= 1.0
     positive = [r["step"] for r in fast if r["collision_within_horizon"]]
     assert positive == list(range(max(0, round(5 * crash_s[5]) - 5), round(5 * crash_s[5]) + 1))
+
+
+def test_decision_windows_are_one_policy_decision_apart_and_rows_keep_the_boxes():
+    """At 5 Hz on highway-fast (1 decision per second) a window's frames are 5 recorded frames apart, the first frame
+    repeated before the episode's start; the boxes of the other road users come with each row."""
+    rows = record_episode("highway-fast", seed=3, policy="cautious", bev_size=48, window=3, frame_rate_hz=5,
+                          decision_windows=True, objects=True, max_steps=12)
+    assert len(rows) == 12
+    for step, earlier in ((11, (1, 6, 11)), (2, (0, 0, 2))):
+        for frame, source in zip(rows[step]["window"], earlier, strict=True):
+            np.testing.assert_array_equal(frame, rows[source]["image"])
+    assert rows[5]["objects"].shape == (16, 6) and rows[5]["objects"][:, 5].any()  # some car in view
+    consecutive = record_episode("highway-fast", seed=3, policy="cautious", bev_size=48, window=3, frame_rate_hz=5,
+                                 max_steps=12)
+    np.testing.assert_array_equal(consecutive[11]["window"][0], consecutive[9]["image"])
 
 
 def test_a_frame_rate_the_simulator_cannot_step_is_refused():

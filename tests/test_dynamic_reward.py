@@ -184,6 +184,16 @@ def test_bad_arguments_are_named(clip_dir, describer, kwargs, message):
         DualPathwayReward(clip_dir, gate=KeyGate(), device="cpu", **{"describer": "scripted", **kwargs})
 
 
+def test_a_describer_object_is_used_as_given(clip_dir):
+    """An object with describe(windows) (the oracle describer of `zoo reward evaluate`) takes the describer's place
+    without loading anything."""
+    scripted = ScriptedDescriber()
+    reward = DualPathwayReward(clip_dir, gate=KeyGate(), describer=scripted, window=WINDOW, device="cpu")
+    out = reward.compute(_state([True, False], [1, 1]))
+    assert len(scripted.windows) == 1 and out["dynamic"][0, 0] != 0 and out["dynamic"][1, 0] == 0
+    assert reward.stats()["describer_calls"] == 1.0
+
+
 def test_an_agent_with_the_dual_pathway_renders_frame_windows(clip_dir, describer, make_agent):
     reward = _reward(clip_dir)
     agent = make_agent("sac", reward=reward, env={"scenario": "highway-fast", "bev_size": 32})

@@ -14,6 +14,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -453,7 +454,11 @@ def _reward(argv: list[str]) -> None:
                           "trust (a card can never switch this on)")
     cal.add_argument("--write-card", action="store_true",
                      help="store each head's entry under 'calibration' in the model's card (zoo.json)")
+    _add_reward_evaluate(sub)
     args = parser.parse_args(argv)
+    if args.action == "evaluate":
+        _reward_evaluate(args, argv)
+        return
 
     import json
 
@@ -491,6 +496,80 @@ def _reward(argv: list[str]) -> None:
         console.print(f"wrote the calibration of {', '.join(entries)} to {write_card_calibration(card_folder, entries, command_line(argv))}")
 
 
+#: ``zoo reward evaluate --quick``: the same code path on tiny sizes (a test runs it)
+REWARD_EVALUATE_QUICK = {"scenarios": ["merge", "roundabout"], "frames": 20, "replicates": 50,
+                         "data": "data/reward-evaluation-quick"}
+
+
+def _add_reward_evaluate(sub: Any) -> None:
+    from zoo.evaluation.reward_evaluation import DEFAULT_SCENARIOS
+
+    ev = sub.add_parser(
+        "evaluate", help="does the dual pathway see danger better than the static one, on held-out windows",
+        description="Record held-out BEV frames and windows (reset seeds from 1 000 000; once, kept under --data), "
+                    "score them with the static pathway (CLG), the dual pathway with the shipped gate and describer, "
+                    "and the dual pathway with the oracle gate and ground-truth descriptions, and report per scenario "
+                    "the AUROC of the reward for a collision within 1 s (low reward = danger) and its Spearman "
+                    "correlation with the true time to collision, with episode-bootstrap confidence intervals and "
+                    "the paired differences to the static pathway (docs/rewards.md).")
+    ev.add_argument("--model", default="drive-clip-bev-tiny", help="the dual encoder of every variant")
+    ev.add_argument("--detector", default="bev-detector-tiny", help="the shipped gate's detector")
+    ev.add_argument("--describer", default="risk-describer-tiny", help="the shipped risk describer")
+    ev.add_argument("--scenarios", nargs="+", default=list(DEFAULT_SCENARIOS),
+                    help="held-out scenarios (include one the model never trained on)")
+    ev.add_argument("--frames", type=int, default=1500, help="frames recorded per scenario (whole episodes)")
+    ev.add_argument("--frame-rate", type=float, default=5.0, help="recorded frames per simulated second")
+    ev.add_argument("--window", type=int, default=4, help="frames per describer window, one policy decision apart")
+    ev.add_argument("--seed", type=int, default=1_000_000, help="first reset seed of each recording (>= 1 000 000)")
+    ev.add_argument("--data", default="data/reward-evaluation", help="folder of the recordings (reused when present)")
+    ev.add_argument("--replicates", type=int, default=2000, help="bootstrap resamples of episodes")
+    ev.add_argument("--confidence", type=float, default=0.95)
+    ev.add_argument("--bootstrap-seed", type=int, default=0)
+    ev.add_argument("--out", default=None, help="write the result as JSON here")
+    ev.add_argument("--write-card", action="store_true",
+                    help="store the result under metrics.reward_evaluation in the model's card (zoo.json)")
+    sizes = " ".join(f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                     for k, v in REWARD_EVALUATE_QUICK.items())
+    ev.add_argument("--quick", action="store_true", help=f"tiny sizes, the same code path (a test runs it): {sizes}")
+
+
+def _reward_evaluate(args: argparse.Namespace, argv: list[str]) -> None:
+    """``zoo reward evaluate``: the table on stdout, the JSON to --out, the card's metrics with --write-card."""
+    import json
+
+    from zoo.envs.presets import SCENARIOS
+    from zoo.evaluation.reward_evaluation import card_entry, evaluate_rewards, markdown_table
+    from zoo.hub.cards import edit_card
+    from zoo.hub.resolve import resolve_model
+    from zoo.rewards.calibrate import command_line
+
+    if args.quick:
+        for key, value in REWARD_EVALUATE_QUICK.items():
+            setattr(args, key, value)
+    for scenario in args.scenarios:
+        SCENARIOS.get(scenario)
+    card_folder = resolve_model(args.model).card_folder if args.write_card else None
+    if args.write_card and card_folder is None:
+        raise ZooError(f"--write-card needs a zoo model with a card (zoo.json); {args.model!r} has none")
+    result = evaluate_rewards(args.model, args.detector, args.describer, args.scenarios, frames=args.frames,
+                              data=args.data, seed=args.seed, frame_rate_hz=args.frame_rate, window=args.window,
+                              replicates=args.replicates, confidence=args.confidence,
+                              bootstrap_seed=args.bootstrap_seed)
+    command = command_line(argv)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({**result, "command": command}, indent=2, allow_nan=False) + "\n")
+    print(markdown_table(result))
+    console = Console(stderr=True)
+    seconds = ", ".join(f"{k} {v:.0f} s" for k, v in result["seconds"].items() if k != "cpu")
+    seconds += f" (wall); {result['seconds']['cpu']:.0f} s of CPU"
+    console.print(f"{seconds}{f'; wrote {args.out}' if args.out else ''}")
+    if card_folder is not None:
+        path = edit_card(card_folder, lambda card: card.setdefault("metrics", {}).update(
+            reward_evaluation=card_entry(result, command)))
+        console.print(f"wrote the evaluation to {path}")
+
+
 def _data(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="zoo data", description="Datasets made from the simulator.")
     sub = parser.add_subparsers(dest="kind", required=True)
@@ -508,6 +587,11 @@ def _data(argv: list[str]) -> None:
     cap.add_argument("--frame-rate", type=float, default=None,
                      help="frames per simulated second (default: one per policy decision, 1 Hz on highway-fast "
                           "and merge); the policies still decide at that rate and hold IDLE in between")
+    cap.add_argument("--decision-windows", action="store_true",
+                     help="space a window's frames one policy decision apart (the rate the env renders windows at "
+                          "in training) rather than one recorded frame apart")
+    cap.add_argument("--objects", action="store_true",
+                     help="add the simulator's boxes of the other road users (column objects: the oracle gate's input)")
     cap.add_argument("--validation-every", type=int, default=5,
                      help="episodes whose seed is a multiple of this go to validation")
     cap.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
@@ -517,6 +601,7 @@ def _data(argv: list[str]) -> None:
 
     dataset = make_bev_captions(args.scenarios, args.frames, args.out, seed=args.seed, window=args.window,
                                 horizon_s=args.horizon, bev_size=args.bev_size, frame_rate_hz=args.frame_rate,
+                                decision_windows=args.decision_windows, objects=args.objects,
                                 validation_every=args.validation_every, overwrite=args.overwrite)
     sizes = ", ".join(f"{name} {len(split)}" for name, split in dataset.items())
     Console(stderr=True).print(f"wrote {args.out}: {sizes} rows")
@@ -880,6 +965,7 @@ commands:
   evaluate   held-out metrics:    zoo evaluate --ckpt <checkpoint or runs:/id> --episodes 20 [--video out.gif]
                                   zoo evaluate --policy constant:SLOWER|random|idm --scenario merge [--condition unseen]
   reward     reward-model tools:  zoo reward calibrate --model <hub id|folder> --scenario highway-fast
+                                  zoo reward evaluate [--scenarios highway-fast merge roundabout] [--out FILE]
   data       simulator datasets:  zoo data bev-captions --scenarios highway-fast merge --frames 2000 --out DIR
   models     the zoo's models:    zoo models list [--kind reward] [--pretrained] | zoo models info NAME
   register   MLflow registry:     zoo register <folder|.ckpt|runs:/id|name> --as NAME [--alias champion]

@@ -11,7 +11,8 @@ that near-misses and collisions are common. Each row is one step:
   ``GAP_NONE`` without a leader), ``lateral_offset`` (m), ``off_road``, ``speed`` (m/s);
 * ``risk``: the category the caption describes, ``caption``: a template of that category, drawn with
   paraphrase variety;
-* ``episode_seed``, ``step``, ``scenario``, ``policy``.
+* ``episode_seed``, ``step``, ``scenario``, ``policy``;
+* with ``objects``: the simulator's boxes of the other road users (what the oracle attention gate reads).
 
 Splits are by episode seed: an episode goes to ``validation`` when its seed is a multiple of
 ``validation_every``, so no validation frame comes from a training episode.
@@ -164,14 +165,26 @@ def _window_dynamics(scenes: list[dict[str, Any]], dt: float) -> tuple[float, fl
     return speeds[-1], min(accel, 0.0), cut_in
 
 
+def window_indices(length: int, window: int, stride: int) -> list[int]:
+    """Indices of a window's frames among the ``length`` recorded so far, oldest first: the last one and the
+    ``window - 1`` before it, ``stride`` frames apart; before the episode's start the first frame repeats.
+
+    Example:
+        >>> window_indices(9, 4, 5), window_indices(3, 4, 1)
+        ([0, 0, 3, 8], [0, 0, 1, 2])
+    """
+    return [max(0, length - 1 - (window - 1 - i) * stride) for i in range(window)]
+
+
 def _row(env: Any, obs: dict, frames: list[np.ndarray], scenes: list[dict[str, Any]], step: int, window: int,
-         dt: float) -> dict[str, Any]:
+         dt: float, stride: int = 1) -> dict[str, Any]:
     _, gap, ttc = _leader_state(env)
     state = obs["vehicle_state"]
-    start = max(0, len(frames) - window)
-    leader_speed, leader_accel, cut_in = _window_dynamics(scenes[start:], dt)
+    # the dynamics read the window's scenes without the repeats of the first one: evenly spaced, stride apart
+    spaced = list(range(len(frames) - 1, -1, -stride))[:window][::-1]
+    leader_speed, leader_accel, cut_in = _window_dynamics([scenes[i] for i in spaced], dt * stride)
     crashed = bool(state["crashed"][0] > 0.5)
-    row = {"image": frames[-1], "window": [frames[max(0, len(frames) - window + i)] for i in range(window)],
+    row = {"image": frames[-1], "window": [frames[i] for i in window_indices(len(frames), window, stride)],
            "step": step, "gap_to_leader": gap, "time_to_collision": ttc, "speed": float(state["speed"][0]),
            "lateral_offset": float(state["lateral_offset"][0]), "off_road": bool(state["on_road"][0] < 0.5),
            "crashed": crashed, "leader_accel": leader_accel, "cut_in": cut_in,
@@ -242,12 +255,15 @@ def _recording_rates(preset: Any, frame_rate_hz: float | None) -> tuple[dict[str
 
 def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, horizon_s: float = 1.0,
                    bev_size: int = 96, max_steps: int = 200, objects: bool = False,
-                   frame_rate_hz: float | None = None) -> list[dict[str, Any]]:
+                   frame_rate_hz: float | None = None, decision_windows: bool = False) -> list[dict[str, Any]]:
     """Drive one episode with ``policy`` and return its rows (without captions).
 
     ``objects``: also keep each frame's boxes of the other road users (``objects`` column, see
     :meth:`zoo.envs.driving.DrivingEnv.objects`). ``frame_rate_hz``: frames recorded per simulated second
     (``None``: one per policy decision, the scenario's own rate); ``max_steps`` counts frames.
+    ``decision_windows``: a window's frames are one policy decision apart (the rate the env renders windows at
+    in training, and the risk describer's), not consecutive recorded frames; its dynamic risk is read over the
+    same frames. The same unless ``frame_rate_hz`` is faster than the scenario's policy frequency.
     """
     from zoo.envs.config import EnvConfig
     from zoo.envs.driving import DrivingEnv
@@ -262,14 +278,15 @@ def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, ho
     dt = 1.0 / env.unwrapped.config["policy_frequency"]
     frames = [obs["pixels"].transpose(1, 2, 0)]
     scenes = [_scene(env)]
-    rows = [_row(env, obs, frames, scenes, 0, window, dt)]
+    stride = per_decision if decision_windows else 1
+    rows = [_row(env, obs, frames, scenes, 0, window, dt, stride)]
     for step in range(1, max_steps):
         decides = (step - 1) % per_decision == 0
         action = rng.choices(range(5), weights=_ACTION_PROBS[policy])[0] if decides else IDLE
         obs, _, terminated, truncated, _ = env.step(action)
         frames.append(obs["pixels"].transpose(1, 2, 0))
         scenes.append(_scene(env))
-        rows.append(_row(env, obs, frames, scenes, step, window, dt))
+        rows.append(_row(env, obs, frames, scenes, step, window, dt, stride))
         if terminated or truncated:
             break
     env.close()
@@ -320,7 +337,8 @@ def recorded_episodes(scenarios: list[str], frames: int, rng: random.Random, *, 
 
 def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, seed: int = 0, window: int = 4,
                       horizon_s: float = 1.0, bev_size: int = 96, frame_rate_hz: float | None = None,
-                      validation_every: int = 5, overwrite: bool = False, progress: bool = True):
+                      decision_windows: bool = False, objects: bool = False, validation_every: int = 5,
+                      overwrite: bool = False, progress: bool = True):
     """Record about ``frames`` captioned BEV frames over ``scenarios`` and save a ``datasets.DatasetDict``.
 
     Args:
@@ -333,6 +351,9 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
         bev_size: frame side in pixels.
         frame_rate_hz: frames per simulated second (``None``: one per policy decision, 1 Hz on highway-fast
             and merge); the policies still decide at the scenario's own rate and hold IDLE in between.
+        decision_windows: space a window's frames one policy decision apart (see :func:`record_episode`).
+        objects: add the ``objects`` column, the simulator's boxes of the other road users in each frame (what
+            the oracle attention gate reads).
         validation_every: episodes whose seed is a multiple of this go to ``validation``.
         overwrite: replace an existing non-empty ``out``.
         progress: show a progress bar.
@@ -342,6 +363,8 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
     """
     import datasets
 
+    from zoo.envs.driving import MAX_OBJECTS, OBJECT_FIELDS
+
     if window < 1:
         raise ZooError(f"need window >= 1, got {window}")
     out = Path(out)
@@ -350,7 +373,8 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
     splits: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
     for split, rows in recorded_episodes(scenarios, frames, rng, seed=seed, validation_every=validation_every,
                                          progress=progress, window=window, horizon_s=horizon_s, bev_size=bev_size,
-                                         frame_rate_hz=frame_rate_hz):
+                                         frame_rate_hz=frame_rate_hz, decision_windows=decision_windows,
+                                         objects=objects):
         encode_frames(rows)
         for row in rows:
             row["risk"] = risk_category(row["crashed"], row["collision_within_horizon"],
@@ -368,6 +392,7 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
         "policy": datasets.Value("string"), "leader_accel": datasets.Value("float32"),
         "cut_in": datasets.Value("bool"), "dynamic_risk": datasets.ClassLabel(names=list(DYNAMIC_CAPTIONS)),
         "dynamic_caption": datasets.Value("string"),
+        **({"objects": datasets.Array2D((MAX_OBJECTS, len(OBJECT_FIELDS)), "float32")} if objects else {}),
     })
     dataset = datasets.DatasetDict({  # a split no episode went to is left out (a short held-out recording)
         name: datasets.Dataset.from_list(rows, features=features) for name, rows in splits.items() if rows})

@@ -14,9 +14,12 @@ from episodes the model never trained on:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from zoo.errors import ZooError
 
 
 def danger_auroc(rewards: np.ndarray, imminent: np.ndarray) -> float:
@@ -30,6 +33,17 @@ def danger_auroc(rewards: np.ndarray, imminent: np.ndarray) -> float:
     return float(mannwhitneyu(safe, danger).statistic / (len(safe) * len(danger)))
 
 
+def danger_scores(rewards: np.ndarray, within: np.ndarray, crashed: np.ndarray, ttc: np.ndarray) -> dict[str, float]:
+    """``auroc_collision_1s`` (crash frames excluded) and ``spearman_ttc`` of ``rewards`` (module doc), from arrays
+    of one value per frame: the reward, a collision within the horizon, crashed, the time to collision."""
+    from scipy.stats import spearmanr
+
+    keep = ~np.asarray(crashed, bool)
+    rewards = np.asarray(rewards, float)
+    return {"auroc_collision_1s": danger_auroc(rewards[keep], np.asarray(within, bool)[keep]),
+            "spearman_ttc": float(spearmanr(rewards, np.asarray(ttc, float)).statistic)}
+
+
 def reward_quality(rewards: np.ndarray, rows: Any) -> dict[str, float]:
     """The card metrics for ``rewards`` of the frames in ``rows`` (a dataset split or dict of columns).
 
@@ -37,8 +51,6 @@ def reward_quality(rewards: np.ndarray, rows: Any) -> dict[str, float]:
         rewards: one reward per frame.
         rows: columns ``collision_within_horizon``, ``crashed``, ``time_to_collision``.
     """
-    from scipy.stats import spearmanr
-
     rewards = np.asarray(rewards, float)
     within = np.asarray(rows["collision_within_horizon"], bool)
     crashed = np.asarray(rows["crashed"], bool)
@@ -47,8 +59,7 @@ def reward_quality(rewards: np.ndarray, rows: Any) -> dict[str, float]:
     columns = rows.column_names if hasattr(rows, "column_names") else list(rows)
     gap = np.asarray(rows["gap_to_leader"], float) if "gap_to_leader" in columns else None
     quality = {
-        "auroc_collision_1s": danger_auroc(rewards[keep], within[keep]),
-        "spearman_ttc": float(spearmanr(rewards, ttc).statistic),
+        **danger_scores(rewards, within, crashed, ttc),
         "frames": float(len(rewards)),
         "imminent_frames": float((within & keep).sum()),
         # for scale: the same measure for the simulator's own ground truth, which no frame-reading model beats
@@ -58,3 +69,35 @@ def reward_quality(rewards: np.ndarray, rows: Any) -> dict[str, float]:
     if gap is not None:
         quality["oracle_auroc_gap"] = danger_auroc(gap[keep], within[keep])
     return quality
+
+
+def episode_bootstrap(statistic: Callable[[np.ndarray], np.ndarray], strata: Sequence[Sequence[np.ndarray]],
+                      replicates: int, seed: int = 0) -> np.ndarray:
+    """``statistic`` of bootstrap resamples of whole episodes: ``[replicates, *statistic's shape]``.
+
+    Frames of one episode are correlated (a collision labels the frames before it; the traffic changes slowly), so
+    a resample draws episodes, not frames: within each stratum (a scenario) as many episodes as it has, with
+    replacement, and hands ``statistic`` the frame indices of the drawn episodes. Compare several rewards on the
+    same resamples to get paired differences.
+
+    Args:
+        statistic: frame indices (into the arrays it closes over) -> a numpy array.
+        strata: per stratum, per episode, the indices of its frames.
+        replicates: resamples.
+        seed: seed of the resampling generator (the same intervals on every machine).
+
+    Example:
+        >>> rewards = np.array([0.1, 0.2, 0.3, 0.4])
+        >>> draws = episode_bootstrap(lambda i: rewards[i].mean(), [[np.array([0, 1]), np.array([2, 3])]], 200)
+        >>> sorted(set(np.round(draws, 2)))
+        [0.15, 0.25, 0.35]
+    """
+    if replicates < 1 or not strata or not all(strata):
+        raise ZooError(f"need replicates >= 1 and at least one episode per stratum; got {replicates} replicates, "
+                       f"episodes per stratum {[len(s) for s in strata]}")
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(replicates):
+        drawn = [episodes[i] for episodes in strata for i in rng.integers(0, len(episodes), len(episodes))]
+        draws.append(np.asarray(statistic(np.concatenate(drawn))))
+    return np.stack(draws)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,20 @@ def read_card(folder: str | Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as err:
         raise ZooError(f"cannot read the card {path}: {err}") from None
     return check_card(card, path)
+
+
+def edit_card(folder: str | Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """Apply ``change`` to the card of the zoo model folder ``folder`` in place: read, changed, checked against the
+    schema, written back. Returns the card's path.
+
+    Raises:
+        ZooError: no card, or one that breaks the schema before or after the change.
+    """
+    path = Path(folder) / CARD_FILE
+    card = read_card(folder)
+    change(card)
+    path.write_text(json.dumps(check_card(card, path), indent=2) + "\n")
+    return path
 
 
 #: keys that make a loader run or import code: never accepted in a card, at any depth

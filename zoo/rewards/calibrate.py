@@ -15,7 +15,6 @@ is CLIP's: docs/method.md#constants), so they are measured: drive a scenario wit
 
 from __future__ import annotations
 
-import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import replace
@@ -29,7 +28,7 @@ from zoo import keys
 from zoo.envs.config import EnvConfig
 from zoo.envs.make import build_env
 from zoo.errors import ZooError
-from zoo.hub.cards import CARD_FILE
+from zoo.hub.cards import edit_card
 from zoo.rewards.base import render_needs
 
 #: a frame is "imminent" when a collision happens within this many simulated seconds (the crash frame included),
@@ -183,14 +182,11 @@ def write_card_calibration(folder: str | Path, entries: Mapping[str, Mapping[str
     Raises:
         ZooError: ``folder`` has no card.
     """
-    path = Path(folder) / CARD_FILE
-    if not path.is_file():
-        raise ZooError(f"{folder} is not a zoo model folder (no {CARD_FILE}): no card to write the calibration to")
-    card = json.loads(path.read_text())
-    card["calibration"] = {**card.get("calibration", {}),
-                           **{head: {**entry, "command": command} for head, entry in entries.items()}}
-    path.write_text(json.dumps(card, indent=2) + "\n")
-    return path
+    def change(card: dict[str, Any]) -> None:
+        card["calibration"] = {**card.get("calibration", {}),
+                               **{head: {**entry, "command": command} for head, entry in entries.items()}}
+
+    return edit_card(folder, change)
 
 
 def command_line(argv: list[str]) -> str:

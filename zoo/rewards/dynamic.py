@@ -46,7 +46,9 @@ class DualPathwayReward(CLGReward):
         model: the dual encoder ``f_I``, ``f_L`` of both pathways (zoo name, folder, ``models:/`` URI, hub id).
         gate: the attention gate (:class:`zoo.perception.AttentionGate`); default: the zoo's shipped detector.
         describer: the risk describer (zoo name, folder, ``models:/`` URI or cached hub id of a chat VLM or
-            captioner).
+            captioner), or an object with ``describe(windows)`` and ``stats()`` such as
+            :class:`zoo.rewards.oracle.OracleDescriber` (the recorded ground truth, for upper bounds; a recipe cannot
+            spell one).
         describer_options: keyword arguments of :func:`zoo.vlm.describer.load_describer` (``prompt``,
             ``quantization``, ``lora``, ``max_new_tokens``, ``timeout_s`` …).
         dynamic_positive: ``l_pos_dyn``.
@@ -69,15 +71,17 @@ class DualPathwayReward(CLGReward):
                                "dynamic_fallback", "dynamic_clear")
     head = "dual-pathway"
 
-    def __init__(self, model: str, gate: Any = None, describer: str = "risk-describer-tiny",
+    def __init__(self, model: str, gate: Any = None, describer: Any = "risk-describer-tiny",
                  describer_options: dict[str, Any] | None = None, dynamic_positive: str = DYNAMIC_POSITIVE,
                  dynamic_alpha: float = 1.0, dynamic_beta: float = 1.0, window: int = 4,
                  goal_cache_size: int = 4096, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
         if window < 1:
             raise ZooError(f"window must be >= 1 frame, got {window}")
-        if not isinstance(describer, str) or not describer.strip():
-            raise ZooError(f"describer must name a model (zoo name, folder, models:/ URI or hub id), got {describer!r}")
+        named = isinstance(describer, str) and bool(describer.strip())
+        if not named and not callable(getattr(describer, "describe", None)):
+            raise ZooError(f"describer must name a model (zoo name, folder, models:/ URI or hub id) or have a "
+                           f"describe(windows) method, got {describer!r}")
         if gate is None:
             from zoo.perception import AttentionGate
 
@@ -89,7 +93,7 @@ class DualPathwayReward(CLGReward):
         self.dynamic_alpha, self.dynamic_beta = dynamic_alpha, dynamic_beta
         self.window = window
         self.goal_cache_size = goal_cache_size
-        self.reasoner = load_describer(describer, **(describer_options or {}))
+        self.reasoner = load_describer(describer, **(describer_options or {})) if named else describer
         self._goals: LRUCache[str, torch.Tensor] = LRUCache(goal_cache_size)
         self.text_embedding(dynamic_positive)
 
