@@ -784,10 +784,28 @@ def _benchmark(argv: list[str]) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="cells trained at once, each a `zoo fit` subprocess with one thread, its output in "
                              "runs/benchmark-<suite>/logs/ (default 1: one after another in this process)")
+    parser.add_argument("--backend", default="local", choices=("local", "ray"),
+                        help="local: this machine (--workers); ray: every cell a Ray task on a Ray cluster "
+                             "(pip install drive-zoo[ray]; docs/scaling.md)")
+    parser.add_argument("--address", default=None,
+                        help="with --backend ray: the cluster, auto (the one this machine belongs to), host:port "
+                             "or ray://host:10001 (default: RAY_ADDRESS, else a Ray instance started here)")
+    parser.add_argument("--cell-gpus", type=float, default=0.0,
+                        help="with --backend ray: GPUs each cell declares (0.25: four cells share a GPU; default 0)")
     args = parser.parse_args(argv)
     for name in ("seeds", "workers"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.backend != "ray" and (args.address is not None or args.cell_gpus):
+        parser.error(f"--address and --cell-gpus need --backend ray, got --backend {args.backend}")
+    if args.backend == "ray" and args.workers > 1:
+        parser.error(f"--workers {args.workers} is the local backend's: with --backend ray the cluster's free CPUs "
+                     "decide how many cells run at once")
+    if args.cell_gpus < 0:
+        parser.error(f"--cell-gpus must be >= 0, got {args.cell_gpus:g}")
+    if args.backend == "ray" and args.device != "cpu" and not args.cell_gpus:
+        parser.error(f"--device {args.device} with --backend ray needs --cell-gpus > 0 (Ray hides the GPUs from "
+                     "a task that declares none)")
 
     from zoo.benchmark.conditions import check_conditions
     from zoo.benchmark.references import check_references
@@ -808,6 +826,10 @@ def _benchmark(argv: list[str]) -> None:
     references = [] if args.report_only else check_references(args.references)
     if not args.report_only:  # refused now, not after the training
         check_conditions(conditions)
+        if args.backend == "ray":
+            from zoo.extras import require
+
+            require("ray", "zoo benchmark --backend ray")
 
     import datetime as dt
     import shlex
@@ -815,6 +837,7 @@ def _benchmark(argv: list[str]) -> None:
     import mlflow
 
     from zoo.benchmark.grid import Budget, grid_results, run_grid
+    from zoo.benchmark.ray_cells import RayCluster
     from zoo.tracking import tracking_uri
 
     budget = Budget(steps=args.steps, eval_episodes=args.eval_episodes,
@@ -824,8 +847,9 @@ def _benchmark(argv: list[str]) -> None:
     # read before the training: a file that cannot be read stops the grid now, not after it
     previous = read_results(results_path).records if results_path.is_file() else []
     if not args.report_only:
+        cluster = RayCluster(args.address, args.cell_gpus) if args.backend == "ray" else None
         outcome = run_grid(args.suite, args.scenarios, range(args.seeds), budget, methods, console,
-                           workers=args.workers, conditions=conditions)
+                           workers=args.workers, conditions=conditions, cluster=cluster)
         console.print(f"ran {len(outcome['ran'])}, skipped {len(outcome['skipped'])} finished, "
                       f"failed {len(outcome['failed'])}" + "".join(f"\n  {f}" for f in outcome["failed"]))
     # the grid's command: the same with --report-only rewrites the page from the same runs
