@@ -788,8 +788,9 @@ def _benchmark(argv: list[str]) -> None:
                         help="local: this machine (--workers); ray: every cell a Ray task on a Ray cluster "
                              "(pip install drive-zoo[ray]; docs/scaling.md)")
     parser.add_argument("--address", default=None,
-                        help="with --backend ray: the cluster, auto (the one this machine belongs to), host:port "
-                             "or ray://host:10001 (default: RAY_ADDRESS, else a Ray instance started here)")
+                        help="with --backend ray: the cluster, host:port of its head, ray://host:10001 (Ray "
+                             "Client), auto (the one this machine belongs to) or local (a Ray instance started for "
+                             "the grid); default: RAY_ADDRESS, else the last `ray start` on this machine, else local")
     parser.add_argument("--cell-gpus", type=float, default=0.0,
                         help="with --backend ray: GPUs each cell declares (0.25: four cells share a GPU; default 0)")
     args = parser.parse_args(argv)

@@ -50,8 +50,9 @@ class RayCluster:
     """Where and how the cells run.
 
     Attributes:
-        address: ``ray.init``'s address: ``auto`` (the cluster this machine belongs to), ``host:port`` or
-            ``ray://host:10001`` (Ray Client); ``None``: ``RAY_ADDRESS``, else a Ray instance started here.
+        address: ``ray.init``'s address: ``host:port`` of the head, ``ray://host:10001`` (Ray Client),
+            ``auto`` (the cluster this machine belongs to) or ``local`` (a Ray instance started for the grid, stopped
+            after it); ``None``: ``RAY_ADDRESS``, else the last ``ray start`` on this machine, else ``local``.
         cell_gpus: GPUs each cell declares (a fraction shares one GPU between cells; 0: Ray hides the GPUs).
     """
 
