@@ -71,13 +71,14 @@ class CellResult:
     Attributes:
         run_id: its FINISHED run, ``None`` when it failed.
         error: why it failed (exit code, the last line of its log, the log's path on its node).
-        machine: the node that trained it (:func:`~zoo.benchmark.grid.machine`).
+        machine: the node that trained it (:func:`~zoo.benchmark.grid.machine`); ``None`` when the task never
+            returned (retries spent, cluster lost).
         deleted: unfinished runs of earlier attempts that this one deleted.
     """
 
     run_id: str | None
     error: str | None
-    machine: str
+    machine: str | None
     deleted: tuple[str, ...] = ()
 
 
