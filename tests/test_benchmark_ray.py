@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -70,18 +71,28 @@ def ray_head() -> Iterator[str]:
         assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
         yield f"127.0.0.1:{port}"
     finally:
-        ours = [pid for pid, _, command in _processes() if str(temp) in command]
         for sig in (signal.SIGTERM, signal.SIGKILL):
+            ours = _head_processes(temp)
             for pid in ours:
                 try:
                     os.kill(pid, sig)
                 except ProcessLookupError:
                     pass
             deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in ours):
+            while time.monotonic() < deadline and _head_processes(temp):
                 time.sleep(0.2)
         shutil.rmtree(temp, ignore_errors=True)
-        assert not [c for _, _, c in _processes() if str(temp) in c], "Ray processes left behind"
+        assert not _head_processes(temp), "Ray processes left behind"
+
+
+def _head_processes(temp: Path) -> set[int]:
+    """The Ray head's processes (their command lines name its temp folder) and their descendants (Ray workers
+    rename themselves ``ray::…``; their ``zoo fit`` children)."""
+    table = list(_processes())
+    ours = {pid for pid, _, command in table if str(temp) in command}
+    while more := {pid for pid, parent, _ in table if parent in ours} - ours:
+        ours |= more
+    return ours
 
 
 def _start_grid(arguments: list[str], env: dict[str, str], out: Path) -> subprocess.Popen:
@@ -175,7 +186,7 @@ def test_an_attempt_tag_goes_on_the_run_through_the_fit_arguments():
 
 
 def test_a_store_on_this_machine_is_refused_for_a_cluster_of_several():
-    here = {os.uname().nodename}
+    here = {socket.gethostname()}
     check_store_reachable("sqlite:////tmp/mlflow.db", here)
     check_store_reachable("http://10.0.0.1:5000", here | {"node-2"})
     with pytest.raises(ZooError, match=r"sqlite:////tmp/mlflow.db is a file on this machine; .* nodes node-2 "):
