@@ -48,10 +48,11 @@ def _processes() -> Iterator[tuple[int, int, str]]:
         yield int(entry.name), parent, command
 
 
-def _cells(name: str) -> list[tuple[int, int]]:
-    """``(pid, parent pid)`` of the ``zoo fit`` children training the cell ``name``."""
+def _cells(run) -> list[tuple[int, int]]:
+    """``(pid, parent pid)`` of the ``zoo fit`` children of the attempt that made ``run`` (its attempt token is on
+    their command line: no other grid's process on the machine matches)."""
     return [(pid, parent) for pid, parent, command in _processes()
-            if "zoo.cli fit" in command and f"run_name={name} " in command + " "]
+            if "zoo.cli fit" in command and run.data.tags[ATTEMPT_TAG] in command]
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +130,7 @@ def test_a_ray_worker_killed_mid_cell_is_retried_and_the_grid_ends_with_one_fini
 
     victim = _wait_for_running_runs(client, 1, parent, out)[0]
     name = victim.data.tags["mlflow.runName"]
-    (child, worker), = _cells(name)
+    (child, worker), = _cells(victim)
     assert Path(f"/proc/{worker}/cmdline").read_bytes().startswith(b"ray::"), "the cell's parent is no Ray worker"
     os.kill(worker, signal.SIGKILL)
     assert parent.wait(timeout=600) == 0, out.read_text()[-3000:]
@@ -162,7 +163,7 @@ def test_ctrl_c_cancels_the_clusters_cells(ray_head):
     parent = _start_grid(grid, ENV, out)
     client = mlflow.MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
     running = _wait_for_running_runs(client, 2, parent, out)
-    children = [pid for run in running for pid, _ in _cells(run.data.tags["mlflow.runName"])]
+    children = [pid for run in running for pid, _ in _cells(run)]
     assert len(children) == 2
 
     parent.send_signal(signal.SIGINT)
