@@ -9,7 +9,7 @@ its cells per hour, and the ratio ray / workers of cells per hour per repetition
 
 Usage::
 
-    python benchmarks/ray_grid.py                                  # 1000 steps, 2 repetitions, ~15 min on 2 cores
+    python benchmarks/ray_grid.py                                  # 1000 steps, 2 repetitions
     python benchmarks/ray_grid.py --quick --out /tmp/ray_grid.json # 64 steps, 1 repetition (a test runs it)
 
 Results go to ``--out`` (default ``benchmarks/results/ray_grid.json``, which docs/scaling.md quotes).
@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -56,7 +57,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="--workers of the local backend")
     args = parser.parse_args()
     backends = {"workers": ["--workers", str(args.workers)], "ray": ["--backend", "ray", "--address", "local"]}
-    result = {"benchmark": "ray_grid", "command": "python benchmarks/ray_grid.py" + (" --quick" if args.quick else ""),
+    result = {"benchmark": "ray_grid", "command": shlex.join(["python", "benchmarks/ray_grid.py", *sys.argv[1:]]),
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "git": git_state(),
               "versions": versions("ray", "mlflow"), "cpu_count": os.cpu_count(), "load_start": load_average(),
               "args": vars(args), "runs": []}
