@@ -6,7 +6,7 @@ In one run, the same SAC budget on highway-fast (kinematics policy, 96 px BEV fo
 2. ``dual-sync``: CLG + gated dynamic pathway + synthesis, scored per collected batch before learning;
 3. ``dual-async``: the same reward scored by the reward worker while the collector and learner go on;
 4. ``heavy-sync`` / ``heavy-async``: the same with a describer that costs about as much as the simulator — a
-   random ~18 M-parameter LLaVA chat VLM (``zoo.vlm.tiny.build_random_chat_vlm(size="small")``, speed only:
+   random ~18 M-parameter LLaVA chat VLM (``zoo.hub.random_models.build_random_chat_vlm(size="small")``, speed only:
    its descriptions are noise, mostly caught as garbled), standing in for the paper's large VLM.
 
 The issue's aims: async ≥ 2× sync env steps/s, and within 20 % of ``static``.
@@ -99,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.torch_threads)
 
-    from zoo.vlm.tiny import build_random_chat_vlm
+    from zoo.hub.random_models import build_random_chat_vlm
 
     load_start = os.getloadavg()
     heavy = str(build_random_chat_vlm(Path(tempfile.mkdtemp(prefix="zoo-bench-")) / "llava", size=args.heavy_size))

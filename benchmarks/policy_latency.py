@@ -54,9 +54,9 @@ def timings_ms(call, iterations: int, warmup: int) -> dict[str, float]:
 def default_policy(folder: Path) -> str:
     """The VLM-RL recipe's SAC (untrained) as a policy folder; the reward is recorded, not built."""
     from zoo.agents import SAC
-    from zoo.agents.checkpoint import save_policy_folder
     from zoo.benchmark.methods import read_recipe
     from zoo.envs import EnvConfig
+    from zoo.hub.policies import save_policy_folder
 
     args = read_recipe("sac_vlmrl_highway.yaml")["model"]["init_args"]
     keep = ("network", "hidden_sizes", "gamma", "tau", "lr", "batch_size", "buffer_size")

@@ -59,7 +59,7 @@ def main() -> None:
     import datasets
 
     from zoo.data.datamodule import CaptionDataset, frames_tensor
-    from zoo.registry import resolve_model
+    from zoo.hub.resolve import resolve_model
     from zoo.train.contrastive import split_quality
     from zoo.vlm import load_dual_encoder
 

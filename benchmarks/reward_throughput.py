@@ -122,7 +122,7 @@ def fit_speed(model: str, frames: int, learning_starts: int, updates_per_batch: 
 
 
 def main() -> None:
-    from zoo.vlm.tiny import SIZES, build_random_dual_encoder
+    from zoo.hub.random_models import SIZES, build_random_dual_encoder
 
     parser = BenchmarkParser("reward_throughput", __doc__, quick={
         "frames": 32, "batch": 16, "single_frames": 4, "fit_frames": 64, "learning_starts": 32,

@@ -15,8 +15,8 @@ import zoo
 from zoo import keys
 from zoo.agents import SAC
 from zoo.envs import EnvConfig
+from zoo.errors import ZooError
 from zoo.evaluation import EVAL_SEED_OFFSET
-from zoo.registry import ZooError
 
 #: the losses each algorithm reports from one update
 LOSSES = {
@@ -282,8 +282,8 @@ def test_tracked_episode_returns_equal_torchrl_reward_sum():
 
 def test_collector_reward_batching_scores_whole_batches(tmp_path):
     """reward_batching="collector": the reward model sees frames_per_batch frames at once (VLM-RL's scheme)."""
+    from zoo.hub.random_models import build_random_dual_encoder
     from zoo.rewards import CLGReward, HierarchicalReward
-    from zoo.vlm.tiny import build_random_dual_encoder
 
     reward = HierarchicalReward(CLGReward(str(build_random_dual_encoder(tmp_path / "clip")), device="cpu",
                                           cache_size=0))

@@ -12,7 +12,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from zoo import keys
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 from zoo.rewards import RewardModule
 from zoo.rewards.worker import RewardWorker, RewardWorkerError
 

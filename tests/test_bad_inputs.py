@@ -29,9 +29,10 @@ from mlflow.tracking._tracking_service import utils as tracking_utils
 
 import zoo
 from zoo import keys
-from zoo.agents.checkpoint import load_agent, load_policy_folder, save_policy_folder
+from zoo.agents.checkpoint import load_agent
 from zoo.cli import main
-from zoo.registry import ZooError
+from zoo.errors import ZooError
+from zoo.hub.policies import load_policy_folder, save_policy_folder
 from zoo.rewards.base import RewardModule
 
 REGISTERED = "dqn-tiny"
@@ -143,7 +144,7 @@ def hostile(workspace, tmp_path_factory) -> SimpleNamespace:
     shutil.copytree(policy, root / "policy-corrupted")
     _break_header(root / "policy-corrupted" / "model.safetensors")
 
-    from zoo.vlm.tiny import build_random_dual_encoder
+    from zoo.hub.random_models import build_random_dual_encoder
 
     reward = build_random_dual_encoder(root / "reward", "vision-text", "tiny")
     (reward / "zoo.json").write_text(json.dumps({"name": "test-clip.tiny", "kind": "reward",
@@ -318,13 +319,13 @@ def _agents():
 
 
 def _register(folder: Path):
-    from zoo.tracking.model_registry import register_model
+    from zoo.hub.mlflow_registry import register_model
 
     return register_model(folder, REGISTERED)
 
 
 def _download(uri: str, tracking_uri: str):
-    from zoo.tracking.model_registry import download_model
+    from zoo.hub.mlflow_registry import download_model
 
     return download_model(uri, tracking_uri=tracking_uri)
 
@@ -334,13 +335,13 @@ def _reward(hostile: SimpleNamespace):
 
 
 def _predict_rewards(hostile: SimpleNamespace, images: np.ndarray):
-    from zoo.tracking.model_registry import predict_rewards
+    from zoo.hub.loaders import predict_rewards
 
     return predict_rewards(_reward(hostile), images)
 
 
 def _predict_actions(hostile: SimpleNamespace, fill: float, shape: tuple[int, ...] = (2, 25)):
-    from zoo.tracking.model_registry import predict_actions
+    from zoo.hub.loaders import predict_actions
 
     return predict_actions(load_policy_folder(hostile.policy), np.full(shape, fill, np.float32))
 

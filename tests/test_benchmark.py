@@ -11,7 +11,7 @@ import pytest
 from zoo.benchmark import METHODS, method_reward
 from zoo.benchmark.grid import SUITES
 from zoo.cli import main
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 TINY_GRID = ["benchmark", "--suite", "paper", "--scenarios", "highway-fast", "--seeds", "1", "--steps", "128",
              "--methods", "sparse", "engineered", "--eval-episodes", "2", "--curve-every", "64",

@@ -27,7 +27,7 @@ from zoo.benchmark.grid import TAGS_OPTION
 from zoo.benchmark.ray_cells import ATTEMPT_TAG, check_store_reachable
 from zoo.benchmark.workers import Job
 from zoo.cli import main
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 GRID = ["benchmark", "--suite", "paper", "--scenarios", "highway-fast", "--seeds", "1", "--eval-episodes", "1",
         "--curve-episodes", "1", "--references", "none", "--backend", "ray"]

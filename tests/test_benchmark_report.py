@@ -5,6 +5,7 @@ and evaluation conditions (faked: their evaluators live on other branches)."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +15,7 @@ import pytest
 from zoo.benchmark import stats
 from zoo.benchmark.results_file import GridResults, read_results, save_results
 from zoo.cli import main
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 METRICS = ("AS", "RC", "TD", "CS", "SR", "collisions", "return", "length")
 
@@ -215,6 +216,45 @@ def test_cli_refusals_are_one_line_with_the_valid_choices(tmp_path, monkeypatch,
     assert not (tmp_path / "mlflow.db").exists()
 
 
+def test_a_committed_results_file_extends_without_training_its_cells_again(tmp_path, monkeypatch, capsys):
+    """A fresh clone has the results file but not the MLflow store the grid ran in: the file's whole cells are
+    skipped and kept, only the cells it lacks train, and a grid that would drop some of its runs is refused."""
+    from zoo.benchmark import grid as grid_module
+
+    monkeypatch.chdir(tmp_path)
+    data = save_results(tmp_path / "grid.jsonl.gz", synthetic_results(seeds=5, episodes=4))
+    def records() -> list[str]:
+        return sorted(json.dumps(r, sort_keys=True) for r in read_results(data).records)
+
+    before = records()
+    trained = []
+
+    def fit(jobs, *args):
+        trained.extend(job.name for job in jobs)
+        yield from ((job, None, "not trained in this test") for job in jobs)
+
+    monkeypatch.setattr(grid_module, "_fit", fit)
+    command = ["benchmark", "--suite", "paper", "--scenarios", "merge", "--methods", "sparse", "engineered",
+               "vlm-rl", "drivevlm-rl", "--action", "discrete", "--steps", "2000", "--eval-episodes", "4",
+               "--conditions", "default", "unseen", "--references", "constant:SLOWER", "random",
+               "--results", str(data), "--out", str(tmp_path / "page.md")]
+    assert main([*command, "--seeds", "5"]) == 0
+    assert trained == [] and "ran 0, skipped 20 finished, failed 0" in capsys.readouterr().err
+    assert records() == before  # runs and references kept, nothing evaluated again
+    assert "| VLM-RL | 5 | " in (tmp_path / "page.md").read_text()
+
+    assert main([*command, "--seeds", "6"]) == 0  # a sixth seed: only its cells train
+    assert sorted(trained) == sorted(f"{m}/merge/seed5" for m in ("sparse", "engineered", "vlm-rl", "drivevlm-rl"))
+    assert records() == before  # the failed cells add nothing and take nothing away
+
+    trained.clear()
+    capsys.readouterr()
+    assert main([*command[:-4], "--steps", "3000", "--seeds", "5", "--results", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "holds runs outside this grid" in err and "drivevlm-rl/merge/seed0 (2000 steps, discrete, sac, 4 episodes)" in err and "--results" in err
+    assert trained == [] and records() == before
+
+
 # --- the grid's hooks ---------------------------------------------------------------------------------------
 
 
@@ -266,9 +306,9 @@ def test_unseen_condition_is_passed_to_evaluate(monkeypatch):
 
 
 def test_weight_digest_is_the_sha256_of_the_shipped_safetensors():
-    from zoo.agents.pins import reward_model_names
     from zoo.benchmark import method_reward
     from zoo.benchmark.provenance import reward_model_digests
+    from zoo.hub.pins import reward_model_names
 
     file = Path(__file__).parents[1] / "checkpoints" / "bev-detector-tiny.sim" / "model.safetensors"
     digests = reward_model_digests(method_reward("drivevlm-rl")[0])

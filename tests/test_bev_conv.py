@@ -40,7 +40,7 @@ def test_lora_adapts_the_convolutions_of_the_image_tower_on_an_8_bit_base(drive_
 
 
 def test_an_untrained_build_is_cached_per_architecture_definition(tmp_path, monkeypatch):
-    from zoo.vlm import packaging
+    from zoo.hub import packaging
 
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path))
     built: list[dict] = []

@@ -298,7 +298,7 @@ def test_a_checkpoint_from_before_new_env_fields_still_matches_its_recipe(quicks
     import torch
 
     from zoo.cli import _check_checkpoint_matches_recipe
-    from zoo.registry import ZooError
+    from zoo.errors import ZooError
 
     checkpoint = torch.load(quickstart.ckpt, map_location="cpu", weights_only=True)
     env = checkpoint["hyper_parameters"]["env"]

@@ -17,7 +17,7 @@ from zoo.data.bev_captions import (
     record_episode,
     risk_category,
 )
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 
 @pytest.fixture(scope="module")

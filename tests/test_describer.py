@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from zoo.data.bev_captions import DYNAMIC_CAPTIONS, parse_dynamic_risk, record_episode
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 from zoo.vlm.describer import RiskDescriber, fallback_reason, load_describer
 
 
 @pytest.fixture(scope="module")
 def chat_vlm(tmp_path_factory):
-    from zoo.vlm.tiny import build_random_chat_vlm
+    from zoo.hub.random_models import build_random_chat_vlm
 
     return build_random_chat_vlm(tmp_path_factory.mktemp("llava") / "tiny-llava")
 

@@ -18,9 +18,9 @@ from tensordict import TensorDict, TensorDictBase
 
 import zoo
 from zoo import keys
-from zoo.registry import ZooError
+from zoo.errors import ZooError
+from zoo.hub.random_models import build_random_dual_encoder
 from zoo.rewards import DYNAMIC_POSITIVE, DualPathwayReward, HierarchicalReward
-from zoo.vlm.tiny import build_random_dual_encoder
 
 DIM = 64
 WINDOW = 3

@@ -16,7 +16,7 @@ from torchrl.envs.utils import check_env_specs
 import zoo
 from zoo import keys
 from zoo.envs import SCENARIOS, DrivingEnv
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 
 def _base(env) -> DrivingEnv:

@@ -9,7 +9,7 @@ import torch
 from tensordict import TensorDict
 
 from zoo.cli import main
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -108,8 +108,8 @@ def test_torchscript_checks_its_input_inside_the_file(vlm_trained):
 
 def test_pixel_policy_folder_exports_with_uint8_input(make_agent, tmp_path):
     """A CNN policy from a policy folder: the input is the uint8 BEV frame."""
-    from zoo.agents.checkpoint import save_policy_folder
     from zoo.export import export_policy, load_exported
+    from zoo.hub.policies import save_policy_folder
 
     agent = make_agent("dqn-cnn")
     folder = save_policy_folder(agent, tmp_path / "dqn", "dqn-cnn.test", "tiny untrained DQN on BEV frames")

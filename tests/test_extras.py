@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from zoo.cli import main
+from zoo.errors import ZooError
 from zoo.export import load_exported
 from zoo.extras import OPTIONAL_MODULES
-from zoo.registry import ZooError
 
 
 def _uninstalled(monkeypatch, *modules: str) -> None:

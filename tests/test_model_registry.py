@@ -19,10 +19,11 @@ from mlflow.tracking._tracking_service import utils as tracking_utils
 
 import zoo
 from zoo import keys
-from zoo.agents.checkpoint import load_policy_folder, save_policy_folder
 from zoo.cli import main
-from zoo.registry import ZooError
-from zoo.tracking.model_registry import build_from_folder, download_model, register_model, set_alias
+from zoo.errors import ZooError
+from zoo.hub.loaders import build_from_folder
+from zoo.hub.mlflow_registry import download_model, register_model, set_alias
+from zoo.hub.policies import load_policy_folder, save_policy_folder
 
 
 # -- fixtures ---------------------------------------------------------------------------------------
@@ -35,7 +36,7 @@ def _write_card(folder: Path, **card) -> Path:
 @pytest.fixture(scope="session")
 def reward_folder(tmp_path_factory) -> Path:
     """A tiny random reward model folder: Hugging Face dual encoder files + zoo.json + README.md."""
-    from zoo.vlm.tiny import build_random_dual_encoder
+    from zoo.hub.random_models import build_random_dual_encoder
 
     folder = build_random_dual_encoder(tmp_path_factory.mktemp("reward") / "m", "vision-text", "tiny")
     return _write_card(folder, name="test-clip.tiny", kind="reward", summary="A random tiny reward model",
@@ -105,7 +106,7 @@ def test_registered_model_holds_the_folder_files_and_no_pickle(reward_folder, st
     assert tracking_utils._tracking_uri == store
     folder = download_model(f"models:/{name}/1")
     model_root = folder.parents[1]  # <model>/artifacts/<folder>
-    assert (model_root / "MLmodel").is_file() and (model_root / "pyfunc_model.py").is_file()
+    assert (model_root / "MLmodel").is_file() and (model_root / "pyfunc.py").is_file()
     assert "python_model" not in (model_root / "MLmodel").read_text()  # models from code: nothing pickled
     assert not [p for p in model_root.rglob("*") if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
     for file in ("zoo.json", "README.md", "config.json", "model.safetensors", "preprocessor_config.json"):
@@ -168,8 +169,8 @@ def test_folder_without_card_is_refused(tmp_path):
 
 # -- quantized LoRA adapters ------------------------------------------------------------------------
 def test_quantized_lora_adapter_registers_as_adapter_and_base_reference(tmp_path, store):
+    from zoo.hub.random_models import build_random_dual_encoder
     from zoo.vlm import load_dual_encoder
-    from zoo.vlm.tiny import build_random_dual_encoder
 
     base = _write_card(build_random_dual_encoder(tmp_path / "base", "clip", "tiny"), name="test-clip.base",
                        kind="reward", summary="A random tiny base")

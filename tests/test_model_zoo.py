@@ -10,7 +10,9 @@ import torch
 
 import zoo
 from zoo.cli import main
-from zoo.registry import ZooError, list_models, read_card, resolve_model
+from zoo.errors import ZooError
+from zoo.hub.cards import read_card
+from zoo.hub.resolve import list_models, resolve_model
 
 
 def _frames(n: int, seed: int = 0) -> torch.Tensor:
@@ -148,7 +150,7 @@ def test_truncated_weights_are_refused_and_nothing_is_cached(trained_folder, tmp
 
 
 def test_export_never_leaves_a_half_written_folder(trained_folder, tmp_path):
-    from zoo.vlm.packaging import export_reward_folder
+    from zoo.hub.packaging import export_reward_folder
 
     target = shutil.copytree(trained_folder, tmp_path / "m")
     before = (target / "zoo.json").read_text()

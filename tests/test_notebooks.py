@@ -75,7 +75,7 @@ def _assigned_names(source: str) -> set[str]:
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> str:
     """``$ZOO_CHECKPOINTS`` for the kernels: as set when the shipped models are there, else a tiny stand-in's folder."""
-    from zoo.registry import shipped_models
+    from zoo.hub.resolve import shipped_models
 
     if BASE_MODEL in shipped_models():
         return os.environ.get("ZOO_CHECKPOINTS", "")

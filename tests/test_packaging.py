@@ -39,7 +39,7 @@ def test_pyproject_lists_every_package_and_maps_the_shipped_folders():
 
 
 def test_shipped_folders_are_the_checkouts_own():
-    from zoo.registry import checkpoint_roots
+    from zoo.hub.resolve import checkpoint_roots
     from zoo.shipped import checkpoints_dir, recipes_dir
 
     root = Path(zoo.__file__).resolve().parents[1]

@@ -12,6 +12,7 @@ from tensordict import TensorDict
 from zoo import keys
 from zoo.envs.driving import MAX_OBJECTS, OBJECT_CLASSES, DrivingEnv
 from zoo.envs.presets import SCENARIOS
+from zoo.errors import ZooError
 from zoo.perception import (
     DEFAULT_DETECTOR,
     AttentionGate,
@@ -22,7 +23,6 @@ from zoo.perception import (
 )
 from zoo.perception.detector import OracleDetector, load_detector
 from zoo.perception.metrics import box_iou, detection_quality, gate_agreement
-from zoo.registry import ZooError
 
 SIZE = 96
 
@@ -167,7 +167,7 @@ def test_a_reward_model_is_not_a_detector():
 
 # -- the learned detector -----------------------------------------------------------------------------------
 def test_detector_save_load_round_trip(tmp_path):
-    from zoo.vlm.packaging import write_model_folder
+    from zoo.hub.packaging import write_model_folder
 
     torch.manual_seed(0)
     detector = BEVCenterNet(CenterNetConfig(widths=(8, 8, 16, 16), neck=8)).eval()
@@ -225,7 +225,7 @@ def _leader_frame() -> tuple[TensorDict, torch.Tensor]:
 
 
 def test_the_shipped_detector_loads_by_name_and_finds_the_ego_lane_leader():
-    from zoo.registry import list_models
+    from zoo.hub.resolve import list_models
 
     assert DEFAULT_DETECTOR in list_models("detector", pretrained=True)
     gate = AttentionGate()  # the shipped detector is the default
@@ -253,7 +253,8 @@ def test_detection_quality_counts_matches_at_the_iou():
 
 
 def test_the_shipped_card_reports_held_out_numbers():
-    from zoo.registry import read_card, shipped_models
+    from zoo.hub.cards import read_card
+    from zoo.hub.resolve import shipped_models
 
     card = read_card(shipped_models()[DEFAULT_DETECTOR])
     assert card["kind"] == "detector" and card["training"]["test_data"]["seed"] >= 1_000_000
@@ -272,7 +273,7 @@ def test_detector_fit_scores_the_card_on_the_frames_it_selected_on(tmp_path):
     import lightning as L
 
     from zoo.data.bev_boxes import BEVBoxesData, BoxDataset, make_bev_boxes, objects_tensor
-    from zoo.registry import read_card
+    from zoo.hub.cards import read_card
     from zoo.train import DetectorTraining
 
     recorded = make_bev_boxes(["highway-fast"], 60, tmp_path / "boxes", seed=0, progress=False)

@@ -78,7 +78,7 @@ def tiny_captions(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", REWARD_RECIPES, ids=lambda r: r.stem)
 def test_reward_recipe_trains_and_exports_on_tiny_data(recipe: Path, tiny_captions, tmp_path, monkeypatch):
-    from zoo.registry import read_card
+    from zoo.hub.cards import read_card
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -99,8 +99,8 @@ def test_reward_recipe_trains_and_exports_on_tiny_data(recipe: Path, tiny_captio
 @pytest.mark.parametrize("recipe", DETECTOR_RECIPES, ids=lambda r: r.stem)
 def test_detector_recipe_trains_and_exports_on_tiny_data(recipe: Path, tmp_path, monkeypatch):
     from zoo.data.bev_boxes import make_bev_boxes
+    from zoo.hub.cards import read_card
     from zoo.perception import BEVCenterNet, load_detector
-    from zoo.registry import read_card
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -10,9 +10,9 @@ import pytest
 import zoo
 from zoo.cli import main
 from zoo.envs.presets import SCENARIOS
+from zoo.errors import ZooError
 from zoo.evaluation import EVAL_SEED_OFFSET
 from zoo.evaluation.reference import reference_policies
-from zoo.registry import ZooError
 
 #: held-out seeds 0-4 of every cell: few, but the same first seeds as the 100-episode table in docs/envs.md
 EPISODES = 5

@@ -20,8 +20,8 @@ from torchrl.data import LazyTensorStorage, ReplayBuffer
 
 from zoo.agents.checkpoint_io import AtomicCheckpointIO, find_last_checkpoint
 from zoo.agents.state import RESUME_KEY, ReplayBufferState, rng_state, set_rng_state, training_env_seed
+from zoo.errors import ZooError
 from zoo.evaluation import EVAL_SEED_OFFSET
-from zoo.registry import ZooError
 from zoo.rewards.cache import EmbeddingCache
 
 ZOO = str(Path(sys.executable).parent / "zoo")
@@ -245,8 +245,8 @@ def test_loading_a_checkpoint_for_evaluation_does_not_restore_the_training_state
 
 
 def test_a_vlm_reward_nested_in_synthesis_keeps_its_embedding_cache_across_a_resume(tmp_path):
+    from zoo.hub.random_models import build_random_dual_encoder
     from zoo.rewards import CLGReward, HierarchicalReward
-    from zoo.vlm.tiny import build_random_dual_encoder
 
     folder = str(build_random_dual_encoder(tmp_path / "clip"))
     reward = HierarchicalReward(CLGReward(folder, device="cpu"))

@@ -14,7 +14,9 @@ import yaml
 
 import zoo
 from zoo import keys
-from zoo.registry import ZooWarning, model_weights_digest, read_card, resolve_model, weights_digest
+from zoo.errors import ZooWarning
+from zoo.hub.cards import read_card
+from zoo.hub.resolve import model_weights_digest, resolve_model, weights_digest
 from zoo.rewards.base import RewardModule
 from zoo.rewards.calibrate import collision_ahead, record, separating_threshold
 from zoo.rewards.vlm import CLIP_SR_THRESHOLD, VLMSRReward
@@ -97,7 +99,7 @@ def test_the_threshold_is_the_best_separating_cosine():
     safe = torch.tensor([False, False, True, False, True, True])
     threshold, balanced = separating_threshold(scores, safe)
     assert threshold == pytest.approx(0.2) and balanced == pytest.approx((1 + 2 / 3) / 2)
-    with pytest.raises(zoo.registry.ZooError, match="2 safe and 0 unsafe"):
+    with pytest.raises(zoo.errors.ZooError, match="2 safe and 0 unsafe"):
         separating_threshold(scores[:2], torch.tensor([True, True]))
 
 
@@ -141,14 +143,14 @@ def test_weights_digest_of_one_file_is_its_sha256sum():
 
 
 def test_weights_digest_refuses_a_folder_without_weights(tmp_path):
-    with pytest.raises(zoo.registry.ZooError, match="no \\*.safetensors"):
+    with pytest.raises(zoo.errors.ZooError, match="no \\*.safetensors"):
         weights_digest(tmp_path)
 
 
 def test_a_saved_policy_pins_its_reward_models_and_preset(make_agent, tmp_path):
-    from zoo.agents.checkpoint import load_policy_folder, save_policy_folder
-    from zoo.agents.pins import reward_model_names
     from zoo.envs.presets import SCENARIOS
+    from zoo.hub.pins import reward_model_names
+    from zoo.hub.policies import load_policy_folder, save_policy_folder
 
     folder = save_policy_folder(make_agent("dqn"), tmp_path / "policy", "dqn-highway.test", "A tiny DQN")
     card = json.loads((folder / "zoo.json").read_text())

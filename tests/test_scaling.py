@@ -16,7 +16,7 @@ import torch
 from zoo.agents import PPO, SAC
 from zoo.agents.state import RANK_SEED_STRIDE
 from zoo.envs import EnvConfig
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 ZOO = str(Path(sys.executable).parent / "zoo")
 
@@ -33,8 +33,8 @@ def test_collector_workers_must_be_positive():
 
 @pytest.mark.slow
 def test_off_policy_agent_collects_with_two_env_workers_each_scoring_with_its_own_vlm_reward(tmp_path):
+    from zoo.hub.random_models import build_random_dual_encoder
     from zoo.rewards import CLGReward, HierarchicalReward
-    from zoo.vlm.tiny import build_random_dual_encoder
 
     reward = HierarchicalReward(CLGReward(str(build_random_dual_encoder(tmp_path / "clip")), device="cpu"))
     agent = SAC(env=EnvConfig("highway-fast", bev_size=64), reward=reward, collector_workers=2, total_frames=64,

@@ -32,7 +32,8 @@ from conftest import TINY_RECIPE
 
 import zoo
 from zoo.cli import main
-from zoo.registry import ZooError, path_inside
+from zoo.errors import ZooError
+from zoo.hub.cards import path_inside
 
 #: the module a hostile checkpoint or card names; importing it writes the marker "imported"
 PAYLOAD_MODULE = "zoo_untrusted_payload"
@@ -171,7 +172,7 @@ def _log_runs(store: str, artifacts: Path, checkpoints: dict[str, Path]) -> dict
 def _register_then_tamper(store: str, workspace: Path, reward: Path, remote_code_file: str) -> None:
     """Register a clean reward folder, then rewrite its stored copy as an attacker with write access to the
     store would: a card switching on remote code, a config naming the folder's own code."""
-    from zoo.tracking.model_registry import register_model
+    from zoo.hub.mlflow_registry import register_model
 
     register_model(reward, REGISTERED, alias="champion", tracking_uri=store)
     cards = [p for p in workspace.rglob("zoo.json") if "mlartifacts" in p.parts]
@@ -189,7 +190,7 @@ def _register_then_tamper(store: str, workspace: Path, reward: Path, remote_code
 def lab(tmp_path_factory) -> Iterator[SimpleNamespace]:
     """The hostile inputs, a working folder (MLflow store with the hostile runs and a tampered registered model)
     and the marker folder, shared by the module."""
-    from zoo.vlm.tiny import build_random_dual_encoder
+    from zoo.hub.random_models import build_random_dual_encoder
 
     root = tmp_path_factory.mktemp("untrusted")
     hostile, workspace, markers, code = (root / n for n in ("hostile", "workspace", "markers", "code"))
@@ -283,7 +284,7 @@ def _cli(*argv: str) -> Callable[[SimpleNamespace, str, Any], str]:
 
 
 def _register(lab: SimpleNamespace, source: str):
-    from zoo.tracking.model_registry import register_model
+    from zoo.hub.mlflow_registry import register_model
 
     return register_model(source, "hostile-version")
 

@@ -16,7 +16,7 @@ import mlflow
 import pytest
 
 from zoo.cli import main
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 from zoo.tracking.pending import _SIGNATURES, CALLS, FILES, JOURNALED, PENDING_DIR, sync
 
 #: written by a replay that reached outside its journal
@@ -344,7 +344,7 @@ def test_partial_checkpoints_of_killed_writers_are_removed_on_the_next_save(tmp_
 
 
 def test_a_refused_alias_registers_no_version(make_agent, tmp_path, capsys):
-    from zoo.agents.checkpoint import save_policy_folder
+    from zoo.hub.policies import save_policy_folder
 
     folder = save_policy_folder(make_agent("dqn"), tmp_path / "policy", "dqn-tiny.v1", "tiny DQN")
     assert main(["register", str(folder), "--as", "dqn-tiny", "--alias", "latest"]) == 2

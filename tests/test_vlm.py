@@ -1,7 +1,7 @@
 """zoo.vlm: loading dual encoders (CLIP, SigLIP, VisionTextDualEncoder) in fp32 / 8-bit / 4-bit, LoRA and QLoRA,
 saved adapters, and the errors a user gets for bad frames, prompts, model names and options.
 
-Every model is a random tiny one built once per session (zoo.vlm.tiny): no download, no network.
+Every model is a random tiny one built once per session (zoo.hub.random_models): no download, no network.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 import zoo
-from zoo.registry import ZooError
+from zoo.errors import ZooError
+from zoo.hub.random_models import build_random_dual_encoder
 from zoo.vlm import load_dual_encoder
-from zoo.vlm.tiny import build_random_dual_encoder
 
 FAMILIES = ("clip", "siglip", "vision-text")
 QUANTIZATIONS = {"fp32": None, "8bit": {"bits": 8}, "4bit": {"bits": 4}}

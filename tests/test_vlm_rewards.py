@@ -3,7 +3,7 @@ hand-made vehicle states, the embedding cache, batched relabelling, config round
 with a VLM reward, and ``zoo reward calibrate``.
 
 Formulas: docs/method.md (#clg-reward, #normalisation-window, #hierarchical-reward-synthesis, #baselines).
-Backbones are random tiny models built once per session (zoo.vlm.tiny): their rewards mean nothing, so heads
+Backbones are random tiny models built once per session (zoo.hub.random_models): their rewards mean nothing, so heads
 are checked on hand-made unit vectors.
 """
 
@@ -22,7 +22,8 @@ from tensordict import TensorDict, TensorDictBase
 
 import zoo
 from zoo import keys
-from zoo.registry import ZooError
+from zoo.errors import ZooError
+from zoo.hub.random_models import build_random_dual_encoder
 from zoo.rewards import (
     CLGReward,
     HierarchicalReward,
@@ -32,7 +33,6 @@ from zoo.rewards import (
     VLMRMReward,
     VLMSRReward,
 )
-from zoo.vlm.tiny import build_random_dual_encoder
 
 DIM = 64  # embedding width of the tiny models
 

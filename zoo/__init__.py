@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "make_env": "zoo.envs.make",
     "EnvConfig": "zoo.envs.make",
-    "ZooError": "zoo.registry",
+    "ZooError": "zoo.errors",
     "list_scenarios": "zoo.api",
     "list_agents": "zoo.api",
     "load_agent": "zoo.agents.checkpoint",
@@ -27,7 +27,7 @@ _LAZY = {
     "evaluate_reference": "zoo.evaluation.reference",
     "reference_policy": "zoo.evaluation.reference",
     "create_reward_model": "zoo.rewards.factory",
-    "list_models": "zoo.registry",
+    "list_models": "zoo.hub.resolve",
     "load_policy": "zoo.api",
 }
 

@@ -34,7 +34,8 @@ def load_policy(source: str, map_location: str = "cpu"):
     """
     from pathlib import Path
 
-    from zoo.registry import ZooError, resolve_model
+    from zoo.errors import ZooError
+    from zoo.hub.resolve import resolve_model
 
     path = Path(str(source)).expanduser()
     if path.is_file() or str(source).startswith("runs:/"):  # a Lightning checkpoint
@@ -45,7 +46,7 @@ def load_policy(source: str, map_location: str = "cpu"):
     if (resolved.card or {}).get("kind") != "policy":
         kind = (resolved.card or {}).get("kind", "plain Hugging Face")
         raise ZooError(f"{source!r} is a {kind} model, not a policy; see zoo.list_models('policy')")
-    from zoo.agents.checkpoint import load_policy_folder
+    from zoo.hub.policies import load_policy_folder
 
     return load_policy_folder(resolved.path, map_location=map_location)
 
@@ -56,13 +57,13 @@ def model_parameters(folder) -> int:
 
     from safetensors import safe_open
 
-    from zoo.registry import read_card
+    from zoo.hub.cards import read_card
 
     folder = Path(folder)
     files = sorted(folder.glob("*.safetensors"))
     card = read_card(folder) if (folder / "zoo.json").is_file() else {}
     if card.get("base"):
-        from zoo.vlm.architectures import resolve_pip_model
+        from zoo.hub.sources import resolve_pip_model
 
         files += [resolve_pip_model(spec) / "model.safetensors" for spec in card["base"].values()]
     total = 0

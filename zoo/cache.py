@@ -1,10 +1,15 @@
-"""A bounded least-recently-used map with hit and miss counts, shared by the zoo's caches."""
+"""A bounded least-recently-used map with hit and miss counts, shared by the zoo's caches, and the content key of a
+frame they store results under."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    import torch
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -74,3 +79,11 @@ class LRUCache(Generic[K, V]):
     def hit_rate(self) -> float:
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
+
+
+def frame_key(frame: torch.Tensor) -> bytes:
+    """A digest of one uint8 frame's (or frame window's) content, shape included."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(tuple(frame.shape)).encode())
+    digest.update(frame.contiguous().cpu().numpy().tobytes())
+    return digest.digest()

@@ -17,7 +17,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from zoo.registry import MODEL_KINDS, ZooError
+from zoo.errors import ZooError
+from zoo.hub.cards import MODEL_KINDS
 from zoo.tracking import configure_mlflow
 
 configure_mlflow()
@@ -453,7 +454,8 @@ def _reward(argv: list[str]) -> None:
     import json
 
     from zoo.envs.presets import SCENARIOS
-    from zoo.registry import check_choice, resolve_model
+    from zoo.hub.resolve import resolve_model
+    from zoo.registry import check_choice
     from zoo.rewards.calibrate import calibrate_heads, check_percentiles, command_line, write_card_calibration
     from zoo.rewards.factory import HEADS, create_reward_model
 
@@ -546,14 +548,8 @@ def _models(argv: list[str]) -> None:
     from rich.table import Table
 
     from zoo.api import model_parameters
-    from zoo.registry import (
-        ARCHITECTURES,
-        list_models,
-        read_card,
-        resolve_model,
-        shipped_models,
-        shipped_name,
-    )
+    from zoo.hub.cards import read_card
+    from zoo.hub.resolve import ARCHITECTURES, list_models, resolve_model, shipped_models, shipped_name
 
     console = Console()
     if args.action == "list":
@@ -602,8 +598,8 @@ def _register(argv: list[str]) -> None:
 
     import tempfile
 
+    from zoo.hub.mlflow_registry import register_model
     from zoo.tracking import tracking_uri, ui_command
-    from zoo.tracking.model_registry import register_model
 
     with tempfile.TemporaryDirectory(prefix="zoo-register-") as tmp:
         folder = _model_folder(args.source, Path(tmp), args.summary, args.allow_pickle)
@@ -626,7 +622,8 @@ def _model_folder(source: str, tmp: Path, summary: str | None, allow_pickle: boo
             raise ZooError(f"{source} is not a zoo model folder (no zoo.json)")
         return path
     if (path.is_file() and path.suffix == ".ckpt") or _RUN_ID.match(source):
-        from zoo.agents.checkpoint import load_agent, save_policy_folder
+        from zoo.agents.checkpoint import load_agent
+        from zoo.hub.policies import save_policy_folder
 
         agent = load_agent(source, allow_pickle=allow_pickle)
         run = _RUN_ID.match(source)
@@ -635,10 +632,11 @@ def _model_folder(source: str, tmp: Path, summary: str | None, allow_pickle: boo
         return save_policy_folder(agent, tmp / "policy", f"{algorithm.lower()}-{scenario}.{tag}",
                                   summary or f"{algorithm} policy on {scenario}, from {source}")
     if source.startswith(("models:/", "runs:/")):
-        from zoo.tracking.model_registry import download_model
+        from zoo.hub.mlflow_registry import download_model
 
         return download_model(source)
-    from zoo.registry import read_card, shipped_models, shipped_name
+    from zoo.hub.cards import read_card
+    from zoo.hub.resolve import shipped_models, shipped_name
 
     shipped = shipped_models()
     name = shipped_name(source, shipped)  # a name as `zoo models list` shows it, or its family
@@ -653,8 +651,9 @@ def _model_folder(source: str, tmp: Path, summary: str | None, allow_pickle: boo
 
 
 def _save_policy(args: argparse.Namespace) -> None:
-    from zoo.agents.checkpoint import load_agent, save_policy_folder
+    from zoo.agents.checkpoint import load_agent
     from zoo.evaluation import EVAL_SEED_OFFSET
+    from zoo.hub.policies import save_policy_folder
 
     agent = load_agent(args.source)
     hparams = agent.hparams
@@ -811,7 +810,7 @@ def _benchmark(argv: list[str]) -> None:
     from zoo.benchmark.conditions import check_conditions
     from zoo.benchmark.references import check_references
     from zoo.benchmark.report import write_report
-    from zoo.benchmark.results_file import read_results, save_results
+    from zoo.benchmark.results_file import check_same_grid, read_results, recorded_cells, save_results
 
     run_folder = Path("runs") / f"benchmark-{args.suite}"
     results_path = Path(args.results) if args.results else run_folder / "results.jsonl.gz"
@@ -847,12 +846,6 @@ def _benchmark(argv: list[str]) -> None:
     methods = args.methods or list(SUITES[args.suite])
     # read before the training: a file that cannot be read stops the grid now, not after it
     previous = read_results(results_path).records if results_path.is_file() else []
-    if not args.report_only:
-        cluster = RayCluster(args.address, args.cell_gpus) if args.backend == "ray" else None
-        outcome = run_grid(args.suite, args.scenarios, range(args.seeds), budget, methods, console,
-                           workers=args.workers, conditions=conditions, cluster=cluster)
-        console.print(f"ran {len(outcome['ran'])}, skipped {len(outcome['skipped'])} finished, "
-                      f"failed {len(outcome['failed'])}" + "".join(f"\n  {f}" for f in outcome["failed"]))
     # the grid's command: the same with --report-only rewrites the page from the same runs
     grid = {"kind": "grid", "suite": args.suite, "scenarios": args.scenarios, "methods": methods,
             "steps": args.steps, "action": args.action, "algorithm": args.algorithm, "backbone": args.backbone,
@@ -860,8 +853,15 @@ def _benchmark(argv: list[str]) -> None:
             "references": references, "eval_episodes": args.eval_episodes,
             "command": "zoo benchmark " + shlex.join(a for a in argv if a != "--report-only"),
             "note": args.note or "", "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    results = grid_results(mlflow.MlflowClient(tracking_uri()), grid,
-                           [r for r in previous if r["kind"] == "reference"], console)
+    check_same_grid(previous, grid, results_path)
+    if not args.report_only:
+        cluster = RayCluster(args.address, args.cell_gpus) if args.backend == "ray" else None
+        outcome = run_grid(args.suite, args.scenarios, range(args.seeds), budget, methods, console,
+                           workers=args.workers, conditions=conditions, recorded=recorded_cells(previous, grid),
+                           cluster=cluster)
+        console.print(f"ran {len(outcome['ran'])}, skipped {len(outcome['skipped'])} finished, "
+                      f"failed {len(outcome['failed'])}" + "".join(f"\n  {f}" for f in outcome["failed"]))
+    results = grid_results(mlflow.MlflowClient(tracking_uri()), grid, previous, console)
     save_results(results_path, results)
     write_report(results, page, results_path)
     console.print(f"wrote {results_path} ({results_path.stat().st_size / 1e3:.0f} kB) and {page}")

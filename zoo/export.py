@@ -8,7 +8,7 @@ Its one input is the observation the policy reads (``observation``: float32 ``[b
 the MLP policies, ``pixels``: uint8 ``[batch, C, H, W]`` for the CNN ones); its one output is the action
 batch. The input contract is checked in two places:
 
-* :class:`ExportedPolicy` (``zoo.export.load_exported``) raises a :class:`~zoo.registry.ZooError` naming
+* :class:`ExportedPolicy` (``zoo.export.load_exported``) raises a :class:`~zoo.errors.ZooError` naming
   the problem (dtype, shape, NaN/inf) before the graph runs, for both formats;
 * a TorchScript artifact checks the same inside the file (``torch.jit.Error``, a ``RuntimeError`` in C++,
   whose message starts ``zoo policy:``), so
@@ -31,8 +31,9 @@ import torch
 from torch import nn
 
 from zoo import keys
+from zoo.errors import ZooError
 from zoo.extras import require
-from zoo.registry import ZooError, check_choice
+from zoo.registry import check_choice
 
 FORMATS = ("torchscript", "onnx")
 SPEC_KEY = "zoo"

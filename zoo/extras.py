@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 #: import name → (pip package, the extra of pyproject.toml that installs it)
 OPTIONAL_MODULES: dict[str, tuple[str, str]] = {

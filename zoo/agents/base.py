@@ -40,9 +40,10 @@ from zoo.agents.state import (
     training_env_seed,
 )
 from zoo.envs.make import EnvConfig
+from zoo.errors import ZooError
 from zoo.evaluation.metrics import MS_TO_KMH
 from zoo.evaluation.rollout import EVAL_SEED_OFFSET
-from zoo.registry import ZooError, check_choice
+from zoo.registry import check_choice
 from zoo.rewards.base import RewardModule
 from zoo.rewards.worker import RewardWorker
 

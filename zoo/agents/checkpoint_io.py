@@ -20,7 +20,7 @@ import torch
 from filelock import FileLock, Timeout
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 #: checkpoint file a resumed run continues from (Lightning's ``ModelCheckpoint(save_last=True)``)
 LAST = "last.ckpt"

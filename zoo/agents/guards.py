@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from tensordict import TensorDictBase
 
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 
 def non_finite_keys(batch: TensorDictBase) -> dict[str, tuple[int, int]]:
@@ -32,7 +32,7 @@ def non_finite_keys(batch: TensorDictBase) -> dict[str, tuple[int, int]]:
 
 
 def check_finite_batch(batch: TensorDictBase, update: int, env_steps: int) -> None:
-    """Raise a :class:`~zoo.registry.ZooError` if ``batch`` holds NaN or ±inf in any float entry.
+    """Raise a :class:`~zoo.errors.ZooError` if ``batch`` holds NaN or ±inf in any float entry.
 
     Args:
         batch: the training batch about to enter the loss.

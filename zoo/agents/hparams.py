@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zoo.registry import CODE_KEYS, ZooError, check_plain_data, code_key_refusal
+from zoo.errors import ZooError
+from zoo.hub.cards import CODE_KEYS, check_plain_data, code_key_refusal
 
 #: packages whose classes a checkpoint may name in a ``class_path``: the zoo's component registries
 COMPONENT_PACKAGES = ("zoo.agents.", "zoo.rewards.", "zoo.perception.", "zoo.envs.", "zoo.train.")

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
+from zoo.errors import ZooError
 from zoo.evaluation.rollout import EVAL_SEED_OFFSET
-from zoo.registry import ZooError
 
 #: key of the zoo's resume state inside a Lightning checkpoint
 RESUME_KEY = "zoo_resume_state"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,8 @@ from zoo.benchmark.methods import (
 )
 from zoo.benchmark.provenance import git_commit, reward_model_digests
 from zoo.benchmark.results_file import GridResults
-from zoo.registry import ZooError, check_choice
+from zoo.errors import ZooError
+from zoo.registry import check_choice
 
 if TYPE_CHECKING:
     from zoo.benchmark.ray_cells import RayCluster
@@ -180,6 +181,7 @@ def fit_arguments(suite: str, method: str, scenario: str, seed: int, budget: Bud
 def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget: Budget,
              methods: Sequence[str] | None = None, console: Console | None = None,
              workers: int = 1, conditions: Sequence[str] = (DEFAULT,),
+             recorded: Collection[tuple[str, str, int]] = (),
              cluster: RayCluster | None = None) -> dict[str, list[str]]:
     """Train and evaluate every missing cell of the grid; return run ids by outcome.
 
@@ -195,10 +197,13 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
             ``runs/benchmark-<suite>/logs/<method>_<scenario>_seed<k>.log``.
         conditions: evaluation conditions (:data:`~zoo.benchmark.conditions.CONDITIONS`); ``default`` is
             evaluated by each cell's ``zoo fit``, the others afterwards from its checkpoint.
+        recorded: cells ``(method, scenario, seed)`` the grid's results file holds whole
+            (:func:`~zoo.benchmark.results_file.recorded_cells`): skipped like a finished MLflow run.
         cluster: train every cell as a Ray task on this cluster instead (``workers`` must then be 1).
 
     Returns:
-        ``{"ran": [...], "skipped": [...], "failed": ["method/scenario/seed: error", ...]}``.
+        ``{"ran": [...], "skipped": [...], "failed": ["method/scenario/seed: error", ...]}`` (a cell skipped
+        because its results file holds it is named ``method/scenario/seed``).
 
     Example:
         >>> run_grid("paper", ["highway-fast"], [0], Budget(steps=2_000), methods=["sparse"])  # doctest: +SKIP
@@ -240,6 +245,10 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
                 if previous is not None:
                     console.print(f"[dim]skip {cell}: finished in run {previous.info.run_id}[/dim]")
                     outcome["skipped"].append(previous.info.run_id)
+                    continue
+                if (method, scenario, seed) in recorded:
+                    console.print(f"[dim]skip {cell}: in the results file[/dim]")
+                    outcome["skipped"].append(cell)
                     continue
                 jobs.append(Job(cell, fit_arguments(suite, method, scenario, seed, budget),
                                 {**tags, "mlflow.runName": cell}))
@@ -296,20 +305,24 @@ def grid_results(client: Any, grid: dict[str, Any], previous: Sequence[dict[str,
         client: an ``mlflow.MlflowClient`` on the store the grid ran in.
         grid: the results file's grid line (suite, scenarios, methods, steps, backbone, action, conditions,
             references, eval_episodes, command, note).
-        previous: reference records of an earlier results file; one with the same policy, scenario, condition
-            and episodes is kept instead of evaluated again.
+        previous: the records of an earlier results file. A reference with the same policy, scenario, condition
+            and episodes is kept instead of evaluated again; a cell the file holds whole
+            (:func:`~zoo.benchmark.results_file.recorded_cells`) and MLflow has no run of keeps its records.
         console: where progress goes.
     """
-    from zoo.benchmark.results_file import episode_columns, latest_runs, run_records
+    from zoo.benchmark.results_file import episode_columns, latest_runs, recorded_cells, run_records
     from zoo.evaluation.reference import evaluate_reference, reference_policies
 
     console = console or Console(stderr=True)
     runs = latest_runs(client, grid["suite"], grid["scenarios"], grid["methods"], grid["steps"], grid["backbone"],
                        grid["action"], grid.get("algorithm", DEFAULT_ALGORITHM))
     records = [r for run in runs for r in run_records(client, run, grid["conditions"])]
+    in_mlflow = {(r["method"], r["scenario"], r["seed"]) for r in records}
+    records += [r for cell, kept_runs in recorded_cells(previous, grid).items() if cell not in in_mlflow
+                for r in kept_runs]
     here = {"machine": machine(), "git_commit": git_commit()}
     kept = {(r["policy"], r["scenario"], r["condition"]): r for r in previous
-            if len(r["episodes"].get("SR", [])) == grid["eval_episodes"]}
+            if r["kind"] == "reference" and len(r["episodes"].get("SR", [])) == grid["eval_episodes"]}
     for scenario in grid["scenarios"]:
         for condition in grid["conditions"]:
             for policy in [p for p in grid["references"] if p in reference_policies(scenario)]:

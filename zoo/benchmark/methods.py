@@ -12,7 +12,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from zoo.registry import Registry, ZooError
+from zoo.errors import ZooError
+from zoo.registry import Registry
 from zoo.shipped import recipes_dir
 
 #: the shipped recipes (the repo's ``recipes/``, or the installed package's: :mod:`zoo.shipped`)

@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from zoo.agents.pins import reward_model_names
-from zoo.registry import model_weights_digest
+from zoo.hub.pins import reward_model_names
+from zoo.hub.resolve import model_weights_digest
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -33,5 +33,5 @@ def git_commit() -> str | None:
 
 def reward_model_digests(entry: Any) -> dict[str, str]:
     """``{model name: SHA-256 of its safetensors}`` of every model a reward entry loads: the same digests a policy
-    card pins (:func:`zoo.agents.pins.reward_model_names`, :func:`zoo.registry.model_weights_digest`)."""
+    card pins (:func:`zoo.hub.pins.reward_model_names`, :func:`zoo.hub.resolve.model_weights_digest`)."""
     return {name: model_weights_digest(name) for name in reward_model_names(entry)}

@@ -35,7 +35,7 @@ from rich.console import Console
 
 from zoo.benchmark.grid import TAG, matching
 from zoo.benchmark.workers import GRACE_S, CellProgress, Job, deferred_interrupts, launch, outcome, stop
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 #: CPUs a cell declares: its ``zoo fit`` runs one torch thread (``--torch_threads=1``, ``OMP_NUM_THREADS=1``)
 CELL_CPUS = 1

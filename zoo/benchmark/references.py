@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from zoo.errors import ZooError
 from zoo.evaluation.reference import REFERENCE_POLICIES as REFERENCES
-from zoo.registry import ZooError
 
 
 def check_references(names: Sequence[str]) -> list[str]:

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.registry import ZooError
+from zoo.benchmark.methods import DEFAULT_ALGORITHM
+from zoo.errors import ZooError
 
 SCHEMA = 1
 #: episode metrics that are whole numbers; the others keep 4 decimals, speeds and distances 2 (0.01 km/h, 1 cm)
@@ -116,6 +117,47 @@ def save_results(path: str | Path, results: GridResults) -> Path:
             fh.write(json.dumps(record, separators=(",", ":")) + "\n")
     partial.replace(path)
     return path
+
+
+def in_grid(record: dict[str, Any], grid: dict[str, Any]) -> bool:
+    """Whether a run record belongs to ``grid``: one of its methods and scenarios, its budget (steps, action,
+    algorithm, backbone) and its number of held-out episodes."""
+    return record["method"] in grid["methods"] and record["scenario"] in grid["scenarios"] \
+        and record["steps"] == grid["steps"] and record["action"] == grid["action"] \
+        and record.get("algorithm", DEFAULT_ALGORITHM) == grid.get("algorithm", DEFAULT_ALGORITHM) \
+        and record["backbone"] == grid["backbone"] and len(record["episodes"].get("SR", [])) == grid["eval_episodes"]
+
+
+def recorded_cells(records: Sequence[dict[str, Any]], grid: dict[str, Any]) -> dict[tuple[str, str, int],
+                                                                                list[dict[str, Any]]]:
+    """The cells of ``grid`` a results file already holds whole: ``{(method, scenario, seed): records}``.
+
+    A cell counts when it has a run record :func:`in_grid` for every condition of the grid. Such a cell is not
+    trained again, even where the MLflow store it ran in is gone (a fresh clone extending a committed grid); a
+    cell recorded only in part is trained again, since its missing conditions need the checkpoint.
+    """
+    by_cell: dict[tuple[str, str, int], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in records:
+        if r["kind"] == "run" and in_grid(r, grid):
+            by_cell[r["method"], r["scenario"], r["seed"]][r["condition"]] = r
+    return {cell: [found[c] for c in grid["conditions"]] for cell, found in by_cell.items()
+            if all(c in found for c in grid["conditions"])}
+
+
+def check_same_grid(records: Sequence[dict[str, Any]], grid: dict[str, Any], path: str | Path) -> None:
+    """Refuse a grid that would drop runs its results file holds (another method list, scenario or budget).
+
+    Raises:
+        ZooError: naming the cells outside the grid and what to do.
+    """
+    outside = sorted({f"{r['method']}/{r['scenario']}/seed{r['seed']} ({r['steps']} steps, {r['action']}, "
+                      f"{r.get('algorithm', DEFAULT_ALGORITHM)}, {len(r['episodes'].get('SR', []))} episodes)"
+                      for r in records if r["kind"] == "run" and not in_grid(r, grid)})
+    if outside:
+        shown = ", ".join(outside[:4]) + (f" and {len(outside) - 4} more" if len(outside) > 4 else "")
+        raise ZooError(f"{path} holds runs outside this grid, which rewriting it would drop: {shown}; name their "
+                       "methods and scenarios, use the same --steps/--action/--algorithm/--backbone/--eval-episodes, "
+                       "or write to another --results")
 
 
 # --- from MLflow --------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from zoo.data.datamodule import CaptionDataset, RecordedData, frames_tensor
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 
 def make_bev_boxes(scenarios: list[str], frames: int, out: str | Path, *, seed: int = 0, bev_size: int = 96,

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 TTC_NONE = 100.0  # s: no leader, or not closing in
 GAP_NONE = 200.0  # m: no leader in the ego lane

@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 #: columns a captioned BEV dataset must have
 COLUMNS = ("image", "caption", "risk", "collision_within_horizon", "crashed", "time_to_collision")

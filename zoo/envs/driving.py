@@ -20,7 +20,7 @@ from gymnasium import spaces
 
 from zoo import keys
 from zoo.envs.presets import ScenarioPreset
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 OBS_MODES = ("kinematics", "bev", "both")
 ACTION_MODES = ("continuous", "discrete")

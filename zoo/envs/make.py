@@ -14,7 +14,8 @@ from torchrl.envs import EnvBase, GymWrapper, ParallelEnv, RewardSum, SerialEnv,
 
 from zoo.envs.driving import ACTION_MODES, OBS_MODES, DrivingEnv
 from zoo.envs.presets import CONDITIONS, SCENARIOS
-from zoo.registry import ZooError, check_choice
+from zoo.errors import ZooError
+from zoo.registry import check_choice
 
 
 @dataclass

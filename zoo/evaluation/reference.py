@@ -34,8 +34,9 @@ from tensordict import TensorDictBase
 from zoo.envs.driving import meta_action_names
 from zoo.envs.make import make_env
 from zoo.envs.presets import SCENARIOS
+from zoo.errors import ZooError
 from zoo.evaluation.rollout import EvaluationResult, held_out_seeds, run_episodes
-from zoo.registry import ZooError, unknown_choice
+from zoo.registry import unknown_choice
 
 #: every highway-env meta-action (a scenario offers all or some of them: ``meta_action_names``)
 META_ACTIONS = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")

@@ -21,8 +21,8 @@ from torch import nn
 
 from zoo import keys
 from zoo.envs.driving import OBJECT_CLASSES
+from zoo.errors import ZooError
 from zoo.perception.detector import Detections, Detector
-from zoo.registry import ZooError
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -8,7 +8,7 @@ returns one :class:`Detections` per frame of a next state, the batch flattened. 
 * learned detectors read ``keys.PIXELS`` (the zoo ships :class:`zoo.perception.centernet.BEVCenterNet`).
 
 :func:`load_detector` resolves a name: ``"oracle"`` or any model source of
-:func:`zoo.registry.resolve_model` whose card has ``kind: detector`` (e.g. ``bev-detector-tiny.sim``).
+:func:`zoo.hub.resolve.resolve_model` whose card has ``kind: detector`` (e.g. ``bev-detector-tiny.sim``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from tensordict import TensorDictBase
 
 from zoo import keys
 from zoo.envs.driving import OBJECT_CLASSES
-from zoo.registry import Registry, ZooError
+from zoo.errors import ZooError
+from zoo.registry import Registry
 
 
 @dataclass
@@ -122,8 +123,8 @@ def load_detector(source: str | Detector) -> Detector:
         return source
     if source in BUILT_IN:
         return BUILT_IN.get(source)()
+    from zoo.hub.resolve import list_models, resolve_model
     from zoo.perception.centernet import BEVCenterNet
-    from zoo.registry import list_models, resolve_model
 
     try:
         resolved = resolve_model(source)

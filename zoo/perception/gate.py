@@ -19,8 +19,9 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 
+from zoo.errors import ZooError
 from zoo.perception.detector import Detections, Detector, load_detector
-from zoo.registry import ZooError, unknown_choice
+from zoo.registry import unknown_choice
 
 #: the zoo's shipped BEV detector, the gate's default
 DEFAULT_DETECTOR = "bev-detector-tiny.sim"

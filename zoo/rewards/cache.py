@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import torch
 
 from zoo.cache import LRUCache
-
-
-def frame_key(frame: torch.Tensor) -> bytes:
-    """A digest of one uint8 frame's (or frame window's) content, shape included."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(str(tuple(frame.shape)).encode())
-    digest.update(frame.contiguous().cpu().numpy().tobytes())
-    return digest.digest()
 
 
 class EmbeddingCache:

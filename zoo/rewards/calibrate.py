@@ -25,7 +25,8 @@ import torch
 from tensordict import TensorDictBase
 
 from zoo import keys
-from zoo.registry import CARD_FILE, ZooError
+from zoo.errors import ZooError
+from zoo.hub.cards import CARD_FILE
 
 #: a frame is "imminent" when a collision happens within this many simulated seconds (the crash frame included),
 #: the label the reward model's AUROC is measured on (docs/models.md)

@@ -27,7 +27,7 @@ from tensordict import TensorDictBase
 from zoo import keys
 from zoo.cache import LRUCache
 from zoo.data.bev_captions import parse_dynamic_risk
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 from zoo.rewards.vlm import CLGReward
 from zoo.vlm.describer import load_describer
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.registry import Registry, ZooError
+from zoo.errors import ZooError
+from zoo.registry import Registry
 from zoo.rewards.base import RewardModule, init_arguments
 from zoo.rewards.dynamic import DualPathwayReward
 from zoo.rewards.synthesis import HierarchicalReward
@@ -37,7 +38,7 @@ def create_reward_model(
 
     Args:
         name_or_path: zoo name (``drive-clip-bev-tiny``, see :func:`zoo.list_models`), ``models:/<name>@<alias>``
-            URI, folder, or hub id in the local cache: any source :func:`zoo.registry.resolve_model` takes.
+            URI, folder, or hub id in the local cache: any source :func:`zoo.hub.resolve.resolve_model` takes.
         pretrained: load trained weights; ``False`` builds a zoo architecture freshly initialised.
         head: ``clg``, ``vlm-sr``, ``vlm-rm``, ``lord``, ``roboclip`` or ``dual-pathway`` (DriveVLM-RL: CLG + the
             gated dynamic pathway; ``gate``, ``describer`` … as keyword arguments) (default: the card's, else ``clg``).
@@ -56,7 +57,7 @@ def create_reward_model(
         >>> reward = zoo.create_reward_model("path/to/clip", head="clg", quantization={"bits": 8})  # doctest: +SKIP
         >>> reward = zoo.create_reward_model("path/to/clip", synthesis={"theta_min": -0.05})  # doctest: +SKIP
     """
-    from zoo.registry import resolve_model
+    from zoo.hub.resolve import resolve_model
 
     resolved = resolve_model(name_or_path, pretrained=pretrained)
     defaults = dict((resolved.card or {}).get("reward") or {})

@@ -30,7 +30,7 @@ import torch
 from tensordict import TensorDictBase
 
 from zoo import keys
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 from zoo.rewards.base import RewardModule
 
 #: VLM-RL's normalisation window for OpenCLIP ViT-bigG (docs/method.md#normalisation-window): used when no

@@ -13,9 +13,11 @@ import torch
 from tensordict import TensorDictBase
 
 from zoo import keys
-from zoo.registry import ZooError, check_choice
+from zoo.cache import frame_key
+from zoo.errors import ZooError
+from zoo.registry import check_choice
 from zoo.rewards.base import RewardModule
-from zoo.rewards.cache import EmbeddingCache, frame_key
+from zoo.rewards.cache import EmbeddingCache
 
 #: VLM-RL's contrasting language goals (docs/method.md#prompts)
 CLG_POSITIVE = "The road is clear with no car accidents"
@@ -33,7 +35,7 @@ def card_calibration(model: str, head: str, crop: str) -> dict[str, Any]:
     Empty when the model has no card (a hub id, ``random:…``), the card has no entry for the head, or the entry
     was measured on another crop (the scores of another crop are another distribution).
     """
-    from zoo.registry import resolve_model
+    from zoo.hub.resolve import resolve_model
 
     entry = ((resolve_model(model).card or {}).get("calibration") or {}).get(head) or {}
     return dict(entry) if entry.get("crop", "none") == crop else {}

@@ -34,7 +34,7 @@ from typing import Any, Self
 
 from tensordict import TensorDictBase
 
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 
 class RewardWorkerError(RuntimeError):

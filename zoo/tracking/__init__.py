@@ -7,13 +7,10 @@ from typing import Any
 
 from zoo.tracking.settings import configure_mlflow, find_checkpoint, tracking_uri, ui_command
 
-__all__ = ["ZooMLFlowLogger", "configure_mlflow", "download_model", "find_checkpoint", "register_model",
-           "tracking_uri", "ui_command"]
+__all__ = ["ZooMLFlowLogger", "configure_mlflow", "find_checkpoint", "tracking_uri", "ui_command"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "ZooMLFlowLogger":  # imports Lightning: only when asked for
         return importlib.import_module("zoo.tracking.logger").ZooMLFlowLogger
-    if name in ("register_model", "download_model"):  # the model registry (zoo.tracking.model_registry)
-        return getattr(importlib.import_module("zoo.tracking.model_registry"), name)
     raise AttributeError(f"module 'zoo.tracking' has no attribute {name!r}")

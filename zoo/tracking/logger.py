@@ -23,7 +23,7 @@ class ZooMLFlowLogger(MLFlowLogger):
     """Lightning's MLflow logger with the zoo's defaults (local SQLite store, checkpoints logged).
 
     With a tracking server (``http(s)://`` URI) the server must answer when the logger is built (else a
-    :class:`~zoo.registry.ZooError` naming the URI, before any training). If it goes away later, training
+    :class:`~zoo.errors.ZooError` naming the URI, before any training). If it goes away later, training
     goes on: metrics, params, artifacts and the run's end are journaled in
     ``<pending_root>/<experiment>/<run id>/mlflow-pending/`` and sent when the server answers again, or
     later with ``zoo tracking sync`` (see :mod:`zoo.tracking.pending`).

@@ -32,7 +32,7 @@ from typing import Any
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
 
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 from zoo.tracking.settings import check_tracking_uri
 from zoo.tracking.settings import tracking_uri as configured_tracking_uri
 

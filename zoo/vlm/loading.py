@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.registry import ZooError, check_safetensors
+from zoo.errors import ZooError
+from zoo.hub.resolve import check_safetensors
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class BackboneSource:
 
 def resolve_backbone(source: str | os.PathLike, kind: str, *, quantization: dict[str, Any] | None = None,
                      lora: dict[str, Any] | None = None, adapter: str | os.PathLike | None = None) -> BackboneSource:
-    """Resolve ``source`` (any :func:`zoo.registry.resolve_model` source) for a backbone of the zoo kind ``kind``.
+    """Resolve ``source`` (any :func:`zoo.hub.resolve.resolve_model` source) for a backbone of the zoo kind ``kind``.
 
     A LoRA adapter folder (its card has ``adapter_of``) resolves to its base, with the adapter to load on
     top and the adapter's quantization unless ``quantization`` is given.
@@ -46,7 +47,7 @@ def resolve_backbone(source: str | os.PathLike, kind: str, *, quantization: dict
     Raises:
         ZooError: both ``lora`` and ``adapter``; a zoo model of another kind; extra adapters on an adapter.
     """
-    from zoo.registry import resolve_model
+    from zoo.hub.resolve import resolve_model
 
     if lora is not None and adapter is not None:
         raise ZooError("give either `lora` (new adapters) or `adapter` (saved adapters), not both")

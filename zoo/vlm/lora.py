@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 # Names of attention projections across the architectures transformers ships (CLIP, SigLIP, ViT, BERT …).
 ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj", "o_proj", "query", "key", "value")

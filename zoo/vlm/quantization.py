@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.registry import ZooError
+from zoo.errors import ZooError
 
 
 def quantization_config(spec: dict[str, Any] | None):

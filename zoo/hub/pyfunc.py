@@ -1,6 +1,6 @@
 """MLflow "models from code" entry point of registered zoo models (do not import: MLflow runs this file).
 
-:func:`zoo.tracking.model_registry.register_model` logs this file as the pyfunc model's code, so that no
+:func:`zoo.hub.mlflow_registry.register_model` logs this file as the pyfunc model's code, so that no
 pickle is written: loading runs it, and :class:`ZooPyfuncModel` rebuilds the zoo model from the folder
 logged as the ``zoo_model`` artifact.
 
@@ -14,13 +14,9 @@ from __future__ import annotations
 import mlflow
 from mlflow.pyfunc import PythonModel
 
-from zoo.tracking.model_registry import (
-    ARTIFACT_KEY,
-    build_from_folder,
-    predict_actions,
-    predict_rewards,
-    read_card,
-)
+from zoo.hub.cards import read_card
+from zoo.hub.loaders import build_from_folder, predict_actions, predict_rewards
+from zoo.hub.mlflow_registry import ARTIFACT_KEY
 
 
 class ZooPyfuncModel(PythonModel):

@@ -6,7 +6,7 @@ A policy folder's card (``zoo.json``) and ``agent.yaml`` carry ``pins``::
      "scenario": {"name": "highway-fast", "version": 1}}
 
 A zoo name resolves to whatever is shipped now, so the name alone does not say which weights scored the
-training frames; the digest (:func:`zoo.registry.weights_digest`) does. Loading warns (:class:`ZooWarning`)
+training frames; the digest (:func:`zoo.hub.resolve.weights_digest`) does. Loading warns (:class:`ZooWarning`)
 when a pinned name now resolves to other weights, or the scenario preset has another version.
 """
 
@@ -15,7 +15,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from zoo.registry import ZooError, ZooWarning, model_weights_digest
+from zoo.errors import ZooError, ZooWarning
+from zoo.hub.resolve import model_weights_digest
 
 #: reward-entry arguments whose value names a model that decides the reward (backbone, describer, gate detector)
 MODEL_ARGUMENTS = ("model", "describer", "detector")

@@ -1,7 +1,7 @@
 """Zoo model folders in the MLflow model registry: register, alias, download, rebuild.
 
 A zoo model folder (``zoo.json`` card, ``README.md``, safetensors weights and configs) is logged as an
-MLflow **pyfunc** model "from code" (:mod:`zoo.tracking.pyfunc_model`): its artifacts are the folder's
+MLflow **pyfunc** model "from code" (:mod:`zoo.hub.pyfunc`): its artifacts are the folder's
 files, nothing is pickled, and ``mlflow.pyfunc.load_model("models:/<name>@<alias>")`` rebuilds the zoo
 model from them. :func:`download_model` fetches the folder itself, for the zoo's own loaders.
 
@@ -25,8 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from zoo.registry import CARD_FILE as CARD
-from zoo.registry import ZooError, check_safetensors, path_inside, read_card
+from zoo.errors import ZooError
+from zoo.hub.cards import CARD_FILE as CARD
+from zoo.hub.cards import path_inside, read_card
+from zoo.hub.resolve import check_safetensors
 from zoo.tracking.settings import _local_artifact_location, check_tracking_uri, configure_mlflow
 from zoo.tracking.settings import tracking_uri as _default_tracking_uri
 
@@ -37,72 +39,9 @@ EXPERIMENT = "model-registry"
 #: the pyfunc model's artifact key for the zoo folder (``context.artifacts[ARTIFACT_KEY]``)
 ARTIFACT_KEY = "zoo_model"
 #: the "models from code" file MLflow copies into the logged model and runs to rebuild it
-PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+PYFUNC_CODE = Path(__file__).with_name("pyfunc.py")
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))/?$")
 _RUNS_URI = re.compile(r"^runs:/(?P<run_id>[0-9a-f]{32})(?:/(?P<path>.*))?$")
-
-
-# -- rebuilding ---------------------------------------------------------------------------------------
-def build_from_folder(folder: str | Path) -> Any:
-    """Rebuild the zoo model a folder describes: a reward module or a policy agent.
-
-    * ``kind: reward``: ``zoo.create_reward_model(folder)`` with the card's defaults; an adapter folder
-      (``adapter_of``) loads its base (resolved by name, folder or URI), quantized as ``quantization`` says,
-      with the folder's LoRA adapters on top.
-    * ``kind: policy``: :func:`zoo.agents.checkpoint.load_policy_folder`.
-
-    Example:
-        >>> reward = build_from_folder(download_model("models:/clip-bev@champion"))  # doctest: +SKIP
-    """
-    folder = Path(folder)
-    if read_card(folder)["kind"] == "policy":
-        from zoo.agents.checkpoint import load_policy_folder
-
-        return load_policy_folder(folder)
-    from zoo.rewards.factory import create_reward_model
-
-    return create_reward_model(str(folder))  # the card's defaults; an adapter loads its base first
-
-
-def predict_rewards(reward: Any, images: Any) -> Any:
-    """Rewards ``[N]`` (float32 numpy) of uint8 images ``[N, H, W, 3]`` or ``[N, 3, H, W]``.
-
-    The head's reward on the image embeddings alone: a synthesis wrapper's vehicle-state terms are left out.
-    """
-    import numpy as np
-    import torch
-
-    frames = np.asarray(images)
-    if frames.dtype != np.uint8:
-        raise ZooError(f"images must be uint8 (0-255), got {frames.dtype}")
-    if frames.ndim != 4 or 3 not in (frames.shape[1], frames.shape[-1]):
-        raise ZooError(f"images must have shape [N, H, W, 3] or [N, 3, H, W], got {frames.shape}")
-    if frames.shape[1] != 3:  # channels last
-        frames = frames.transpose(0, 3, 1, 2)
-    head = getattr(reward, "semantic", reward)  # HierarchicalReward wraps the VLM head
-    with torch.no_grad():
-        embeddings = head.image_embeddings(torch.from_numpy(np.ascontiguousarray(frames)))
-        return head.score(embeddings)["reward"].float().cpu().numpy()
-
-
-def predict_actions(agent: Any, observations: Any) -> Any:
-    """Deterministic actions (numpy, batch first) of a policy agent for a batch of observations."""
-    import numpy as np
-    import torch
-    from tensordict import TensorDict
-
-    from zoo import keys
-
-    obs = torch.as_tensor(np.asarray(observations))
-    if tuple(obs.shape[1:]) != tuple(agent.obs_shape):
-        raise ZooError(f"observations must have shape [N, {', '.join(map(str, agent.obs_shape))}] "
-                       f"({agent.obs_key}), got {tuple(obs.shape)}")
-    if agent.obs_key != keys.PIXELS:
-        obs = obs.float()
-        if not torch.isfinite(obs).all():
-            raise ZooError(f"observations hold {int((~torch.isfinite(obs)).sum())} NaN or infinite values")
-    batch = TensorDict({agent.obs_key: obs.to(agent.device)}, batch_size=[obs.shape[0]])
-    return agent.act(batch)[keys.ACTION].cpu().numpy()
 
 
 # -- MLflow plumbing --------------------------------------------------------------------------------
@@ -214,7 +153,7 @@ def _signature(folder: Path, card: dict[str, Any]):
     spec = card.get("policy") or {}
     if not {"obs_shape", "obs_dtype", "action_shape", "action_dtype"} <= set(spec):
         raise ZooError(f"{folder / CARD} lacks the policy's observation and action spec "
-                       "(save it with zoo.agents.checkpoint.save_policy_folder)")
+                       "(save it with zoo.hub.policies.save_policy_folder)")
     return ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(spec["obs_dtype"]), (-1, *spec["obs_shape"]))]),
         outputs=Schema([TensorSpec(np.dtype(spec["action_dtype"]), (-1, *spec["action_shape"]))]))

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zoo.registry import CARD_FILE, ZooError, path_inside
-from zoo.vlm.encoder import build_once, zoo_cache
+from zoo.errors import ZooError
+from zoo.hub.cards import CARD_FILE, path_inside
+from zoo.hub.sources import build_once, zoo_cache
 
 WEIGHTS = "model.safetensors"
 
@@ -25,7 +26,7 @@ WEIGHTS = "model.safetensors"
 def _base_weights(spec: str) -> dict[str, Any]:
     from safetensors.torch import load_file
 
-    from zoo.vlm.architectures import resolve_pip_model
+    from zoo.hub.sources import resolve_pip_model
 
     return load_file(resolve_pip_model(spec) / WEIGHTS)
 
@@ -102,7 +103,7 @@ def write_model_folder(folder: str | Path, save: Callable[[Path], None], card: d
     Written to a staging folder first, so an existing ``folder`` is only replaced by a complete one with a
     valid card.
     """
-    from zoo.registry import read_card
+    from zoo.hub.cards import read_card
 
     folder = Path(folder)
     staging = folder.with_name(f"{folder.name}.staging")
