@@ -24,6 +24,7 @@ QUICK_SCRIPTS: dict[str, tuple[set[str], str | None]] = {
     "env_workers.py": ({"runs"}, None),
     "mlflow_sqlite_writers.py": ({"runs"}, None),
     "policy_latency.py": ({"policy", "reward_model"}, None),
+    "ray_grid.py": ({"runs", "ray_over_workers"}, "ray"),
     "reward_model_quality.py": ({"results"}, None),
     "reward_throughput.py": ({"throughput", "cache", "fit"}, None),
     "reward_window_saturation.py": ({"rows"}, None),

@@ -44,3 +44,10 @@ def test_loading_an_onnx_policy_without_onnxruntime_names_the_export_extra(monke
     with pytest.raises(ZooError, match=r'onnxruntime package: pip install "drive-zoo\[export\]"'):
         load_exported(tmp_path / "policy.onnx")
 
+
+
+def test_zoo_benchmark_on_ray_without_ray_names_the_ray_extra(monkeypatch, capsys):
+    _uninstalled(monkeypatch, "ray")
+    assert main(["benchmark", "--steps", "64", "--references", "none", "--backend", "ray"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err == 'error: zoo benchmark --backend ray needs the ray package: pip install "drive-zoo[ray]"'

@@ -117,3 +117,14 @@ def test_training_outlives_a_server_outage_and_loses_nothing(own_mlflow_server, 
     assert len(losses) == agent.tracker.frames // 16  # one per update: 8
     assert "last/last.ckpt" in _artifacts(client, run.info.run_id)
 
+
+
+def test_run_tags_from_the_command_line_stay_strings():
+    """A grid cell's tags reach the logger as written: a tracking server refuses the number 0 as a tag value,
+    and a token like ``0012`` or ``12e5`` must not turn into 12 or 1200000.0."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_class_arguments(ZooMLFlowLogger, "logger")
+    parsed = parser.parse_args(["--logger.tags", '{"zoo.benchmark.seed": "0", "a": "0012", "b": "12e5"}'])
+    assert parsed.logger.tags == {"zoo.benchmark.seed": "0", "a": "0012", "b": "12e5"}

@@ -872,10 +872,29 @@ def _benchmark(argv: list[str]) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="cells trained at once, each a `zoo fit` subprocess with one thread, its output in "
                              "runs/benchmark-<suite>/logs/ (default 1: one after another in this process)")
+    parser.add_argument("--backend", default="local", choices=("local", "ray"),
+                        help="local: this machine (--workers); ray: every cell a Ray task on a Ray cluster "
+                             "(pip install drive-zoo[ray]; docs/scaling.md)")
+    parser.add_argument("--address", default=None,
+                        help="with --backend ray: the cluster, host:port of its head, ray://host:10001 (Ray "
+                             "Client), auto (the one this machine belongs to) or local (a Ray instance started for "
+                             "the grid); default: RAY_ADDRESS, else the last `ray start` on this machine, else local")
+    parser.add_argument("--cell-gpus", type=float, default=0.0,
+                        help="with --backend ray: GPUs each cell declares (0.25: four cells share a GPU; default 0)")
     args = parser.parse_args(argv)
     for name in ("seeds", "workers"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.backend != "ray" and (args.address is not None or args.cell_gpus):
+        parser.error(f"--address and --cell-gpus need --backend ray, got --backend {args.backend}")
+    if args.backend == "ray" and args.workers > 1:
+        parser.error(f"--workers {args.workers} is the local backend's: with --backend ray the cluster's free CPUs "
+                     "decide how many cells run at once")
+    if args.cell_gpus < 0:
+        parser.error(f"--cell-gpus must be >= 0, got {args.cell_gpus:g}")
+    if args.backend == "ray" and args.device != "cpu" and not args.cell_gpus:
+        parser.error(f"--device {args.device} with --backend ray needs --cell-gpus > 0 (Ray hides the GPUs from "
+                     "a task that declares none)")
 
     from zoo.benchmark.conditions import check_conditions
     from zoo.benchmark.references import check_references
@@ -896,6 +915,10 @@ def _benchmark(argv: list[str]) -> None:
     references = [] if args.report_only else check_references(args.references)
     if not args.report_only:  # refused now, not after the training
         check_conditions(conditions)
+        if args.backend == "ray":
+            from zoo.extras import require
+
+            require("ray", "zoo benchmark --backend ray")
 
     import datetime as dt
     import shlex
@@ -903,6 +926,7 @@ def _benchmark(argv: list[str]) -> None:
     import mlflow
 
     from zoo.benchmark.grid import Budget, grid_results, run_grid
+    from zoo.benchmark.ray_cells import RayCluster
     from zoo.tracking import tracking_uri
 
     budget = Budget(steps=args.steps, eval_episodes=args.eval_episodes,
@@ -920,8 +944,10 @@ def _benchmark(argv: list[str]) -> None:
             "note": args.note or "", "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     check_same_grid(previous, grid, results_path)
     if not args.report_only:
+        cluster = RayCluster(args.address, args.cell_gpus) if args.backend == "ray" else None
         outcome = run_grid(args.suite, args.scenarios, range(args.seeds), budget, methods, console,
-                           workers=args.workers, conditions=conditions, recorded=recorded_cells(previous, grid))
+                           workers=args.workers, conditions=conditions, recorded=recorded_cells(previous, grid),
+                           cluster=cluster)
         console.print(f"ran {len(outcome['ran'])}, skipped {len(outcome['skipped'])} finished, "
                       f"failed {len(outcome['failed'])}" + "".join(f"\n  {f}" for f in outcome["failed"]))
     results = grid_results(mlflow.MlflowClient(tracking_uri()), grid, previous, console)

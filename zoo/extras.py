@@ -18,6 +18,7 @@ OPTIONAL_MODULES: dict[str, tuple[str, str]] = {
     "onnxscript": ("onnxscript", "export"),
     "onnxruntime": ("onnxruntime", "export"),
     "stable_baselines3": ("stable-baselines3", "bench"),
+    "ray": ("ray", "ray"),
 }
 
 

@@ -4,8 +4,9 @@ Each cell is ``zoo fit`` on its learner's :data:`~zoo.benchmark.methods.BASE_REC
 scenario, the seed and the budget set from the command line; it is tagged ``zoo.benchmark.*`` in the
 MLflow experiment ``benchmark-<suite>``. A cell whose run finished (tag ``zoo.benchmark.complete``) with
 the same budget and backbone is found and skipped, so a grid can be spread over several sittings; a
-failed or interrupted cell runs again. The cells train one after another in this process, or N at once
-as ``zoo fit`` subprocesses (:mod:`zoo.benchmark.workers`, ``zoo benchmark --workers N``). A finished run
+failed or interrupted cell runs again. The cells train one after another in this process, N at once
+as ``zoo fit`` subprocesses (:mod:`zoo.benchmark.workers`, ``zoo benchmark --workers N``), or as Ray tasks on a
+cluster (:mod:`zoo.benchmark.ray_cells`, ``zoo benchmark --backend ray``). A finished run
 is tagged with the machine, the git commit and the weight digests of its reward models, then evaluated on
 every further condition it lacks (:mod:`zoo.benchmark.conditions`). :func:`grid_results` gathers the grid
 and its reference policies into a results file's records (:mod:`zoo.benchmark.results_file`).
@@ -37,9 +38,12 @@ from zoo.errors import ZooError
 from zoo.registry import check_choice
 
 if TYPE_CHECKING:
+    from zoo.benchmark.ray_cells import RayCluster
     from zoo.benchmark.workers import Job
 
 TAG = "zoo.benchmark."
+#: the ``zoo fit`` option that carries a cell's MLflow tags (JSON)
+TAGS_OPTION = "--trainer.logger.init_args.tags"
 #: grids the benchmark knows; ``paper`` is the papers' table (docs/method.md#reported-results; its DriveVLM-RL rows
 #: arrive with DualPathwayReward)
 SUITES = {"paper": ("sparse", "engineered", "vlm-sr", "vlm-rm", "lord", "roboclip", "vlm-rl", "vlm-rl-nrac",
@@ -133,13 +137,16 @@ def finished_runs(client: Any, suite: str) -> list[Any]:
                               order_by=["attributes.start_time DESC"], max_results=10_000)
 
 
+def matching(runs: Sequence[Any], tags: dict[str, str]) -> list[Any]:
+    """The ``runs`` whose tags match ``tags`` (the same cell and budget), in their order."""
+    return [run for run in runs
+            if all({**run.data.tags, f"{TAG}algorithm": run_algorithm(run.data.tags)}.get(k) == v
+                   for k, v in tags.items())]
+
+
 def find_finished(runs: Sequence[Any], tags: dict[str, str]) -> Any | None:
     """The first of ``runs`` whose tags match ``tags`` (the same cell and budget), else ``None``."""
-    for run in runs:
-        found = {**run.data.tags, f"{TAG}algorithm": run_algorithm(run.data.tags)}
-        if all(found.get(k) == v for k, v in tags.items()):
-            return run
-    return None
+    return next(iter(matching(runs, tags)), None)
 
 
 def fit_arguments(suite: str, method: str, scenario: str, seed: int, budget: Budget) -> list[str]:
@@ -154,7 +161,7 @@ def fit_arguments(suite: str, method: str, scenario: str, seed: int, budget: Bud
         f"--seed_everything={seed}",
         f"--trainer.logger.init_args.experiment_name={experiment_name(suite)}",
         f"--trainer.logger.init_args.run_name={method}/{scenario}/seed{seed}",
-        f"--trainer.logger.init_args.tags={json.dumps(cell_tags(suite, method, scenario, seed, budget))}",
+        f"{TAGS_OPTION}={json.dumps(cell_tags(suite, method, scenario, seed, budget))}",
         f"--trainer.callbacks={json.dumps(callbacks)}",
         "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
@@ -174,7 +181,8 @@ def fit_arguments(suite: str, method: str, scenario: str, seed: int, budget: Bud
 def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget: Budget,
              methods: Sequence[str] | None = None, console: Console | None = None,
              workers: int = 1, conditions: Sequence[str] = (DEFAULT,),
-             recorded: Collection[tuple[str, str, int]] = ()) -> dict[str, list[str]]:
+             recorded: Collection[tuple[str, str, int]] = (),
+             cluster: RayCluster | None = None) -> dict[str, list[str]]:
     """Train and evaluate every missing cell of the grid; return run ids by outcome.
 
     Args:
@@ -191,6 +199,7 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
             evaluated by each cell's ``zoo fit``, the others afterwards from its checkpoint.
         recorded: cells ``(method, scenario, seed)`` the grid's results file holds whole
             (:func:`~zoo.benchmark.results_file.recorded_cells`): skipped like a finished MLflow run.
+        cluster: train every cell as a Ray task on this cluster instead (``workers`` must then be 1).
 
     Returns:
         ``{"ran": [...], "skipped": [...], "failed": ["method/scenario/seed: error", ...]}`` (a cell skipped
@@ -219,6 +228,9 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
     check_conditions(conditions)
     if workers < 1:
         raise ZooError(f"workers must be >= 1, got {workers}")
+    if cluster is not None and workers > 1:
+        raise ZooError(f"workers is the local backend's ({workers} given): on Ray the cluster's free CPUs decide "
+                       "how many cells run at once")
     console = console or Console(stderr=True)
     client = mlflow.MlflowClient(tracking_uri())
     done = finished_runs(client, suite)
@@ -242,17 +254,17 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
                                 {**tags, "mlflow.runName": cell}))
     if jobs:
         console.print(f"{len(jobs)} cells to train, {budget.steps} env steps each, "
-                      f"{min(workers, len(jobs))} at a time")
+                      + ("as Ray tasks" if cluster else f"{min(workers, len(jobs))} at a time"))
     # the weights each cell trains with, hashed once per grid (a name may resolve to other weights later)
     digests = {m: json.dumps(reward_model_digests(method_reward(m, budget.backbone)[0])) for m in methods} \
         if jobs else {}
     commit = git_commit()
-    for job, run_id, error in _fit(jobs, workers, client, suite, console):
+    for job, run_id, error, where in _fit(jobs, workers, client, suite, console, cluster):
         if error is not None:
             console.print(f"[red]failed {job.name}: {error}[/red]")
             outcome["failed"].append(f"{job.name}: {error}")
             continue
-        client.set_tag(run_id, f"{TAG}machine", machine())
+        client.set_tag(run_id, f"{TAG}machine", where)
         client.set_tag(run_id, f"{TAG}reward_models", digests[job.tags[f"{TAG}method"]])
         if commit is not None:
             client.set_tag(run_id, f"{TAG}commit", commit)
@@ -327,27 +339,39 @@ def grid_results(client: Any, grid: dict[str, Any], previous: Sequence[dict[str,
     return GridResults(grid, records)
 
 
-def _fit(jobs: Sequence[Job], workers: int, client: Any, suite: str,
-         console: Console) -> Iterator[tuple[Job, str | None, str | None]]:
-    """Train ``jobs``; yield ``(job, run_id, None)`` or ``(job, None, reason)`` as each ends."""
-    if workers > 1 and jobs:
-        from zoo.benchmark.workers import fit_in_subprocesses
+def _fit(jobs: Sequence[Job], workers: int, client: Any, suite: str, console: Console,
+         cluster: RayCluster | None) -> Iterator[tuple[Job, str | None, str | None, str | None]]:
+    """Train ``jobs``; yield ``(job, run_id, None, machine)`` or ``(job, None, reason, machine)`` as each ends
+    (``machine``: where it trained, :func:`machine`)."""
+    if not jobs:
+        return
+    if cluster is not None or workers > 1:
         from zoo.tracking.settings import _local_artifact_location
 
         name = experiment_name(suite)  # created here: children creating it at once would collide
         experiment = client.get_experiment_by_name(name)
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(
             name, artifact_location=_local_artifact_location())
-        yield from fit_in_subprocesses(jobs, workers, client, experiment_id,
-                                       Path.cwd() / "runs" / name / "logs", console)
+        log_dir = Path.cwd() / "runs" / name / "logs"
+        if cluster is not None:
+            from zoo.benchmark.ray_cells import fit_on_ray
+
+            yield from fit_on_ray(jobs, cluster, client, experiment_id, log_dir, console)
+            return
+        from zoo.benchmark.workers import fit_in_subprocesses
+
+        here = machine()
+        for job, run_id, error in fit_in_subprocesses(jobs, workers, client, experiment_id, log_dir, console):
+            yield job, run_id, error, here
         return
     from zoo.cli import _lightning_cli, _user_error
 
+    here = machine()
     for job in jobs:
         console.print(f"[bold]run {job.name}[/bold]")
         try:
             cli = _lightning_cli(job.arguments)
         except Exception as err:  # noqa: BLE001  one broken cell must not stop a grid spread over hours
-            yield job, None, str(_user_error(err) or err)
+            yield job, None, str(_user_error(err) or err), here
             continue
-        yield job, cli.trainer.logger.run_id, None
+        yield job, cli.trainer.logger.run_id, None, here

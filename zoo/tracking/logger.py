@@ -38,6 +38,9 @@ class ZooMLFlowLogger(MLFlowLogger):
         pending_root: runs folder holding the outage journal (default: the trainer's ``default_root_dir``
             under ``zoo fit``, else ``runs``).
         retry_every: seconds between checks whether a lost server is back.
+        tags: the run's tags. Typed ``str → str`` here, so the command line keeps each value as written:
+            Lightning's ``dict[str, Any]`` lets jsonargparse read ``"0"`` as the number 0 (which a tracking
+            server refuses) and ``"12e5"`` as 1200000.0.
         **kwargs: passed to :class:`lightning.pytorch.loggers.MLFlowLogger`.
 
     Example:
@@ -46,12 +49,12 @@ class ZooMLFlowLogger(MLFlowLogger):
 
     def __init__(self, experiment_name: str = "zoo", run_name: str | None = None, tracking_uri: str | None = None,
                  log_model: bool = True, artifact_location: str | None = None, pending_root: str | None = None,
-                 retry_every: float = 10.0, **kwargs: Any) -> None:
+                 retry_every: float = 10.0, tags: dict[str, str] | None = None, **kwargs: Any) -> None:
         tracking_uri = tracking_uri or _default_uri()
         check_tracking_uri(tracking_uri)
         super().__init__(experiment_name=experiment_name, run_name=run_name, tracking_uri=tracking_uri,
                          log_model=log_model, artifact_location=artifact_location or _local_artifact_location(),
-                         **kwargs)
+                         tags=tags, **kwargs)
         self.pending_root = pending_root
         self._resumed = self._run_id is not None  # a run that goes on (zoo fit --ckpt_path last)
         if tracking_uri.startswith(("http://", "https://")):
