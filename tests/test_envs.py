@@ -155,6 +155,50 @@ def test_the_intersection_ego_car_approaches_at_the_preset_speed():
         env.close()
 
 
+#: the intersection's east-west lanes, both directions: approach, straight across the junction, exit
+PRIORITY_ROAD_LANES = {("o1", "ir1"), ("ir1", "il3"), ("il3", "o3"), ("o3", "ir3"), ("ir3", "il1"), ("il1", "o1")}
+
+
+@pytest.mark.parametrize("action", ["discrete", "continuous"])
+def test_intersection_through_traffic_drives_straight_on_the_priority_road(action):
+    """With ``through_traffic_headway_range`` every other car comes from the east-west road and goes straight across,
+    and new cars keep entering at both of the road's ends."""
+    traffic = {"through_traffic_headway_range": [3.0, 6.0], "challenger_range": [58.0, 68.0]}
+    env = zoo.make_env("intersection", action=action, config=traffic)
+    try:
+        driving = _base(env)
+        driving.reset(seed=0)
+        road, ego = driving.unwrapped.road, driving.unwrapped.vehicle
+        hold = 1 if action == "discrete" else np.zeros(2, dtype=np.float32)  # IDLE, or no steering and no throttle
+        at_start = {id(v) for v in road.vehicles}
+        for _ in range(7 if action == "discrete" else 35):  # 7 simulated seconds: more than one headway
+            others = [v for v in road.vehicles if v is not ego]
+            for vehicle in others:  # east-west lanes only: approach, straight across, exit (no turns)
+                assert vehicle.lane_index[:2] in PRIORITY_ROAD_LANES, vehicle.lane_index
+            driving.step(hold)
+        others = [v for v in road.vehicles if v is not ego]
+        assert len({id(v) for v in others} - at_start) >= 2  # each stream's next car entered
+        assert any(v.lane_index[:2] == ("o1", "ir1") for v in others)
+        assert any(v.lane_index[:2] == ("o3", "ir3") for v in others)
+    finally:
+        env.close()
+
+
+def test_intersection_challenger_starts_in_range():
+    """``challenger_range`` puts one priority-road car that far along its approach lane at the start."""
+    env = zoo.make_env("intersection", config={"through_traffic_headway_range": [3.0, 6.0],
+                                               "challenger_range": [58.0, 68.0]})
+    try:
+        for seed in range(5):
+            env.reset(seed=seed)
+            unwrapped = _base(env).unwrapped
+            positions = [v.lane.local_coordinates(v.position)[0] for v in unwrapped.road.vehicles
+                         if v is not unwrapped.vehicle and v.lane_index[0] in ("o1", "o3")]
+            assert any(58.0 <= s <= 68.0 for s in positions), positions
+    finally:
+        env.close()
+
+
 def test_building_one_scenario_leaves_the_traffic_of_others_unchanged():
     from highway_env.vehicle.behavior import IDMVehicle
 

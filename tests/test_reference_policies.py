@@ -122,3 +122,17 @@ def test_quick_measurement_script_writes_its_table(tmp_path):
     assert {c["policy"] for c in cells} == {"constant:SLOWER", "idm"}
     assert all(set(c["summary"]) == {"SR", "CR", "RC", "AS"} for c in cells)
     assert "SR [95% CI]" in run.stdout
+
+
+def test_intersection_traffic_script_prints_tuning_results(tmp_path):
+    """benchmarks/intersection_traffic.py: reference policies with config overrides, on the tuning seeds."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "intersection_traffic.py"
+    run = subprocess.run([sys.executable, str(script), "--config", '{"through_traffic_headway_range": [3, 6]}',
+                          "--policies", "constant:SLOWER", "--episodes", "1"], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "constant:SLOWER: SR 0.00 CR 0.00 neither 1.00 (1 tuning episodes" in run.stdout
