@@ -231,7 +231,7 @@ def test_a_committed_results_file_extends_without_training_its_cells_again(tmp_p
 
     def fit(jobs, *args):
         trained.extend(job.name for job in jobs)
-        yield from ((job, None, "not trained in this test") for job in jobs)
+        yield from ((job, None, "not trained in this test", None) for job in jobs)
 
     monkeypatch.setattr(grid_module, "_fit", fit)
     command = ["benchmark", "--suite", "paper", "--scenarios", "merge", "--methods", "sparse", "engineered",
