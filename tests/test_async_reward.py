@@ -130,11 +130,12 @@ def _async_agent(make_agent, reward: RewardModule, **overrides):
                                                "updates_per_batch": 2, **overrides})
 
 
-def test_the_learner_only_samples_labelled_transitions_each_labelled_once(make_agent):
+@pytest.mark.parametrize("pipeline", ["sync", pytest.param("async", marks=pytest.mark.slow)])
+def test_the_learner_only_samples_labelled_transitions_each_labelled_once(make_agent, pipeline):
     import lightning as L
 
     reward = SlowReward(delay_s=0.05)
-    agent = _async_agent(make_agent, reward)
+    agent = _async_agent(make_agent, reward, pipeline=pipeline)
     seen = []
     update = agent.update
 
@@ -156,6 +157,8 @@ def test_the_learner_only_samples_labelled_transitions_each_labelled_once(make_a
     assert torch.all(stored["next", keys.REWARD] == LABEL)
     assert torch.all(stored["next", keys.REWARD_TERMS, "times_labelled"] == 1)
     assert reward.calls == 96 // 32
+    # the update-to-data ratio is exact: every stored batch got its 2 updates, the last ones flushed included
+    assert len(seen) == agent.learner_updates == 3 * 2 and agent.updates_owed == 0
 
 
 def test_an_error_in_the_reward_worker_stops_training_with_the_error(make_agent):
@@ -174,14 +177,17 @@ def test_async_needs_an_off_policy_agent(make_agent):
         make_agent("ppo-continuous", reward=SlowReward(), reward_batching="async")
 
 
-def test_ctrl_c_during_training_stops_the_reward_worker(make_agent):
+@pytest.mark.parametrize("pipeline", ["sync", pytest.param("async", marks=pytest.mark.slow)])
+def test_ctrl_c_during_training_stops_the_reward_worker(make_agent, pipeline):
+    import multiprocessing
+
     import lightning as L
 
     class CtrlC(L.Callback):
         def on_train_batch_end(self, *args) -> None:
             raise KeyboardInterrupt
 
-    agent = _async_agent(make_agent, SlowReward(delay_s=0.05))
+    agent = _async_agent(make_agent, SlowReward(delay_s=0.05), pipeline=pipeline)
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[CtrlC()])
     try:
@@ -191,6 +197,7 @@ def test_ctrl_c_during_training_stops_the_reward_worker(make_agent):
     assert trainer.interrupted
     assert agent.reward_worker is None
     assert not _worker_threads()
+    assert not multiprocessing.active_children()  # the collector's env processes are gone too
 
 
 def test_a_checkpoint_stores_what_the_worker_holds_first(make_agent, tmp_path):

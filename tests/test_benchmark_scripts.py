@@ -23,6 +23,7 @@ QUICK_SCRIPTS: dict[str, tuple[set[str], str | None]] = {
                                     "heavy_async_over_static"}, None),
     "env_workers.py": ({"runs"}, None),
     "mlflow_sqlite_writers.py": ({"runs"}, None),
+    "pipeline_throughput.py": ({"runs"}, None),
     "policy_latency.py": ({"policy", "reward_model"}, None),
     "ray_grid.py": ({"runs", "ray_over_workers"}, "ray"),
     "reward_model_quality.py": ({"results"}, None),

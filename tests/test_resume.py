@@ -64,8 +64,9 @@ def _buffer(checkpoint: dict) -> tuple[int, torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_fit_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
-    (tmp_path / "recipe.yaml").write_text(RECIPE)
+@pytest.mark.parametrize("pipeline", ["sync", "async"])
+def test_fit_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path, pipeline):
+    (tmp_path / "recipe.yaml").write_text(RECIPE + f"    pipeline: {pipeline}\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [ZOO, "fit", "--config", "recipe.yaml"]
     first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -35,3 +35,6 @@ TERMINATED = "terminated"
 TRUNCATED = "truncated"
 EPISODE_RETURN = "episode_reward"  # written by torchrl.envs.RewardSum
 STEP_COUNT = "step_count"  # written by torchrl.envs.StepCounter
+
+# -- collection --------------------------------------------------------------------------------------------
+POLICY_VERSION = "policy_version"  # int64, the learner's update count when the action was chosen (async pipeline)

@@ -18,14 +18,14 @@ from typing import Any
 import lightning as L
 import torch
 from tensordict import TensorDictBase
-from tensordict.nn import TensorDictModuleBase
+from tensordict.nn import TensorDictModuleBase, TensorDictSequential
 from torch.utils.data import DataLoader, IterableDataset
 from torchrl.collectors import BaseCollector
 from torchrl.data import LazyTensorStorage, ReplayBuffer
 from torchrl.envs import ExplorationType, set_exploration_type
 
 from zoo import keys
-from zoo.agents.collect import build_collector
+from zoo.agents.collect import PolicyVersionStamp, build_collector
 from zoo.agents.guards import check_finite_batch
 from zoo.agents.networks import ENCODERS
 from zoo.agents.state import (
@@ -48,6 +48,7 @@ from zoo.rewards.base import RewardModule, render_needs
 from zoo.rewards.worker import RewardWorker
 
 REWARD_BATCHING = ("step", "collector", "async")
+PIPELINES = ("sync", "async")
 
 
 def require(name: str, value: Any, valid: bool, expected: str) -> None:
@@ -140,8 +141,6 @@ class _Stream(IterableDataset):
         self.agent = agent
 
     def __iter__(self) -> Iterator[TensorDictBase]:
-        if self.agent.tracker.frames >= self.agent.total_frames:  # resumed from the run's final checkpoint
-            return iter(())
         return self.agent.batches()
 
 
@@ -166,8 +165,13 @@ class Agent(L.LightningModule):
             (off-policy agents): a reward worker scores each collected batch out of band while the collector
             goes on (DriveVLM-RL's pipeline, :class:`zoo.rewards.worker.RewardWorker`).
         reward_queue: with ``"async"``, collected batches that may wait for their rewards (back-pressure beyond).
-        collector_workers: env worker processes of the collector (TorchRL ``MultiSyncCollector``), each
-            stepping ``env.num_envs`` envs with its own seeds and its own copy of a per-step reward.
+        collector_workers: env worker processes of the collector (TorchRL ``MultiSyncCollector``, or
+            ``MultiAsyncCollector`` with ``pipeline: async``), each stepping ``env.num_envs`` envs with its own
+            seeds and its own copy of a per-step reward.
+        pipeline: ``"sync"``: collect a batch, then learn on it, in turn (the reference, and the easiest to debug);
+            ``"async"`` (off-policy agents): the envs step in collector processes while the learner trains, with
+            the learner's weights of the moment (shared memory); the policy lag of every transition is logged
+            (``pipeline/policy_lag_updates``). Both make the same number of gradient updates for the same budget.
     """
 
     #: action modes the algorithm supports; the first is used when the recipe leaves it open
@@ -190,6 +194,7 @@ class Agent(L.LightningModule):
         reward_batching: str = "step",
         collector_workers: int = 1,
         reward_queue: int = 4,
+        pipeline: str = "sync",
     ) -> None:
         super().__init__()
         require("total_frames", total_frames, total_frames >= 1, ">= 1 env step")
@@ -242,6 +247,10 @@ class Agent(L.LightningModule):
         if reward_queue < 1:
             raise ZooError(f"reward_queue must be >= 1 batch, got {reward_queue}")
         self.reward_queue = reward_queue
+        self.pipeline = check_choice("pipeline", pipeline, PIPELINES)
+        if pipeline == "async" and not isinstance(self, OffPolicyAgent):
+            raise ZooError(f"pipeline='async' needs an off-policy agent (a replay buffer); {type(self).__name__} "
+                           f"learns from fresh rollouts of its current policy: use 'sync'")
         self.reward_worker: RewardWorker | None = None
         self.tracker = EpisodeTracker()
 
@@ -266,7 +275,8 @@ class Agent(L.LightningModule):
         raise NotImplementedError
 
     def batches(self) -> Iterator[TensorDictBase]:
-        """Yield training batches (collecting experience as needed)."""
+        """Yield training batches (collecting experience as needed; none beyond the budget, which a run resumed
+        from its final checkpoint has spent already)."""
         raise NotImplementedError
 
     # -- shared plumbing --------------------------------------------------------------------------
@@ -277,19 +287,22 @@ class Agent(L.LightningModule):
     def training_reward(self) -> RewardModule | None:
         return self.reward.copy_for_env() if self.reward is not None else None
 
-    def make_collector(self, init_random_frames: int = 0, **kwargs: Any) -> BaseCollector:
+    def make_collector(self, init_random_frames: int = 0, stamp: PolicyVersionStamp | None = None,
+                       **kwargs: Any) -> BaseCollector:
         """The collector for the rest of the budget: after a resume it collects only the env steps still
-        due (and the random-action steps still due), with envs seeded past the ones already used."""
+        due (and the random-action steps still due), with envs seeded past the ones already used. ``stamp``
+        ends the exploration policy, writing the learner's update count into each step."""
         reward = self.training_reward()
         on_batches = self.reward_batching != "step"  # "collector" scores each batch, "async" leaves it to a worker
         done = self.tracker.frames
         rank = self.trainer.global_rank if self._trainer is not None else 0
+        policy = self.exploration_policy()
         return build_collector(
-            self.env_config, self.exploration_policy(), seed=training_env_seed(self.seed, rank, done),
+            self.env_config, policy if stamp is None else TensorDictSequential(policy, stamp), seed=training_env_seed(self.seed, rank, done),
             frames_per_batch=self.frames_per_batch, total_frames=max(1, self.total_frames - done),
             workers=self.collector_workers, step_reward=None if on_batches else reward,
             batch_reward=reward if self.reward_batching == "collector" else None, device=self.device,
-            init_random_frames=max(0, init_random_frames - done), **kwargs)
+            init_random_frames=max(0, init_random_frames - done), asynchronous=self.pipeline == "async", **kwargs)
 
     def resumable(self) -> dict[str, Stateful]:
         """The parts of the run's state that a checkpoint carries beside weights and optimizers (see
@@ -354,10 +367,14 @@ class Agent(L.LightningModule):
             restore_state(self.resumable(), checkpoint[RESUME_KEY])
             self._allow_an_epoch_for_the_budget_left(checkpoint)
 
+    def work_left(self) -> bool:
+        """Whether the run has env steps (or, off-policy, gradient updates) still to do."""
+        return self.tracker.frames < self.total_frames
+
     def _allow_an_epoch_for_the_budget_left(self, checkpoint: dict[str, Any]) -> None:
         """The budget is ``total_frames`` env steps, streamed in one Lightning epoch: a run resumed from its final
         checkpoint with a larger ``total_frames`` would stop at once (``max_epochs`` reached), so it gets one more."""
-        if self.tracker.frames >= self.total_frames:
+        if not self.work_left():
             return
         loop = self.trainer.fit_loop
         progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
@@ -388,7 +405,9 @@ class OffPolicyAgent(Agent):
         buffer_size: replay buffer capacity in transitions (BEV frames are stored only if the policy reads them).
         batch_size: transitions per gradient update.
         learning_starts: environment steps of random actions before learning begins.
-        updates_per_batch: gradient updates after each collected batch (``frames_per_batch`` steps).
+        updates_per_batch: gradient updates per collected batch (``frames_per_batch`` steps) once
+            ``learning_starts`` steps are stored: each stored batch owes them, and the learner pays them before it
+            takes the next batch, so the update-to-data ratio is exact whatever the pipeline and reward batching.
         **kwargs: see :class:`Agent`.
     """
 
@@ -401,24 +420,58 @@ class OffPolicyAgent(Agent):
         super().__init__(**kwargs)
         # Frames (and objects) rendered only for the reward stay out of the buffer (55 kB per transition at 96 px).
         frames = [keys.PIXELS_WINDOW, keys.OBJECTS] + ([] if self.obs_key == keys.PIXELS else [keys.PIXELS])
-        self.stored_exclusions = [*frames, *(("next", k) for k in frames)]
+        self.stored_exclusions = [*frames, *(("next", k) for k in frames), keys.POLICY_VERSION]
         self.buffer_size = buffer_size
         self.batch_size = batch_size
         self.learning_starts = learning_starts
         self.updates_per_batch = updates_per_batch
         self.buffer = ReplayBuffer(storage=LazyTensorStorage(buffer_size), batch_size=batch_size)
+        self.updates_owed = 0  # gradient updates the stored batches pay for and have not had yet
+        self.learner_updates = 0  # batches sampled for updates in this fit: the policy version lags are counted in
+        self.trained_updates = 0  # updates made in this fit (Lightning fetches one batch ahead of training)
 
     def resumable(self) -> dict[str, Stateful]:
-        return {**super().resumable(), "buffer": ReplayBufferState(self.buffer)}
+        return {**super().resumable(), "buffer": ReplayBufferState(self.buffer),
+                "updates": AttributeState(self, ("updates_owed",))}
 
     def after_collect(self, batch: TensorDictBase) -> None:
         """Hook after each collected batch (exploration annealing …)."""
 
     def store(self, batch: TensorDictBase) -> None:
-        """Account for a batch with its rewards and add it to the replay buffer."""
+        """Account for a batch with its rewards, add it to the replay buffer, and owe its gradient updates."""
         self.collected(batch)
         self.buffer.extend(batch.reshape(-1).exclude(*self.stored_exclusions).to("cpu"))
         self.after_collect(batch)
+        if self.tracker.frames >= self.learning_starts:
+            self.updates_owed += self.updates_per_batch
+
+    def collected(self, batch: TensorDictBase) -> TensorDictBase:
+        """Book-keep a batch as it is stored; with the async pipeline, also its policy lag: the learner's updates
+        between the weights that chose each action and this moment."""
+        batch = super().collected(batch)
+        if keys.POLICY_VERSION in batch.keys() and self.logger is not None:
+            lag = (self.learner_updates - batch.get(keys.POLICY_VERSION)).float()
+            self.logger.log_metrics({"pipeline/policy_lag_updates": lag.mean().item(),
+                                     "pipeline/max_policy_lag_updates": lag.max().item()}, step=self.tracker.frames)
+        return batch
+
+    def pay_updates(self, stamp: PolicyVersionStamp | None) -> Iterator[TensorDictBase]:
+        """A sampled batch for each gradient update owed and not yet sampled. The debt shrinks when the update is
+        made (:meth:`training_step`), so a checkpoint carries exactly the updates still due, the batch Lightning
+        has fetched ahead included."""
+        while self.updates_owed > self.learner_updates - self.trained_updates:
+            self.learner_updates += 1
+            if stamp is not None:
+                stamp.set(self.learner_updates)
+            yield self.buffer.sample().to(self.device)
+
+    def work_left(self) -> bool:
+        return super().work_left() or self.updates_owed > 0
+
+    def training_step(self, batch: TensorDictBase, batch_idx: int) -> None:
+        super().training_step(batch, batch_idx)
+        self.updates_owed -= 1
+        self.trained_updates += 1
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """With an async reward worker, first wait for the batches it holds and store them, so the checkpoint's
@@ -431,27 +484,29 @@ class OffPolicyAgent(Agent):
     def batches(self) -> Iterator[TensorDictBase]:
         # whole collector batches of random actions (TorchRL rounds up anyway, with a warning)
         random_frames = -(-self.learning_starts // self.frames_per_batch) * self.frames_per_batch
-        collector = self.make_collector(init_random_frames=random_frames)
+        self.learner_updates = self.trained_updates = 0
+        if self.tracker.frames >= self.total_frames:  # resumed from the run's final checkpoint
+            yield from self.pay_updates(None)  # the updates it still owed
+            return
+        stamp = PolicyVersionStamp() if self.pipeline == "async" else None
+        collector = self.make_collector(init_random_frames=random_frames, stamp=stamp)
         if self.reward_batching == "async" and self.reward is not None:
             self.reward_worker = RewardWorker(self.training_reward(), max_pending=self.reward_queue)
         worker = self.reward_worker
-        self.learner_updates = 0  # the policy version: label lag is counted in learner updates
         try:
-            for batch in collector:
+            yield from self.pay_updates(stamp)  # those a resumed checkpoint still owed
+            for batch in collector:  # with pipeline "async", the workers collect the next batches meanwhile
                 if worker is None:
                     self.store(batch)
                 else:  # the learner only ever stores (and samples) labelled transitions
                     worker.submit(batch, version=self.learner_updates)
                     for labelled in worker.ready(version=self.learner_updates):
                         self.store(labelled)
-                if self.tracker.frames < self.learning_starts:
-                    continue
-                for _ in range(self.updates_per_batch):
-                    self.learner_updates += 1
-                    yield self.buffer.sample().to(self.device)
+                yield from self.pay_updates(stamp)
             if worker is not None:  # the last batches: every collected transition ends in the buffer
                 for labelled in worker.flush(version=self.learner_updates):
                     self.store(labelled)
+                yield from self.pay_updates(stamp)
         finally:
             if worker is not None:
                 worker.close()
@@ -480,6 +535,8 @@ class OnPolicyAgent(Agent):
         return rollout
 
     def batches(self) -> Iterator[TensorDictBase]:
+        if self.tracker.frames >= self.total_frames:  # resumed from the run's final checkpoint
+            return
         collector = self.make_collector()
         try:
             for rollout in collector:

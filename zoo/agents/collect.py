@@ -1,14 +1,18 @@
-"""The collector of a training run: one process, or several env worker processes (TorchRL's
-``MultiSyncCollector``), each with its own env seeds and its own copy of the reward module."""
+"""The collector of a training run: one process, or env worker processes (TorchRL's ``MultiSyncCollector``,
+or ``MultiAsyncCollector`` for a pipeline that steps the envs while the learner learns), each with its own env
+seeds and its own copy of the reward module."""
 
 from __future__ import annotations
 
 from functools import partial
 from typing import Any
 
+import torch
+from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
-from torchrl.collectors import Collector, MultiSyncCollector
+from torchrl.collectors import Collector, MultiAsyncCollector, MultiSyncCollector
 
+from zoo import keys
 from zoo.envs.config import EnvConfig
 from zoo.envs.make import build_env
 from zoo.rewards.base import RewardModule
@@ -16,8 +20,8 @@ from zoo.rewards.base import RewardModule
 
 def build_collector(env: EnvConfig, policy: TensorDictModuleBase, *, seed: int, frames_per_batch: int,
                     total_frames: int, workers: int = 1, step_reward: RewardModule | None = None,
-                    batch_reward: RewardModule | None = None, device: Any = None,
-                    **kwargs: Any) -> Collector | MultiSyncCollector:
+                    batch_reward: RewardModule | None = None, device: Any = None, asynchronous: bool = False,
+                    **kwargs: Any) -> Collector | MultiSyncCollector | MultiAsyncCollector:
     """A TorchRL collector over ``workers`` env processes.
 
     Worker ``w`` builds its envs with seeds ``seed + w * num_envs + i`` (so no two envs share a seed) and
@@ -26,6 +30,12 @@ def build_collector(env: EnvConfig, policy: TensorDictModuleBase, *, seed: int, 
     batch in this process). With several workers the policy's weights are sent to the workers before each
     batch (``update_at_each_batch``), so they act with the weights the learner has at that moment.
 
+    ``asynchronous=True`` gives TorchRL's ``MultiAsyncCollector``: every worker (one at least) steps its envs in
+    its own process and starts its next batch as soon as it hands one over, so collection goes on while the
+    caller learns. The policy's parameters and buffers live in shared memory, so the workers act with the
+    learner's weights of the moment (the lag is measured by the agent, :class:`PolicyVersionStamp`); each
+    worker yields ``frames_per_batch`` steps.
+
     Args:
         env: the training env config (``num_envs`` envs per worker).
         policy: the exploration policy.
@@ -33,11 +43,12 @@ def build_collector(env: EnvConfig, policy: TensorDictModuleBase, *, seed: int, 
         frames_per_batch: env steps per collected batch, over all workers (rounded down to a multiple of
             ``workers * num_envs``, at least one step each).
         total_frames: env steps to collect in all.
-        workers: env worker processes; 1 steps the envs in this process (``num_envs > 1`` still uses
-            TorchRL's ``ParallelEnv`` processes).
+        workers: env worker processes; 1 steps the envs in this process unless ``asynchronous``
+            (``num_envs > 1`` still uses TorchRL's ``ParallelEnv`` processes).
         step_reward: reward module attached to each env (scores every step).
         batch_reward: reward module applied to each collected batch (``reward_batching: collector``).
         device: device of the policy and the collected data.
+        asynchronous: collect in worker processes while the caller learns (off-policy learners).
         **kwargs: passed to the TorchRL collector (``init_random_frames`` …).
 
     Example:
@@ -45,14 +56,45 @@ def build_collector(env: EnvConfig, policy: TensorDictModuleBase, *, seed: int, 
         >>> collector = build_collector(EnvConfig(), policy, seed=0, frames_per_batch=64,  # doctest: +SKIP
         ...                             total_frames=1_000, workers=2)
     """
-    per_step = workers * env.num_envs
+    per_step = env.num_envs if asynchronous else workers * env.num_envs  # env steps of one collector step
     frames_per_batch = max(per_step, frames_per_batch - frames_per_batch % per_step)
     common = dict(frames_per_batch=frames_per_batch, total_frames=total_frames, postproc=batch_reward,
                   auto_register_policy_transforms=False,  # feed-forward policies need no InitTracker
                   **kwargs)
-    if workers == 1:
+    if workers == 1 and not asynchronous:
         return Collector(build_env(env, seed=seed, reward=step_reward), policy, device=device, **common)
     make_envs = [partial(build_env, env, seed=seed + w * env.num_envs,
                          reward=step_reward.copy_for_env() if step_reward is not None else None)
                  for w in range(workers)]
+    if asynchronous:  # the workers read the shared weights as they change: nothing to push (and wait for)
+        return MultiAsyncCollector(make_envs, policy, device=device, update_at_each_batch=False, **common)
     return MultiSyncCollector(make_envs, policy, device=device, update_at_each_batch=True, **common)
+
+
+class PolicyVersionStamp(TensorDictModuleBase):
+    """The last module of a collector's policy: writes the learner's update count at the moment of acting
+    (``policy_version``) into each step, so the policy lag of every stored transition is known exactly.
+
+    Its ``version`` buffer is shared with the collector's workers like the policy's weights: the learner sets it
+    (:meth:`set`) and the workers read the value of the moment.
+
+    Example:
+        >>> from tensordict import TensorDict
+        >>> stamp = PolicyVersionStamp()
+        >>> stamp.set(7)
+        >>> stamp(TensorDict({}, batch_size=[2]))[keys.POLICY_VERSION].tolist()
+        [7, 7]
+    """
+
+    in_keys: list = []
+    out_keys = [keys.POLICY_VERSION]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("version", torch.zeros((), dtype=torch.int64))
+
+    def set(self, version: int) -> None:
+        self.version.fill_(version)  # in place: the shared storage the workers read
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        return tensordict.set(keys.POLICY_VERSION, self.version.expand(tensordict.batch_size).clone())
