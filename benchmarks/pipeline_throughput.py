@@ -11,6 +11,9 @@ For each task below, on the same machine and seeds, one after the other:
 
 Both training runs make the same number of gradient updates (checked). Their rate is ``total_frames`` over the
 wall time of ``Trainer.fit``, the collector's start-up included (the async one starts a process: ~10 s here).
+``learner`` is the rate of the learner alone (``agent.update`` on batches sampled from the sync run's full buffer,
+no env): with one update per env step, no pipeline can train faster than ``min(bare, learner)`` env steps/s, the
+``ceiling`` each async rate is compared with.
 
 Tasks: ``dqn-kinematics`` (DQN, highway-env's engineered reward), ``sac-kinematics`` (SAC, engineered reward),
 ``sac-vlmrl-bev`` (SAC on kinematics with VLM-RL's CLG reward of the shipped ``drive-clip-bev-tiny`` on 96 px BEV
@@ -91,13 +94,26 @@ def fit_speed(task: str, pipeline: str, args) -> dict:
     start = time.perf_counter()
     trainer.fit(agent)
     seconds = time.perf_counter() - start
-    return {"frames": agent.tracker.frames, "updates": Count.updates, "seconds": round(seconds, 2),
-            "env_steps_per_s": round(agent.tracker.frames / seconds, 2), "load_end": load_average()["loadavg"]}
+    out = {"frames": agent.tracker.frames, "updates": Count.updates, "seconds": round(seconds, 2),
+           "env_steps_per_s": round(agent.tracker.frames / seconds, 2), "load_end": load_average()["loadavg"]}
+    if pipeline == "sync":  # the trained agent: its learner alone
+        out["learner"] = learner_speed(agent, args.learner_updates)
+    return out
+
+
+def learner_speed(agent, updates: int) -> dict:
+    """Gradient updates/s of ``agent.update`` alone, on batches from its (trained) replay buffer."""
+    agent.update(agent.buffer.sample())  # warm-up
+    start = time.perf_counter()
+    for _ in range(updates):
+        agent.update(agent.buffer.sample())
+    seconds = time.perf_counter() - start
+    return {"updates": updates, "seconds": round(seconds, 2), "updates_per_s": round(updates / seconds, 2)}
 
 
 def main() -> None:
     parser = BenchmarkParser("pipeline_throughput", __doc__,
-                             quick={"frames": 96, "frames_per_batch": 32, "learning_starts": 32,
+                             quick={"frames": 96, "frames_per_batch": 32, "learning_starts": 32, "learner_updates": 4,
                                     "tasks": ["dqn-kinematics", "sac-vlmrl-bev"]})
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--frames", type=int, default=2048, help="env steps per run")
@@ -106,6 +122,7 @@ def main() -> None:
     parser.add_argument("--learning-starts", type=int, default=256)
     parser.add_argument("--model", default="drive-clip-bev-tiny", help="reward model of sac-vlmrl-bev")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learner-updates", type=int, default=200, help="updates timed for the learner alone")
     parser.add_argument("--torch-threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.torch_threads)
@@ -124,9 +141,14 @@ def main() -> None:
         for pipeline in ("sync", "async"):
             row[f"{pipeline}_over_bare"] = round(row[pipeline]["env_steps_per_s"] / row["bare"]["env_steps_per_s"], 3)
         row["async_over_sync"] = round(row["async"]["env_steps_per_s"] / row["sync"]["env_steps_per_s"], 3)
-        print(f"{task}: bare {row['bare']['env_steps_per_s']} sync {row['sync']['env_steps_per_s']} "
-              f"async {row['async']['env_steps_per_s']} env steps/s; async/sync {row['async_over_sync']}, "
-              f"async/bare {row['async_over_bare']}", flush=True)
+        # one update per env step: the slower of simulator and learner bounds any pipeline
+        row["ceiling_env_steps_per_s"] = min(row["bare"]["env_steps_per_s"],
+                                             row["sync"]["learner"]["updates_per_s"])
+        row["async_over_ceiling"] = round(row["async"]["env_steps_per_s"] / row["ceiling_env_steps_per_s"], 3)
+        print(f"{task}: bare {row['bare']['env_steps_per_s']} learner {row['sync']['learner']['updates_per_s']} "
+              f"sync {row['sync']['env_steps_per_s']} async {row['async']['env_steps_per_s']} env steps/s; "
+              f"async/sync {row['async_over_sync']}, async/bare {row['async_over_bare']}, "
+              f"async/ceiling {row['async_over_ceiling']}", flush=True)
         result["runs"].append(row)
         write_json(args.out, result)  # after each task: a long run that stops keeps what it measured
     result["load_end"] = load_average()

@@ -21,6 +21,7 @@ QUICK_SCRIPTS: dict[str, tuple[set[str], str | None]] = {
     "dqn_highway_sb3.py": ({"observation_parity", "bare_env", "runs"}, "stable_baselines3"),
     "dual_pathway_throughput.py": ({"runs", "async_over_sync", "async_over_static", "heavy_async_over_sync",
                                     "heavy_async_over_static"}, None),
+    "env_profile.py": ({"runs"}, None),
     "env_workers.py": ({"runs"}, None),
     "mlflow_sqlite_writers.py": ({"runs"}, None),
     "pipeline_throughput.py": ({"runs"}, None),

@@ -408,3 +408,32 @@ def test_only_decision_frames_are_rendered(monkeypatch):
         obs, *_ = env.step(1)
     assert len(calls) == 3 and obs[keys.PIXELS].std() > 0
     env.close()
+
+
+@pytest.mark.parametrize("scenario", ["highway-fast", "merge", "roundabout", "intersection", "highway"])
+def test_fast_kinematics_observes_exactly_what_highway_env_observes(scenario):
+    """zoo.envs.observation.FastKinematics (numpy) gives highway-env's KinematicObservation (pandas) array bit for
+    bit, on every step of random episodes, across resets."""
+    from highway_env.envs.common.observation import KinematicObservation
+
+    from zoo.envs.observation import FastKinematics
+
+    with DrivingEnv(EnvConfig(scenario, action="discrete")) as env:
+        env.action_space.seed(0)
+        compared = 0
+        for episode in range(2):
+            env.reset(seed=1_500_000 + episode)
+            observation = env.unwrapped.observation_type
+            assert isinstance(observation, FastKinematics)  # also after a reset, which rebuilds it
+            for _ in range(15):
+                rng = env.unwrapped.np_random
+                state = rng.bit_generator.state  # a "shuffled" order draws from it: both see the same draw
+                fast = observation.observe()
+                rng.bit_generator.state = state
+                reference = KinematicObservation.observe(observation)
+                assert fast.dtype == reference.dtype and np.array_equal(fast, reference, equal_nan=True)
+                compared += 1
+                _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+                if terminated or truncated:
+                    break
+        assert compared >= 10

@@ -20,6 +20,7 @@ from gymnasium import spaces
 
 from zoo import keys
 from zoo.envs.config import DEFAULT_ACTION, EnvConfig
+from zoo.envs.observation import use_fast_kinematics
 from zoo.envs.presets import SCENARIOS, ScenarioPreset
 
 #: classes of the road users written under ``keys.OBJECTS``, told apart by what the BEV frame shows:
@@ -121,6 +122,7 @@ class DrivingEnv(gym.Wrapper):
             **env.config,
         }
         super().__init__(gym.make(preset.gym_id, config=env_config, render_mode="rgb_array"))
+        use_fast_kinematics(self.unwrapped)  # the same observation without pandas (zoo/envs/observation.py)
         self.continuous = action == "continuous"
         self.bev_size = env.bev_size
         self._distance = 0.0
