@@ -296,9 +296,9 @@ class Agent(L.LightningModule):
         on_batches = self.reward_batching != "step"  # "collector" scores each batch, "async" leaves it to a worker
         done = self.tracker.frames
         rank = self.trainer.global_rank if self._trainer is not None else 0
-        policy = self.exploration_policy()
+        policy = self.exploration_policy() if stamp is None else TensorDictSequential(self.exploration_policy(), stamp)
         return build_collector(
-            self.env_config, policy if stamp is None else TensorDictSequential(policy, stamp), seed=training_env_seed(self.seed, rank, done),
+            self.env_config, policy, seed=training_env_seed(self.seed, rank, done),
             frames_per_batch=self.frames_per_batch, total_frames=max(1, self.total_frames - done),
             workers=self.collector_workers, step_reward=None if on_batches else reward,
             batch_reward=reward if self.reward_batching == "collector" else None, device=self.device,
