@@ -82,19 +82,20 @@ def fit_speed(task: str, pipeline: str, args) -> dict:
     import lightning as L
 
     class Count(L.Callback):
-        updates = 0
+        def __init__(self) -> None:
+            self.updates = 0
 
         def on_train_batch_end(self, *_: Any) -> None:
-            Count.updates += 1
+            self.updates += 1
 
     torch.manual_seed(args.seed)
     agent = make_agent(task, pipeline, args)
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[Count()])
+                        enable_model_summary=False, callbacks=[count := Count()])
     start = time.perf_counter()
     trainer.fit(agent)
     seconds = time.perf_counter() - start
-    out = {"frames": agent.tracker.frames, "updates": Count.updates, "seconds": round(seconds, 2),
+    out = {"frames": agent.tracker.frames, "updates": count.updates, "seconds": round(seconds, 2),
            "env_steps_per_s": round(agent.tracker.frames / seconds, 2), "load_end": load_average()["loadavg"]}
     if pipeline == "sync":  # the trained agent: its learner alone
         out["learner"] = learner_speed(agent, args.learner_updates)

@@ -141,6 +141,8 @@ class _Stream(IterableDataset):
         self.agent = agent
 
     def __iter__(self) -> Iterator[TensorDictBase]:
+        if not self.agent.work_left():  # resumed from the run's final checkpoint, nothing owed
+            return iter(())
         return self.agent.batches()
 
 
@@ -275,8 +277,7 @@ class Agent(L.LightningModule):
         raise NotImplementedError
 
     def batches(self) -> Iterator[TensorDictBase]:
-        """Yield training batches (collecting experience as needed; none beyond the budget, which a run resumed
-        from its final checkpoint has spent already)."""
+        """Yield training batches (collecting experience as needed)."""
         raise NotImplementedError
 
     # -- shared plumbing --------------------------------------------------------------------------
@@ -485,8 +486,8 @@ class OffPolicyAgent(Agent):
         # whole collector batches of random actions (TorchRL rounds up anyway, with a warning)
         random_frames = -(-self.learning_starts // self.frames_per_batch) * self.frames_per_batch
         self.learner_updates = self.trained_updates = 0
-        if self.tracker.frames >= self.total_frames:  # resumed from the run's final checkpoint
-            yield from self.pay_updates(None)  # the updates it still owed
+        if self.tracker.frames >= self.total_frames:  # resumed from the final checkpoint with updates still owed
+            yield from self.pay_updates(None)
             return
         stamp = PolicyVersionStamp() if self.pipeline == "async" else None
         collector = self.make_collector(init_random_frames=random_frames, stamp=stamp)
@@ -535,8 +536,6 @@ class OnPolicyAgent(Agent):
         return rollout
 
     def batches(self) -> Iterator[TensorDictBase]:
-        if self.tracker.frames >= self.total_frames:  # resumed from the run's final checkpoint
-            return
         collector = self.make_collector()
         try:
             for rollout in collector:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from highway_env import utils
 from highway_env.envs.common.observation import KinematicObservation
 
@@ -49,8 +50,6 @@ class FastKinematics(KinematicObservation):
     def _normalize(self, obs: np.ndarray) -> None:
         """:meth:`KinematicObservation.normalize_obs` on the array, in place (its default ranges set the same way)."""
         if not self.features_range:
-            import pandas as pd
-
             self.normalize_obs(pd.DataFrame(columns=self.features))  # sets the default ranges, as highway-env does
         for feature, (low, high) in self.features_range.items():
             if feature in self.features:
