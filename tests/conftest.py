@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lightning.pytorch.loggers.logger import DummyLogger  # imports no mlflow: the settings below still hold
 
 # No telemetry, no network, before anything imports mlflow.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -247,3 +249,76 @@ def tiny_recipe(tmp_path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(TINY_RECIPE)
     return path
+
+
+class Recorder(DummyLogger):
+    """Keeps every metric the agent logs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.metrics: list[dict[str, float]] = []
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.metrics.append(dict(metrics))
+
+
+# -- a Ray head for the tests of zoo benchmark --backend ray and collector: ray ------------------------------------
+#: the environment of the Ray head and of the processes that use it: no usage statistics, this checkout importable
+RAY_ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")]))}
+
+
+def processes() -> Iterator[tuple[int, int, str]]:
+    """``(pid, parent pid, command line)`` of every process (Linux ``/proc``)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # ended meanwhile
+            continue
+        yield int(entry.name), parent, command
+
+
+@pytest.fixture(scope="module")
+def ray_head() -> Iterator[str]:
+    """The address of a Ray head on 127.0.0.1 with 2 CPUs, in a temp folder of its own; killed at the end."""
+    pytest.importorskip("ray")
+    if not Path("/proc").is_dir():
+        pytest.skip("the Ray tests find processes through /proc (Linux)")
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    port = free_port()
+    ray = str(Path(sys.executable).parent / "ray")
+    started = subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                              "--num-cpus", "2", "--num-gpus", "0", "--object-store-memory", str(100 * 2**20),
+                              "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(temp)],
+                             capture_output=True, text=True, env=RAY_ENV, timeout=300)
+    try:
+        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+        yield f"127.0.0.1:{port}"
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            ours = _head_processes(temp)
+            for pid in ours:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and _head_processes(temp):
+                time.sleep(0.2)
+        shutil.rmtree(temp, ignore_errors=True)
+        assert not _head_processes(temp), "Ray processes left behind"
+
+
+def _head_processes(temp: Path) -> set[int]:
+    """The Ray head's processes (their command lines name its temp folder) and their descendants (Ray workers
+    rename themselves ``ray::…``; their ``zoo fit`` children)."""
+    table = list(processes())
+    ours = {pid for pid, _, command in table if str(temp) in command}
+    while more := {pid for pid, parent, _ in table if parent in ours} - ours:
+        ours |= more
+    return ours
+
+

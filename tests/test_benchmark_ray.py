@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import free_port
+from conftest import RAY_ENV, processes
 from mlflow.entities import ViewType
 
-import zoo
 from zoo.benchmark.grid import TAGS_OPTION
 from zoo.benchmark.ray_cells import ATTEMPT_TAG, check_store_reachable
 from zoo.benchmark.workers import Job
@@ -31,69 +27,14 @@ from zoo.errors import ZooError
 
 GRID = ["benchmark", "--suite", "paper", "--scenarios", "highway-fast", "--seeds", "1", "--eval-episodes", "1",
         "--curve-episodes", "1", "--references", "none", "--backend", "ray"]
-ENV = {**os.environ, "COLUMNS": "300", "RAY_USAGE_STATS_ENABLED": "0",
-       "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(zoo.__file__).parents[1]), os.environ.get("PYTHONPATH")]))}
-
-
-def _processes() -> Iterator[tuple[int, int, str]]:
-    """``(pid, parent pid, command line)`` of every process (Linux ``/proc``)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):  # ended meanwhile
-            continue
-        yield int(entry.name), parent, command
+ENV = {**RAY_ENV, "COLUMNS": "300"}
 
 
 def _cells(run) -> list[tuple[int, int]]:
     """``(pid, parent pid)`` of the ``zoo fit`` children of the attempt that made ``run`` (its attempt token is on
     their command line: no other grid's process on the machine matches)."""
-    return [(pid, parent) for pid, parent, command in _processes()
+    return [(pid, parent) for pid, parent, command in processes()
             if "zoo.cli fit" in command and run.data.tags[ATTEMPT_TAG] in command]
-
-
-@pytest.fixture(scope="module")
-def ray_head() -> Iterator[str]:
-    """The address of a Ray head on 127.0.0.1 with 2 CPUs, in a temp folder of its own; killed at the end."""
-    pytest.importorskip("ray")
-    if not Path("/proc").is_dir():
-        pytest.skip("the Ray tests find processes through /proc (Linux)")
-    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
-    port = free_port()
-    ray = str(Path(sys.executable).parent / "ray")
-    started = subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                              "--num-cpus", "2", "--num-gpus", "0", "--object-store-memory", str(100 * 2**20),
-                              "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(temp)],
-                             capture_output=True, text=True, env=ENV, timeout=300)
-    try:
-        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
-        yield f"127.0.0.1:{port}"
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            ours = _head_processes(temp)
-            for pid in ours:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and _head_processes(temp):
-                time.sleep(0.2)
-        shutil.rmtree(temp, ignore_errors=True)
-        assert not _head_processes(temp), "Ray processes left behind"
-
-
-def _head_processes(temp: Path) -> set[int]:
-    """The Ray head's processes (their command lines name its temp folder) and their descendants (Ray workers
-    rename themselves ``ray::…``; their ``zoo fit`` children)."""
-    table = list(_processes())
-    ours = {pid for pid, _, command in table if str(temp) in command}
-    while more := {pid for pid, parent, _ in table if parent in ours} - ours:
-        ours |= more
-    return ours
 
 
 def _start_grid(arguments: list[str], env: dict[str, str], out: Path) -> subprocess.Popen:

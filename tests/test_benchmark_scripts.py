@@ -22,7 +22,7 @@ QUICK_SCRIPTS: dict[str, tuple[set[str], str | None]] = {
     "dual_pathway_throughput.py": ({"runs", "async_over_sync", "async_over_static", "heavy_async_over_sync",
                                     "heavy_async_over_static"}, None),
     "env_profile.py": ({"runs"}, None),
-    "env_workers.py": ({"runs"}, None),
+    "env_workers.py": ({"runs"}, "ray"),
     "mlflow_sqlite_writers.py": ({"runs"}, None),
     "pipeline_throughput.py": ({"runs"}, None),
     "policy_latency.py": ({"policy", "reward_model"}, None),

@@ -10,21 +10,10 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.loggers.logger import DummyLogger
+from conftest import Recorder
 
 from zoo.agents.state import RESUME_KEY
 from zoo.errors import ZooError
-
-
-class Recorder(DummyLogger):
-    """Keeps every metric the agent logs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.metrics: list[dict[str, float]] = []
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        self.metrics.append(dict(metrics))
 
 
 class Census(L.Callback):

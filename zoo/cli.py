@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from zoo.errors import ZooError
 from zoo.hub.cards import MODEL_KINDS
+from zoo.ray_runtime import ADDRESS_HELP
 from zoo.tracking import configure_mlflow
 
 configure_mlflow()
@@ -875,10 +876,7 @@ def _benchmark(argv: list[str]) -> None:
     parser.add_argument("--backend", default="local", choices=("local", "ray"),
                         help="local: this machine (--workers); ray: every cell a Ray task on a Ray cluster "
                              "(pip install drive-zoo[ray]; docs/scaling.md)")
-    parser.add_argument("--address", default=None,
-                        help="with --backend ray: the cluster, host:port of its head, ray://host:10001 (Ray "
-                             "Client), auto (the one this machine belongs to) or local (a Ray instance started for "
-                             "the grid); default: RAY_ADDRESS, else the last `ray start` on this machine, else local")
+    parser.add_argument("--address", default=None, help=f"with --backend ray: the cluster, {ADDRESS_HELP}")
     parser.add_argument("--cell-gpus", type=float, default=0.0,
                         help="with --backend ray: GPUs each cell declares (0.25: four cells share a GPU; default 0)")
     args = parser.parse_args(argv)

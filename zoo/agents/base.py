@@ -25,7 +25,7 @@ from torchrl.data import LazyTensorStorage, ReplayBuffer
 from torchrl.envs import ExplorationType, set_exploration_type
 
 from zoo import keys
-from zoo.agents.collect import PolicyVersionStamp, build_collector
+from zoo.agents.collect import PolicyVersionStamp, build_collector, seed_of_worker
 from zoo.agents.guards import check_finite_batch
 from zoo.agents.networks import ENCODERS
 from zoo.agents.state import (
@@ -41,6 +41,7 @@ from zoo.agents.state import (
 from zoo.envs.config import EnvConfig, RenderNeeds
 from zoo.envs.make import build_env
 from zoo.errors import ZooError
+from zoo.extras import require as require_extra
 from zoo.evaluation.metrics import MS_TO_KMH
 from zoo.evaluation.rollout import EVAL_SEED_OFFSET
 from zoo.registry import check_choice
@@ -49,6 +50,7 @@ from zoo.rewards.worker import RewardWorker
 
 REWARD_BATCHING = ("step", "collector", "async")
 PIPELINES = ("sync", "async")
+COLLECTORS = ("local", "ray")
 
 
 def require(name: str, value: Any, valid: bool, expected: str) -> None:
@@ -174,6 +176,12 @@ class Agent(L.LightningModule):
             ``"async"`` (off-policy agents): the envs step in collector processes while the learner trains, with
             the learner's weights of the moment (shared memory); the policy lag of every transition is logged
             (``pipeline/policy_lag_updates``). Both make the same number of gradient updates for the same budget.
+        collector: where the env workers run: ``"local"``, processes of this machine; ``"ray"``, ``collector_workers``
+            Ray actors on a Ray cluster (TorchRL's ``RayCollector``; ``pip install drive-zoo[ray]``), the learner's
+            weights pushed to them before each batch they collect (``pipeline`` says whether the learner waits for
+            the batch of every worker or takes each as it comes).
+        ray_address: with ``collector: ray``, the cluster (:data:`zoo.ray_runtime.ADDRESS_HELP`; a Ray instance
+            this process already joined is used as it is).
     """
 
     #: action modes the algorithm supports; the first is used when the recipe leaves it open
@@ -197,6 +205,8 @@ class Agent(L.LightningModule):
         collector_workers: int = 1,
         reward_queue: int = 4,
         pipeline: str = "sync",
+        collector: str = "local",
+        ray_address: str | None = None,
     ) -> None:
         super().__init__()
         require("total_frames", total_frames, total_frames >= 1, ">= 1 env step")
@@ -253,6 +263,12 @@ class Agent(L.LightningModule):
         if pipeline == "async" and not isinstance(self, OffPolicyAgent):
             raise ZooError(f"pipeline='async' needs an off-policy agent (a replay buffer); {type(self).__name__} "
                            f"learns from fresh rollouts of its current policy: use 'sync'")
+        self.collector = check_choice("collector", collector, COLLECTORS)
+        if collector == "ray":
+            require_extra("ray", "collector: ray")  # refused now, not after the first minutes of a run
+        if ray_address is not None and collector != "ray":
+            raise ZooError(f"ray_address needs collector: ray, got collector: {collector!r}")
+        self.ray_address = ray_address
         self.reward_worker: RewardWorker | None = None
         self.tracker = EpisodeTracker()
 
@@ -298,12 +314,17 @@ class Agent(L.LightningModule):
         done = self.tracker.frames
         rank = self.trainer.global_rank if self._trainer is not None else 0
         policy = self.exploration_policy() if stamp is None else TensorDictSequential(self.exploration_policy(), stamp)
+        seed = training_env_seed(self.seed, rank, done)
+        if self.logger is not None:  # where each worker's envs start, for the record (they shift on resume)
+            self.logger.log_metrics({f"collector/worker_{w}_first_seed": float(seed_of_worker(self.env_config, seed, w))
+                                     for w in range(self.collector_workers)}, step=done)
         return build_collector(
-            self.env_config, policy, seed=training_env_seed(self.seed, rank, done),
+            self.env_config, policy, seed=seed,
             frames_per_batch=self.frames_per_batch, total_frames=max(1, self.total_frames - done),
             workers=self.collector_workers, step_reward=None if on_batches else reward,
             batch_reward=reward if self.reward_batching == "collector" else None, device=self.device,
-            init_random_frames=max(0, init_random_frames - done), asynchronous=self.pipeline == "async", **kwargs)
+            init_random_frames=max(0, init_random_frames - done), asynchronous=self.pipeline == "async",
+            backend=self.collector, address=self.ray_address, **kwargs)
 
     def resumable(self) -> dict[str, Stateful]:
         """The parts of the run's state that a checkpoint carries beside weights and optimizers (see

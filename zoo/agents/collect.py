@@ -1,27 +1,30 @@
 """The collector of a training run: one process, or env worker processes (TorchRL's ``MultiSyncCollector``,
-or ``MultiAsyncCollector`` for a pipeline that steps the envs while the learner learns), each with its own env
-seeds and its own copy of the reward module."""
+or ``MultiAsyncCollector`` for a pipeline that steps the envs while the learner learns), or env workers on a Ray
+cluster (TorchRL's ``RayCollector``), each with its own env seeds and its own copy of the reward module."""
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from typing import Any
 
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
-from torchrl.collectors import Collector, MultiAsyncCollector, MultiSyncCollector
+from torchrl.collectors import BaseCollector, Collector, MultiAsyncCollector, MultiSyncCollector
 
 from zoo import keys
 from zoo.envs.config import EnvConfig
 from zoo.envs.make import build_env
+from zoo.extras import require
+from zoo.ray_runtime import connect
 from zoo.rewards.base import RewardModule
 
 
 def build_collector(env: EnvConfig, policy: TensorDictModuleBase, *, seed: int, frames_per_batch: int,
                     total_frames: int, workers: int = 1, step_reward: RewardModule | None = None,
                     batch_reward: RewardModule | None = None, device: Any = None, asynchronous: bool = False,
-                    **kwargs: Any) -> Collector | MultiSyncCollector | MultiAsyncCollector:
+                    backend: str = "local", address: str | None = None, **kwargs: Any) -> BaseCollector:
     """A TorchRL collector over ``workers`` env processes.
 
     Worker ``w`` builds its envs with seeds ``seed + w * num_envs + i`` (so no two envs share a seed) and
@@ -49,6 +52,8 @@ def build_collector(env: EnvConfig, policy: TensorDictModuleBase, *, seed: int, 
         batch_reward: reward module applied to each collected batch (``reward_batching: collector``).
         device: device of the policy and the collected data.
         asynchronous: collect in worker processes while the caller learns (off-policy learners).
+        backend: ``"local"`` (processes of this machine) or ``"ray"`` (Ray actors, on any node of the cluster).
+        address: with ``"ray"``, the cluster (:data:`zoo.ray_runtime.ADDRESS_HELP`).
         **kwargs: passed to the TorchRL collector (``init_random_frames`` …).
 
     Example:
@@ -58,17 +63,59 @@ def build_collector(env: EnvConfig, policy: TensorDictModuleBase, *, seed: int, 
     """
     per_step = env.num_envs if asynchronous else workers * env.num_envs  # env steps of one collector step
     frames_per_batch = max(per_step, frames_per_batch - frames_per_batch % per_step)
-    common = dict(frames_per_batch=frames_per_batch, total_frames=total_frames, postproc=batch_reward,
-                  auto_register_policy_transforms=False,  # feed-forward policies need no InitTracker
-                  **kwargs)
-    if workers == 1 and not asynchronous:
-        return Collector(build_env(env, seed=seed, reward=step_reward), policy, device=device, **common)
-    make_envs = [partial(build_env, env, seed=seed + w * env.num_envs,
+    if workers == 1 and not asynchronous and backend == "local":
+        return Collector(build_env(env, seed=seed, reward=step_reward), policy, device=device, postproc=batch_reward,
+                         frames_per_batch=frames_per_batch, total_frames=total_frames,
+                         auto_register_policy_transforms=False,  # feed-forward policies need no InitTracker
+                         **kwargs)
+    make_envs = [partial(build_env, env, seed=seed_of_worker(env, seed, w),
                          reward=step_reward.copy_for_env() if step_reward is not None else None)
                  for w in range(workers)]
+    if backend == "ray":
+        return _ray_collector(make_envs, policy, env.num_envs, address=address, asynchronous=asynchronous,
+                              frames_per_batch=frames_per_batch, total_frames=total_frames, postproc=batch_reward,
+                              device=device, **kwargs)
+    common = dict(frames_per_batch=frames_per_batch, total_frames=total_frames, postproc=batch_reward,
+                  auto_register_policy_transforms=False, **kwargs)
     if asynchronous:  # the workers read the shared weights as they change: nothing to push (and wait for)
         return MultiAsyncCollector(make_envs, policy, device=device, update_at_each_batch=False, **common)
     return MultiSyncCollector(make_envs, policy, device=device, update_at_each_batch=True, **common)
+
+
+def seed_of_worker(env: EnvConfig, seed: int, worker: int) -> int:
+    """Seed of the first env of collector worker ``worker`` (its envs take the next ``env.num_envs - 1``): no two
+    envs of a run share a seed.
+
+    Example:
+        >>> seed_of_worker(EnvConfig(num_envs=4), 100, worker=2)
+        108
+    """
+    return seed + worker * env.num_envs
+
+
+def _ray_collector(make_envs: list[partial], policy: TensorDictModuleBase, num_envs: int, *, address: str | None,
+                   asynchronous: bool, **kwargs: Any) -> BaseCollector:
+    """TorchRL's ``RayCollector`` over one Ray actor per env maker (see :func:`build_collector`)."""
+    ray = require("ray", "collector: ray")
+    # imports ray: seconds that no run without Ray should pay
+    from torchrl.collectors.distributed import RayCollector
+
+    joined = not ray.is_initialized()
+    if joined:
+        connect(address, "collector: ray", include_dashboard=False, logging_level="warning",
+                log_to_driver=False)  # TorchRL's workers print their whole policy; their errors come back anyway
+    with warnings.catch_warnings():
+        # Each worker takes its share of the random-action steps (init_random_frames / workers) before acting with
+        # the policy, also asynchronously: what the caller asks for, though TorchRL warns that it may not be.
+        warnings.filterwarnings("ignore", message="async distributed data collection with init_random_frames")
+        collector = RayCollector(
+            make_envs, policy, collector_class=Collector, sync=not asynchronous, update_after_each_batch=True,
+            remote_configs={"num_cpus": num_envs},  # the worker's envs (a ParallelEnv beyond one)
+            collector_kwargs={"auto_register_policy_transforms": False}, **kwargs)
+    collector.update_policy_weights_(policy)  # the workers start with the learner's weights
+    if joined:  # the Ray instance joined for this collector ends with it
+        collector.shutdown = partial(collector.shutdown, shutdown_ray=True)
+    return collector
 
 
 class PolicyVersionStamp(TensorDictModuleBase):

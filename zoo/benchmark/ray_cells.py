@@ -20,10 +20,7 @@ cancelled, the running ones interrupted (their child gets SIGINT: Lightning ends
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -36,6 +33,7 @@ from rich.console import Console
 from zoo.benchmark.grid import TAG, matching
 from zoo.benchmark.workers import GRACE_S, CellProgress, Job, deferred_interrupts, launch, outcome, stop
 from zoo.errors import ZooError
+from zoo.ray_runtime import connect
 
 #: CPUs a cell declares: its ``zoo fit`` runs one torch thread (``--torch_threads=1``, ``OMP_NUM_THREADS=1``)
 CELL_CPUS = 1
@@ -139,12 +137,10 @@ def fit_on_ray(jobs: Sequence[Job], cluster: RayCluster, client: Any, experiment
         ZooError: ray is not installed, the cluster cannot be reached, or it cannot reach the tracking store.
         KeyboardInterrupt: after Ctrl-C, SIGTERM or SIGHUP, once the cluster's cells are stopped.
     """
-    from zoo.extras import require
     from zoo.tracking import tracking_uri
 
-    ray = require("ray", "zoo benchmark --backend ray")
     uri = tracking_uri()
-    _connect(ray, cluster.address, uri)
+    ray = connect(cluster.address, "zoo benchmark --backend ray", runtime_env={"env_vars": {"MLFLOW_TRACKING_URI": uri}})
     try:
         check_store_reachable(uri, {node["NodeManagerHostname"] for node in ray.nodes() if node["Alive"]})
         task = ray.remote(num_cpus=CELL_CPUS, num_gpus=cluster.cell_gpus, max_retries=RETRIES)(fit_cell)
@@ -189,20 +185,6 @@ def check_store_reachable(uri: str, hosts: set[str]) -> None:
         raise ZooError(f"the tracking store {uri} is a file on this machine; the Ray cluster's nodes "
                        f"{', '.join(others)} cannot log to it: set MLFLOW_TRACKING_URI to a tracking server every "
                        "node reaches (http://host:5000, see docs/reliability.md)")
-
-
-def _connect(ray: Any, address: str | None, uri: str) -> None:
-    """``ray.init`` with the tracking URI in every task's environment; Ray's own SIGTERM handler (a bare exit)
-    is taken back, so that SIGTERM stops the cells as Ctrl-C does."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing goes to the network (a local instance)
-    main = threading.current_thread() is threading.main_thread()
-    sigterm = signal.getsignal(signal.SIGTERM) if main else None
-    try:
-        ray.init(address=address, runtime_env={"env_vars": {"MLFLOW_TRACKING_URI": uri}})
-    except ConnectionError as err:
-        raise ZooError(f"cannot connect to the Ray cluster at {address!r}: {err}") from None
-    if main:
-        signal.signal(signal.SIGTERM, sigterm)
 
 
 def _result(ray: Any, ref: Any) -> CellResult:
