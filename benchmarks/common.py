@@ -9,6 +9,7 @@ import math
 import os
 import platform
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,21 @@ def write_json(path: Path, result: dict[str, Any]) -> None:
     an undefined number (NaN or infinite: an AUROC without a positive frame) as ``null``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_finite(result), indent=2, default=str, allow_nan=False) + "\n")
+
+
+def random_steps(env: Any, steps: int, seed: int) -> tuple[float, int]:
+    """Seconds for ``steps`` random-action steps of a gymnasium ``env`` (resets included, each episode seeded
+    ``seed + k`` as in training) and the episodes they ended: the simulator's own rate, the reference of every
+    throughput table."""
+    env.action_space.seed(seed)
+    env.reset(seed=seed)
+    episodes, start = 0, time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            episodes += 1
+            env.reset(seed=seed + episodes)
+    return time.perf_counter() - start, episodes
 
 
 def _finite(value: Any) -> Any:

@@ -30,11 +30,10 @@ from __future__ import annotations
 import cProfile
 import datetime as dt
 import pstats
-import time
 import warnings
 from typing import Any
 
-from common import BenchmarkParser, git_state, load_average, machine, versions, write_json
+from common import BenchmarkParser, git_state, load_average, machine, random_steps, versions, write_json
 
 warnings.filterwarnings("ignore")
 
@@ -70,19 +69,6 @@ def median(values: list[float]) -> float:
     return sorted(values)[len(values) // 2]
 
 
-def step_through(env, steps: int, seed: int) -> tuple[float, int]:
-    """Seconds for ``steps`` random steps (resets included, as in training) and the episodes they ended."""
-    env.action_space.seed(seed)
-    env.reset(seed=seed)
-    episodes, start = 0, time.perf_counter()
-    for _ in range(steps):
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        if terminated or truncated:
-            episodes += 1
-            env.reset(seed=seed + episodes)
-    return time.perf_counter() - start, episodes
-
-
 def shares(profile: cProfile.Profile, total_s: float) -> dict[str, float]:
     stats = pstats.Stats(profile).stats  # {(file, line, function): (calls, ..., tottime, cumtime, callers)}
     out = {}
@@ -107,14 +93,14 @@ def measure(case: dict[str, Any], args) -> dict[str, Any]:
     use_fast_kinematics(envs["plain_fast_obs"])
     seconds: dict[str, list[float]] = {name: [] for name in envs}
     for env in envs.values():
-        step_through(env, args.warmup, args.seed)
+        random_steps(env, args.warmup, args.seed)
     for _ in range(args.rounds):
         for name, env in envs.items():
-            elapsed, episodes = step_through(env, args.steps, args.seed)
+            elapsed, episodes = random_steps(env, args.steps, args.seed)
             seconds[name].append(elapsed)
     profile = cProfile.Profile()
     profile.enable()
-    profiled_s, _ = step_through(zoo_env, args.steps, args.seed)
+    profiled_s, _ = random_steps(zoo_env, args.steps, args.seed)
     profile.disable()
     for env in envs.values():
         env.close()

@@ -35,7 +35,7 @@ import warnings
 from typing import Any
 
 import torch
-from common import BenchmarkParser, git_state, load_average, machine, versions, write_json
+from common import BenchmarkParser, git_state, load_average, machine, random_steps, versions, write_json
 
 warnings.filterwarnings("ignore")
 
@@ -66,14 +66,7 @@ def bare_speed(agent, frames: int, seed: int) -> dict:
     from zoo.envs import DrivingEnv
 
     env = DrivingEnv(agent.env_config)
-    env.action_space.seed(seed)
-    env.reset(seed=seed)
-    start = time.perf_counter()
-    for _ in range(frames):
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        if terminated or truncated:
-            env.reset()
-    seconds = time.perf_counter() - start
+    seconds, _ = random_steps(env, frames, seed)
     env.close()
     return {"frames": frames, "seconds": round(seconds, 2), "env_steps_per_s": round(frames / seconds, 2)}
 

@@ -41,9 +41,9 @@ from zoo.agents.state import (
 from zoo.envs.config import EnvConfig, RenderNeeds
 from zoo.envs.make import build_env
 from zoo.errors import ZooError
-from zoo.extras import require as require_extra
 from zoo.evaluation.metrics import MS_TO_KMH
 from zoo.evaluation.rollout import EVAL_SEED_OFFSET
+from zoo.extras import require as require_extra
 from zoo.registry import check_choice
 from zoo.rewards.base import RewardModule, render_needs
 from zoo.rewards.worker import RewardWorker

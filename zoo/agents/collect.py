@@ -97,21 +97,25 @@ def _ray_collector(make_envs: list[partial], policy: TensorDictModuleBase, num_e
                    asynchronous: bool, **kwargs: Any) -> BaseCollector:
     """TorchRL's ``RayCollector`` over one Ray actor per env maker (see :func:`build_collector`)."""
     ray = require("ray", "collector: ray")
-    # imports ray: seconds that no run without Ray should pay
-    from torchrl.collectors.distributed import RayCollector
+    from torchrl.collectors.distributed import RayCollector  # imports ray: only runs that use it pay for that
 
     joined = not ray.is_initialized()
     if joined:
         connect(address, "collector: ray", include_dashboard=False, logging_level="warning",
                 log_to_driver=False)  # TorchRL's workers print their whole policy; their errors come back anyway
-    with warnings.catch_warnings():
-        # Each worker takes its share of the random-action steps (init_random_frames / workers) before acting with
-        # the policy, also asynchronously: what the caller asks for, though TorchRL warns that it may not be.
-        warnings.filterwarnings("ignore", message="async distributed data collection with init_random_frames")
-        collector = RayCollector(
-            make_envs, policy, collector_class=Collector, sync=not asynchronous, update_after_each_batch=True,
-            remote_configs={"num_cpus": num_envs},  # the worker's envs (a ParallelEnv beyond one)
-            collector_kwargs={"auto_register_policy_transforms": False}, **kwargs)
+    try:
+        with warnings.catch_warnings():
+            # Each worker takes its share of the random-action steps (init_random_frames / workers) before acting
+            # with the policy, also asynchronously: what the caller asks for, though TorchRL warns that it may not.
+            warnings.filterwarnings("ignore", message="async distributed data collection with init_random_frames")
+            collector = RayCollector(
+                make_envs, policy, collector_class=Collector, sync=not asynchronous, update_after_each_batch=True,
+                remote_configs={"num_cpus": num_envs},  # the worker's envs (a ParallelEnv beyond one)
+                collector_kwargs={"auto_register_policy_transforms": False}, **kwargs)
+    except BaseException:
+        if joined:  # no Ray instance outlives a collector that could not be built
+            ray.shutdown()
+        raise
     collector.update_policy_weights_(policy)  # the workers start with the learner's weights
     if joined:  # the Ray instance joined for this collector ends with it
         collector.shutdown = partial(collector.shutdown, shutdown_ray=True)
