@@ -263,7 +263,7 @@ class Agent(L.LightningModule):
         if pipeline == "async" and not isinstance(self, OffPolicyAgent):
             raise ZooError(f"pipeline='async' needs an off-policy agent (a replay buffer); {type(self).__name__} "
                            f"learns from fresh rollouts of its current policy: use 'sync'")
-        self.collector = check_choice("collector", collector, COLLECTORS)
+        self.collector_backend = check_choice("collector", collector, COLLECTORS)
         if collector == "ray":
             require_extra("ray", "collector: ray")  # refused now, not after the first minutes of a run
         if ray_address is not None and collector != "ray":
@@ -324,7 +324,7 @@ class Agent(L.LightningModule):
             workers=self.collector_workers, step_reward=None if on_batches else reward,
             batch_reward=reward if self.reward_batching == "collector" else None, device=self.device,
             init_random_frames=max(0, init_random_frames - done), asynchronous=self.pipeline == "async",
-            backend=self.collector, address=self.ray_address, **kwargs)
+            backend=self.collector_backend, address=self.ray_address, **kwargs)
 
     def resumable(self) -> dict[str, Stateful]:
         """The parts of the run's state that a checkpoint carries beside weights and optimizers (see
