@@ -113,10 +113,10 @@ def main() -> None:
     }
     ray = None
     if "ray" in args.backends:  # one Ray instance for every Ray setting: its start-up is not a setting's
+        from zoo.agents.collect import RAY_INIT
         from zoo.ray_runtime import connect
 
-        ray = connect(args.ray_address, "the ray rows", include_dashboard=False, logging_level="warning",
-                      log_to_driver=False)
+        ray = connect(args.ray_address, "the ray rows", **RAY_INIT)
     try:
         for backend, workers, reward in settings(args):
             run = measure(backend, workers, reward, args)

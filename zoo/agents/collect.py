@@ -20,6 +20,10 @@ from zoo.extras import require
 from zoo.ray_runtime import connect
 from zoo.rewards.base import RewardModule
 
+#: ``ray.init`` options of a Ray instance joined for env workers: no dashboard, Ray's warnings only, and the workers'
+#: output left in the Ray session's logs (TorchRL's workers print their whole policy; their errors come back anyway)
+RAY_INIT: dict[str, Any] = {"include_dashboard": False, "logging_level": "warning", "log_to_driver": False}
+
 
 def build_collector(env: EnvConfig, policy: TensorDictModuleBase, *, seed: int, frames_per_batch: int,
                     total_frames: int, workers: int = 1, step_reward: RewardModule | None = None,
@@ -63,23 +67,19 @@ def build_collector(env: EnvConfig, policy: TensorDictModuleBase, *, seed: int, 
     """
     per_step = env.num_envs if asynchronous else workers * env.num_envs  # env steps of one collector step
     frames_per_batch = max(per_step, frames_per_batch - frames_per_batch % per_step)
+    common = dict(frames_per_batch=frames_per_batch, total_frames=total_frames, postproc=batch_reward, **kwargs)
+    options = dict(auto_register_policy_transforms=False)  # every TorchRL collector: no InitTracker needed
     if workers == 1 and not asynchronous and backend == "local":
-        return Collector(build_env(env, seed=seed, reward=step_reward), policy, device=device, postproc=batch_reward,
-                         frames_per_batch=frames_per_batch, total_frames=total_frames,
-                         auto_register_policy_transforms=False,  # feed-forward policies need no InitTracker
-                         **kwargs)
+        return Collector(build_env(env, seed=seed, reward=step_reward), policy, device=device, **common, **options)
     make_envs = [partial(build_env, env, seed=seed_of_worker(env, seed, w),
                          reward=step_reward.copy_for_env() if step_reward is not None else None)
                  for w in range(workers)]
     if backend == "ray":
         return _ray_collector(make_envs, policy, env.num_envs, address=address, asynchronous=asynchronous,
-                              frames_per_batch=frames_per_batch, total_frames=total_frames, postproc=batch_reward,
-                              device=device, **kwargs)
-    common = dict(frames_per_batch=frames_per_batch, total_frames=total_frames, postproc=batch_reward,
-                  auto_register_policy_transforms=False, **kwargs)
+                              device=device, collector_kwargs=options, **common)  # options of the actors' collectors
     if asynchronous:  # the workers read the shared weights as they change: nothing to push (and wait for)
-        return MultiAsyncCollector(make_envs, policy, device=device, update_at_each_batch=False, **common)
-    return MultiSyncCollector(make_envs, policy, device=device, update_at_each_batch=True, **common)
+        return MultiAsyncCollector(make_envs, policy, device=device, update_at_each_batch=False, **common, **options)
+    return MultiSyncCollector(make_envs, policy, device=device, update_at_each_batch=True, **common, **options)
 
 
 def seed_of_worker(env: EnvConfig, seed: int, worker: int) -> int:
@@ -101,8 +101,7 @@ def _ray_collector(make_envs: list[partial], policy: TensorDictModuleBase, num_e
 
     joined = not ray.is_initialized()
     if joined:
-        connect(address, "collector: ray", include_dashboard=False, logging_level="warning",
-                log_to_driver=False)  # TorchRL's workers print their whole policy; their errors come back anyway
+        connect(address, "collector: ray", **RAY_INIT)
     try:
         with warnings.catch_warnings():
             # Each worker takes its share of the random-action steps (init_random_frames / workers) before acting
@@ -111,7 +110,7 @@ def _ray_collector(make_envs: list[partial], policy: TensorDictModuleBase, num_e
             collector = RayCollector(
                 make_envs, policy, collector_class=Collector, sync=not asynchronous, update_after_each_batch=True,
                 remote_configs={"num_cpus": num_envs},  # the worker's envs (a ParallelEnv beyond one)
-                collector_kwargs={"auto_register_policy_transforms": False}, **kwargs)
+                **kwargs)
     except BaseException:
         if joined:  # no Ray instance outlives a collector that could not be built
             ray.shutdown()
