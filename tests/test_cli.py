@@ -226,23 +226,23 @@ def test_bad_input_message_is_short(case, capsys):
                                   ["--config=quickstart"], ["--config", "base/sac"],
                                   ["--config", "recipes/rewards/vlm-rl.yaml"]], ids=lambda a: " ".join(a))
 def test_fit_config_names_a_shipped_recipe(argv):
-    from zoo.cli import _shipped_recipes_by_name
+    from zoo.fit.recipes import shipped_recipes_by_name
     from zoo.shipped import recipes_dir
 
     name = argv[-1].partition("=")[2] or argv[-1]
     shipped = str(recipes_dir() / f"{name.removeprefix('recipes/').removesuffix('.yaml')}.yaml")
-    out = _shipped_recipes_by_name(["fit", *argv, "--trainer.max_steps", "1"])
+    out = shipped_recipes_by_name(["fit", *argv, "--trainer.max_steps", "1"])
     assert out == ["fit", *argv[:-1], f"--config={shipped}" if len(argv) == 1 else shipped,
                    "--trainer.max_steps", "1"]
     assert Path(shipped).resolve().is_relative_to(QUICKSTART.parent.resolve())  # in a checkout, the repo's recipes/
 
 
 def test_fit_config_prefers_a_file_in_the_working_folder(tmp_path):
-    from zoo.cli import _shipped_recipes_by_name
+    from zoo.fit.recipes import shipped_recipes_by_name
 
     (tmp_path / "quickstart.yaml").write_text("seed_everything: 1\n")
     argv = ["fit", "--config", "quickstart.yaml", "--config", "{trainer: {max_steps: 1}}", "--config", "a/b.yaml"]
-    assert _shipped_recipes_by_name(argv) == argv  # a file here, inline YAML, a path elsewhere: LightningCLI's
+    assert shipped_recipes_by_name(argv) == argv  # a file here, inline YAML, a path elsewhere: LightningCLI's
 
 
 def test_fit_config_of_an_unknown_name_lists_the_shipped_recipes(capsys):
@@ -300,8 +300,8 @@ def test_fit_refuses_a_checkpoint_that_does_not_match_the_recipe(quickstart, rec
 def test_a_checkpoint_from_before_new_env_fields_still_matches_its_recipe(quickstart, tmp_path):
     import torch
 
-    from zoo.cli import _check_checkpoint_matches_recipe
     from zoo.errors import ZooError
+    from zoo.fit.resume import check_checkpoint_matches_recipe
 
     checkpoint = torch.load(quickstart.ckpt, map_location="cpu", weights_only=True)
     env = checkpoint["hyper_parameters"]["env"]
@@ -310,10 +310,10 @@ def test_a_checkpoint_from_before_new_env_fields_still_matches_its_recipe(quicks
         env.pop(field)
     old = tmp_path / "old.ckpt"
     torch.save(checkpoint, old)
-    _check_checkpoint_matches_recipe(str(old), recipe)  # the defaults fill in: no refusal
+    check_checkpoint_matches_recipe(str(old), recipe)  # the defaults fill in: no refusal
     recipe["init_args"]["env"]["frame_window"] = 4
     with pytest.raises(ZooError, match="env is"):
-        _check_checkpoint_matches_recipe(str(old), recipe)
+        check_checkpoint_matches_recipe(str(old), recipe)
 
 
 def test_zoo_validate_is_not_a_command_and_points_at_zoo_evaluate(capsys):

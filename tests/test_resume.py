@@ -107,17 +107,17 @@ def test_fit_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path, pipe
 def test_resume_last_without_a_checkpoint_starts_from_scratch(tmp_path):
     from jsonargparse import Namespace
 
-    from zoo.cli import _resolve_last_checkpoint
+    from zoo.fit.resume import resolve_last_checkpoint
 
     config = Namespace(ckpt_path="last", trainer=Namespace(default_root_dir=str(tmp_path / "runs"), logger=Namespace(
         class_path="zoo.tracking.ZooMLFlowLogger", init_args=Namespace(experiment_name="resume"))))
-    _resolve_last_checkpoint(config)
+    resolve_last_checkpoint(config)
     assert config.ckpt_path is None
     folder = tmp_path / "runs" / "resume" / "0123abcd" / "checkpoints"
     folder.mkdir(parents=True)
     (folder / "last.ckpt").write_bytes(b"x")
     config.ckpt_path = "last"
-    _resolve_last_checkpoint(config)
+    resolve_last_checkpoint(config)
     assert config.ckpt_path == str(folder / "last.ckpt")
     assert config.trainer.logger.init_args.run_id == "0123abcd"  # the MLflow run goes on
 

@@ -13,7 +13,7 @@ import torch
 
 from zoo.data.bev_captions import DYNAMIC_CAPTIONS
 from zoo.errors import ZooError
-from zoo.evaluation.reward_evaluation import METRICS, STATIC, VARIANTS, recording
+from zoo.evaluation.reward_evaluation import METRICS, QUICK, STATIC, VARIANTS, recording
 from zoo.evaluation.reward_quality import episode_bootstrap
 from zoo.hub.cards import read_card
 from zoo.hub.resolve import resolve_model
@@ -66,7 +66,7 @@ def test_held_out_recordings_refuse_training_seeds():
 
 
 def test_quick_evaluation_writes_json_table_and_card(tmp_path, capsys):
-    from zoo.cli import REWARD_EVALUATE_QUICK, main
+    from zoo.cli import main
 
     folder = tmp_path / "drive-clip-bev-tiny.copy"
     shutil.copytree(resolve_model("drive-clip-bev-tiny").card_folder, folder)
@@ -74,15 +74,15 @@ def test_quick_evaluation_writes_json_table_and_card(tmp_path, capsys):
     torch.manual_seed(0)
     assert main(["reward", "evaluate", "--quick", "--model", str(folder), "--out", str(out), "--write-card"]) == 0
     result = json.loads(out.read_text(), parse_constant=pytest.fail)  # strict JSON
-    scenarios = REWARD_EVALUATE_QUICK["scenarios"]
+    scenarios = QUICK["scenarios"]
     assert list(result["scenarios"]) == [*scenarios, "all"]
     assert result["scenarios"]["merge"]["trained_on"] is True
     assert result["scenarios"]["roundabout"]["trained_on"] is False  # the card's training data: highway-fast, merge
-    assert result["bootstrap"]["replicates"] == REWARD_EVALUATE_QUICK["replicates"]
+    assert result["bootstrap"]["replicates"] == QUICK["replicates"]
     measured = 0
     for group in result["scenarios"].values():
         assert list(group["variants"]) == list(VARIANTS)
-        assert group["frames"] >= REWARD_EVALUATE_QUICK["frames"] and group["episodes"] >= 1
+        assert group["frames"] >= QUICK["frames"] and group["episodes"] >= 1
         for name, values in group["variants"].items():
             for metric in METRICS:
                 interval = values[metric]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 
 def list_scenarios() -> list[str]:
     """Names accepted by ``zoo.make_env``.
@@ -50,25 +48,3 @@ def load_policy(source: str, map_location: str = "cpu"):
 
     return load_policy_folder(resolved.path, map_location=map_location)
 
-
-def model_parameters(folder) -> int:
-    """Number of parameters in a zoo model folder: its weights plus the ``base`` components its card names."""
-    from pathlib import Path
-
-    from safetensors import safe_open
-
-    from zoo.hub.cards import read_card
-
-    folder = Path(folder)
-    files = sorted(folder.glob("*.safetensors"))
-    card = read_card(folder) if (folder / "zoo.json").is_file() else {}
-    if card.get("base"):
-        from zoo.hub.sources import resolve_pip_model
-
-        files += [resolve_pip_model(spec) / "model.safetensors" for spec in card["base"].values()]
-    total = 0
-    for file in files:
-        with safe_open(str(file), "pt") as f:
-            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                total += math.prod(f.get_slice(key).get_shape())
-    return total

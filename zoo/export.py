@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -35,7 +35,9 @@ from zoo.errors import ZooError
 from zoo.extras import require
 from zoo.registry import check_choice
 
-FORMATS = ("torchscript", "onnx")
+#: the artifact formats (``zoo export --format``)
+Format = Literal["torchscript", "onnx"]
+FORMATS = get_args(Format)
 SPEC_KEY = "zoo"
 
 
@@ -209,3 +211,24 @@ def load_exported(path: str | Path) -> ExportedPolicy:
         >>> action = policy(torch.zeros(1, 25))  # doctest: +SKIP
     """
     return ExportedPolicy(path)
+
+
+def export(*, policy: str, format_: Format, out: str) -> None:
+    """Write a trained policy as a policy-only deployment artifact (no reward model, no VLM).
+
+    The deterministic policy network: input = the observation it reads, output = the action. Load it with
+    zoo.export.load_exported(PATH), torch.jit.load (torchscript) or onnxruntime.
+
+    Args:
+        policy: zoo name, policy folder, .ckpt, runs:/<id> or models:/ URI
+        format_: the artifact's format
+        out: file to write (e.g. policy.pt or policy.onnx)
+    """
+    from rich.console import Console
+
+    path = export_policy(policy, format_, out)
+    spec = load_exported(path).spec
+    Console(stderr=True, soft_wrap=True).print(
+        f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB, {format_}): input {spec['obs_key']} "
+        f"{spec['obs_dtype']} [batch, {', '.join(map(str, spec['obs_shape']))}] -> action "
+        f"[batch, {', '.join(map(str, spec['action_shape']))}]", highlight=False, markup=False)

@@ -34,7 +34,7 @@ from zoo.benchmark.methods import (
 )
 from zoo.benchmark.provenance import git_commit, reward_model_digests
 from zoo.benchmark.results_file import GridResults
-from zoo.errors import ZooError
+from zoo.errors import ZooError, user_error
 from zoo.registry import check_choice
 
 if TYPE_CHECKING:
@@ -291,10 +291,8 @@ def _evaluate_conditions(client: Any, suite: str, scenarios: Sequence[str], meth
             try:
                 evaluate_run_on(client, run, condition, budget.eval_episodes)
             except Exception as err:  # noqa: BLE001  one run that cannot be evaluated must not stop the others
-                from zoo.cli import _user_error
-
-                console.print(f"[red]failed {name} on {condition}: {_user_error(err) or err}[/red]")
-                outcome["failed"].append(f"{name} on {condition}: {_user_error(err) or err}")
+                console.print(f"[red]failed {name} on {condition}: {user_error(err) or err}[/red]")
+                outcome["failed"].append(f"{name} on {condition}: {user_error(err) or err}")
 
 
 def grid_results(client: Any, grid: dict[str, Any], previous: Sequence[dict[str, Any]] = (),
@@ -364,14 +362,14 @@ def _fit(jobs: Sequence[Job], workers: int, client: Any, suite: str, console: Co
         for job, run_id, error in fit_in_subprocesses(jobs, workers, client, experiment_id, log_dir, console):
             yield job, run_id, error, here
         return
-    from zoo.cli import _lightning_cli, _user_error
+    from zoo.fit.lightning_cli import lightning_cli
 
     here = machine()
     for job in jobs:
         console.print(f"[bold]run {job.name}[/bold]")
         try:
-            cli = _lightning_cli(job.arguments)
+            cli = lightning_cli(job.arguments)
         except Exception as err:  # noqa: BLE001  one broken cell must not stop a grid spread over hours
-            yield job, None, str(_user_error(err) or err), here
+            yield job, None, str(user_error(err) or err), here
             continue
         yield job, cli.trainer.logger.run_id, None, here

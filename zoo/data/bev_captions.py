@@ -398,3 +398,37 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
         name: datasets.Dataset.from_list(rows, features=features) for name, rows in splits.items() if rows})
     dataset.save_to_disk(str(out))
     return dataset
+
+
+def record_bev_captions(*, scenarios: tuple[str, ...] = ("highway-fast",), frames: int, out: str, seed: int = 0,
+                        window: int = 4, horizon: float = 1.0, bev_size: int = 96, frame_rate: float | None = None,
+                        decision_windows: bool = False, objects: bool = False, validation_every: int = 5,
+                        overwrite: bool = False) -> None:
+    """BEV frames and windows with ground truth and captions.
+
+    Drive scenarios with a mix of policies (collisions are common) and save a Hugging Face dataset of BEV frames,
+    frame windows, simulator ground truth and templated captions, split train/validation by episode seed.
+
+    Args:
+        scenarios: scenarios driven
+        frames: rows to record (whole episodes)
+        out: folder for the dataset (datasets.load_from_disk)
+        seed: first episode seed
+        window: frames per window
+        horizon: seconds ahead for collision_within_horizon
+        bev_size: BEV frame size, pixels
+        frame_rate: frames per simulated second (default: one per policy decision, 1 Hz on highway-fast and
+            merge); the policies still decide at that rate and hold IDLE in between
+        decision_windows: space a window's frames one policy decision apart (the rate the env renders windows at
+            in training) rather than one recorded frame apart
+        objects: add the simulator's boxes of the other road users (column objects: the oracle gate's input)
+        validation_every: episodes whose seed is a multiple of this go to validation
+        overwrite: replace a non-empty --out folder
+    """
+    from rich.console import Console
+
+    dataset = make_bev_captions(list(scenarios), frames, out, seed=seed, window=window, horizon_s=horizon,
+                                bev_size=bev_size, frame_rate_hz=frame_rate, decision_windows=decision_windows,
+                                objects=objects, validation_every=validation_every, overwrite=overwrite)
+    sizes = ", ".join(f"{name} {len(split)}" for name, split in dataset.items())
+    Console(stderr=True).print(f"wrote {out}: {sizes} rows")

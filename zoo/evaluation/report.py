@@ -53,3 +53,30 @@ def log_to_mlflow(result: EvaluationResult, client: Any, run_id: str, files: lis
         client.log_metric(run_id, name, value, step=step)
     for path in files:
         client.log_artifact(run_id, str(path), "evaluation")
+
+
+def report_evaluation(result: EvaluationResult, source: dict[str, str], out: str | Path, *, condition: str,
+                      episodes: int, seed: int, video: str | Path | None = None) -> None:
+    """Print the table, write ``metrics.json`` and ``episodes.csv`` to ``out`` and log them (and ``video``) to a new
+    MLflow run of the experiment ``evaluation``, tagged with ``source`` (``{"checkpoint": ...}`` or
+    ``{"policy": ...}``), the scenario and the condition."""
+    import mlflow
+    from mlflow.entities import Param
+
+    from zoo.tracking import tracking_uri, ui_command
+
+    print_table(result, title=f"held-out evaluation: {result.scenario} ({condition}), {episodes} episodes, seed {seed}")
+    files = write_result(result, out)
+    client = mlflow.MlflowClient(tracking_uri())
+    experiment = client.get_experiment_by_name("evaluation") or client.get_experiment(
+        client.create_experiment("evaluation"))
+    run = client.create_run(experiment.experiment_id, tags={**source, "scenario": result.scenario,
+                                                            "condition": condition})
+    client.log_batch(run.info.run_id, params=[
+        Param(k, str(v)) for k, v in {**source, "scenario": result.scenario, "condition": condition,
+                                      "episodes": episodes, "seed": seed}.items()])
+    written = files + ([Path(video)] if video else [])
+    log_to_mlflow(result, client, run.info.run_id, written)
+    client.set_terminated(run.info.run_id)
+    Console().print(f"wrote {', '.join(str(f) for f in written)}; MLflow run {run.info.run_id} "
+                    f"(experiment 'evaluation'); UI: {ui_command()}")

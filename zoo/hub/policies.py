@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zoo.agents.checkpoint import agent_classes, build_acting_agent, plain_data
+from zoo.agents.checkpoint import agent_classes, build_acting_agent, load_agent, plain_data
 from zoo.errors import ZooError
 from zoo.hub.pins import training_pins, warn_on_drift
 from zoo.hub.resolve import check_safetensors
@@ -83,6 +83,59 @@ def save_policy_folder(agent, folder: str | Path, name: str, summary: str, train
                     "td = agent.act(env.reset())\n```\n")
     (folder / "README.md").write_text("\n".join(sections))
     return folder
+
+
+def save_checkpoint_as_policy(source: str, *, name: str, summary: str, out: str, run: str | None = None,
+                              command: str | None = None) -> None:
+    """Write a trained policy as a zoo model folder with its card.
+
+    Write a trained agent (Lightning checkpoint or runs:/<id>) as a policy folder (safetensors weights, agent.yaml,
+    zoo.json card, README.md) that zoo.load_policy(name) loads once it sits under checkpoints/. The card gets the
+    training command and reward, and the held-out metrics of an MLflow run.
+
+    Args:
+        source: a .ckpt file or runs:/<run id>
+        name: card name, family.tag (e.g. sac-merge.benchmark)
+        summary: one line for the card
+        out: folder to write (e.g. checkpoints/<name>)
+        run: MLflow run id whose eval/* metrics and benchmark tags go on the card (default: the run of a runs:/
+            source)
+        command: the command that trained it, for the card
+    """
+    agent = load_agent(source)
+    hparams = agent.hparams
+    reward = hparams.get("reward")
+    training = {"command": command, "algorithm": type(agent).__name__, "scenario": agent.env_config.scenario,
+                "action": agent.env_config.action, "env_steps": hparams.get("total_frames"),
+                "reward": reward.get("class_path") if isinstance(reward, dict)
+                else f"{type(reward).__module__}.{type(reward).__name__}" if reward is not None
+                else "zoo.rewards.EngineeredReward (default)"}
+    run_id = run or (source.removeprefix("runs:/").split("/")[0] if source.startswith("runs:/") else None)
+    metrics = _run_metrics(run_id, training) if run_id else None
+    folder = save_policy_folder(agent, out, name, summary, training={k: v for k, v in training.items() if v is not None},
+                                metrics=metrics)
+    print(f"wrote {folder} ({sum(f.stat().st_size for f in folder.iterdir()) / 1e6:.1f} MB)")
+
+
+def _run_metrics(run_id: str, training: dict[str, Any]) -> dict[str, Any]:
+    """The held-out metrics (``eval/*``) of the MLflow run ``run_id`` for a policy's card; its benchmark tags
+    (method, seed, machine) and id go into ``training``."""
+    import mlflow
+
+    from zoo.evaluation import EVAL_SEED_OFFSET
+    from zoo.tracking import tracking_uri
+
+    run = mlflow.MlflowClient(tracking_uri()).get_run(run_id)
+    tags = run.data.tags
+    training.update({k: tags[f"zoo.benchmark.{k}"] for k in ("method", "seed", "machine")
+                     if f"zoo.benchmark.{k}" in tags}, run=run_id)
+    metrics = {k.removeprefix("eval/"): v for k, v in sorted(run.data.metrics.items())
+               if k.startswith("eval/") and not k.endswith("_std")}
+    if not metrics:
+        raise ZooError(f"run {run_id} has no eval/* metrics (train with zoo.callbacks.EvaluateAfterFit)")
+    metrics["episodes"] = tags.get("zoo.benchmark.eval_episodes", "see the run")
+    metrics["seeds"] = f"held out: {EVAL_SEED_OFFSET} + i"
+    return metrics
 
 
 def _card_value(key: str, value: Any) -> str:

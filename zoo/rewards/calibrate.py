@@ -15,11 +15,10 @@ is CLIP's: docs/method.md#constants), so they are measured: drive a scenario wit
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from tensordict import TensorDictBase
@@ -175,7 +174,7 @@ def calibrate(reward: Any, scenario: str = "highway-fast", frames: int = 500, se
     return calibrate_heads({head: reward}, scenario, frames, seed, percentiles, bev_size, bev_range_m, progress)[head]
 
 
-def write_card_calibration(folder: str | Path, entries: Mapping[str, Mapping[str, Any]], command: str) -> Path:
+def write_card_calibration(folder: str | Path, entries: Mapping[str, Mapping[str, Any]], command: str | None) -> Path:
     """Store ``entries`` under the card's ``calibration`` key (one entry per head, each with ``command``);
     heads not in ``entries`` keep their stored entry.
 
@@ -189,6 +188,68 @@ def write_card_calibration(folder: str | Path, entries: Mapping[str, Mapping[str
     return edit_card(folder, change)
 
 
-def command_line(argv: list[str]) -> str:
-    """The command line a card records, from the arguments of ``zoo reward`` (``["calibrate", ...]``)."""
-    return shlex.join(["zoo", "reward", *argv])
+def calibrate_model(*, model: str, head: tuple[str, ...] = ("clg",), quantization_bits: Literal[4, 8] | None = None,
+                    adapter: str | None = None, crop: str = "none", scenario: str = "highway-fast", frames: int = 500,
+                    seed: int = 0, percentiles: tuple[float, float] = (5.0, 95.0), bev_size: int = 96,
+                    out: str | None = None, trust_remote_code: bool = False, write_card: bool = False,
+                    command_line: str | None = None) -> None:
+    """Measure the normalisation windows and VLM-SR's threshold of a backbone.
+
+    Record BEV frames of a scenario (random actions: collisions are common), score them with each head's raw
+    reward and measure its normalisation window (percentiles) and, for vlm-sr, the threshold that best separates
+    safe frames from frames before a collision; --write-card stores them in the model's card. The result goes to
+    stdout as JSON.
+
+    Args:
+        model: dual encoder: zoo name, hub id, folder, or random:<family>-<size>
+        head: reward heads, or 'all' (default clg; dual-pathway: CLG + the gated dynamic pathway with the shipped
+            detector and describer)
+        quantization_bits: load the backbone quantized to this many bits
+        adapter: folder of LoRA adapters
+        crop: none or right_half
+        scenario: the scenario recorded
+        frames: frames recorded
+        seed: first reset seed of the recording
+        percentiles: the LOW and HIGH percentiles of the window
+        bev_size: BEV frame size, pixels
+        out: write the result as JSON here
+        trust_remote_code: run the model folder's own Python code (config.json auto_map); only for a source you
+            trust (a card can never switch this on)
+        write_card: store each head's entry under 'calibration' in the model's card (zoo.json)
+        command_line: the command that ran this, recorded in the card
+    """
+    import json
+
+    from rich.console import Console
+
+    from zoo.envs.presets import SCENARIOS
+    from zoo.errors import UsageError
+    from zoo.hub.resolve import resolve_model
+    from zoo.registry import check_choice
+    from zoo.rewards.factory import HEADS, create_reward_model
+
+    SCENARIOS.get(scenario)
+    heads = HEADS.names() if list(head) == ["all"] else [check_choice("reward head", h, HEADS.names()) for h in head]
+    if frames < 2:
+        raise UsageError(f"--frames must be >= 2, got {frames}")
+    percentiles = check_percentiles(tuple(percentiles))
+    card_folder = resolve_model(model).card_folder if write_card else None
+    if write_card and card_folder is None:
+        raise ZooError(f"--write-card needs a zoo model with a card (zoo.json); {model!r} has none")
+    quantization = {"bits": quantization_bits} if quantization_bits else None
+    rewards = {h: create_reward_model(model, head=h, quantization=quantization, adapter=adapter, crop=crop,
+                                      trust_remote_code=trust_remote_code) for h in heads}
+    entries = calibrate_heads(rewards, scenario, frames, seed, percentiles, bev_size)
+    text = json.dumps({"model": model, "quantization": quantization, "adapter": adapter, "heads": entries}, indent=2)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+    print(text)
+    console = Console(stderr=True)
+    for name, entry in entries.items():
+        measured = [f"window [{entry['window'][0]:.4f}, {entry['window'][1]:.4f}]" if "window" in entry else "",
+                    f"threshold {entry['threshold']:.4f}" if "threshold" in entry else ""]
+        console.print(f"{name}: {', '.join(m for m in measured if m)} ({entry['frames']} frames of {scenario})")
+    if card_folder is not None:
+        path = write_card_calibration(card_folder, entries, command_line)
+        console.print(f"wrote the calibration of {', '.join(entries)} to {path}")

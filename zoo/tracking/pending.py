@@ -398,3 +398,26 @@ def pending_calls(journal: str | Path) -> int:
 def find_journals(root: str | Path = "runs") -> list[Path]:
     """Journal folders under ``root`` (default: the runs folder of the working directory)."""
     return sorted(p.parent for p in Path(root).glob(f"**/{PENDING_DIR}/{CALLS}"))
+
+
+def sync_journals(journals: list[str], *, root: str = "runs", tracking_uri: str | None = None) -> None:
+    """Send what a run journaled while the tracking server was unreachable.
+
+    Send the logging calls that runs kept in <run folder>/mlflow-pending while their MLflow server was
+    unreachable, in order; sent calls leave the journal. Every journal is checked before the first call is sent.
+
+    Args:
+        journals: journal folders (default: every one under --root)
+        root: runs folder searched when no journal is given
+        tracking_uri: the store to send to (default: MLFLOW_TRACKING_URI, else ./mlflow.db); a journal written for
+            another store is refused unless this names where to send it
+    """
+    folders = [Path(j) for j in journals] or find_journals(root)
+    if not folders:
+        print(f"nothing to sync: no mlflow-pending journal under {root}")
+    calls = {folder: read_journal(folder) for folder in folders}  # every journal checked before any is sent
+    for folder in folders:
+        destination(folder, calls[folder], tracking_uri)
+    for folder in folders:
+        sync(folder, tracking_uri)
+        print(f"sent {len(calls[folder])} logging calls from {folder}")

@@ -70,6 +70,22 @@ def import_runs(source_uri: str, experiment: str, target_uri: str | None = None,
     return copied
 
 
+def import_experiment(source: str, *, experiment: str, tracking_uri: str | None = None) -> None:
+    """Copy the ended runs of an experiment from another tracking store.
+
+    Copy the ended runs of an experiment (names, tags, params, full metric histories, artifacts, times) from
+    another MLflow store into this one, e.g. a benchmark grid's cells run on another machine; runs imported before
+    are skipped.
+
+    Args:
+        source: tracking URI to copy from, e.g. sqlite:////path/to/mlflow.db
+        experiment: experiment name, e.g. benchmark-paper
+        tracking_uri: store to copy into (default: this folder's)
+    """
+    copied = import_runs(source, experiment, tracking_uri, progress=print)
+    print(f"imported {len(copied)} runs into {experiment!r}")
+
+
 def store_identity(uri: str) -> str:
     """One spelling per store, so that the same store named two ways is recognised: a SQLite file or a folder by
     its absolute resolved path, a server URI without trailing slashes.
