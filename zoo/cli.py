@@ -118,8 +118,12 @@ class CommandParser(ArgumentParser):
             kwargs["nargs"] = len(items) if fixed else "+" if optional else "*"
             if not optional:  # none given: an empty list
                 kwargs["default"] = []
-        elif get_origin(hint) is Literal:  # checked as typed, then converted by jsonargparse's action
-            kwargs["choices"] = tuple(str(value) for value in get_args(hint))
+        elif get_origin(hint) is Literal:
+            values = get_args(hint)
+            if all(isinstance(value, str) for value in values):  # argparse's "invalid choice" names them
+                kwargs["choices"] = values
+            else:  # jsonargparse converts the text and names the choices when it does not fit
+                kwargs["metavar"] = "{" + ",".join(map(str, values)) + "}"
         elif name.endswith("_"):
             kwargs["metavar"] = name.rstrip("_").upper()
         return super().add_argument(*args, **kwargs)
