@@ -128,7 +128,6 @@ class CommandParser(ArgumentParser):
             kwargs["metavar"] = name.rstrip("_").upper()
         return super().add_argument(*args, **kwargs)
 
-
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         head, required, keys = message.partition(_REQUIRED)
         if required:
@@ -162,17 +161,16 @@ def _description(function: Callable[..., Any]) -> str:
 def run_command(argv: list[str]) -> None:
     """Parse ``argv`` (``["reward", "calibrate", ...]``) against its command's function and call it."""
     name, entry = argv[0], COMMANDS[argv[0]]
-    group = entry if isinstance(entry, dict) else None
-    parser = CommandParser(prog=f"zoo {name}", description=group["_help"] if group else None)
-    if group is None:
-        function = _function(entry)
-        parser.description = _description(function)
-        parser.add_command(function)
-        functions, parsers = {None: function}, {None: parser}
+    if isinstance(entry, str):
+        functions = {None: _function(entry)}
+        parser = CommandParser(prog=f"zoo {name}", description=_description(functions[None]))
+        parser.add_command(functions[None])
+        parsers = {None: parser}
     else:
-        subcommands = parser.add_subcommands(required=True)
-        functions = {sub: _function(target) for sub, target in group.items() if sub != "_help"}
+        functions = {sub: _function(target) for sub, target in entry.items() if sub != "_help"}
         parsers = {sub: CommandParser(description=_description(function)) for sub, function in functions.items()}
+        parser = CommandParser(prog=f"zoo {name}", description=entry["_help"])
+        subcommands = parser.add_subcommands(required=True)
         for sub, function in functions.items():
             subcommands.add_subcommand(sub, parsers[sub], help=_description(function).split("\n")[0])
             parsers[sub].add_command(function)
@@ -180,16 +178,16 @@ def run_command(argv: list[str]) -> None:
     config = parser.parse_args(argv[1:])
     chosen = config.get("subcommand")
     kwargs = (config[chosen] if chosen else config).as_dict()
-    kwargs.pop("subcommand", None)
     if COMMAND_LINE in inspect.signature(functions[chosen]).parameters:
         kwargs[COMMAND_LINE] = shlex.join(["zoo", *argv])
     try:
         functions[chosen](**kwargs)
-    except UsageError as err:
+    except UsageError as err:  # shown with the command's usage, as argparse shows its own refusals
         parsers[chosen].error(str(err))
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``zoo <argv>`` (default: ``sys.argv``); return the exit code (2: a user error, said in one line)."""
     from_sys = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     console = Console(stderr=True)

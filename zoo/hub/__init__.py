@@ -11,8 +11,10 @@ One public way to load each kind of model, from any source :func:`resolve_model`
 Rooms: :mod:`~zoo.hub.cards` (the ``zoo.json`` schema: cards are data), :mod:`~zoo.hub.resolve` (the one resolver,
 the shipped models, weight digests), :mod:`~zoo.hub.packaging` (writing and completing model folders),
 :mod:`~zoo.hub.policies` (policy folders), :mod:`~zoo.hub.pins` (a policy's pins on its reward models and scenario),
-:mod:`~zoo.hub.mlflow_registry` (register and download through the MLflow model registry) and
-:mod:`~zoo.hub.pyfunc` (the pyfunc entry point MLflow runs for a registered model).
+:mod:`~zoo.hub.mlflow_registry` (register and download through the MLflow model registry),
+:mod:`~zoo.hub.registration` (``zoo register``: any source as a model folder, registered),
+:mod:`~zoo.hub.pyfunc` (the pyfunc entry point MLflow runs for a registered model) and :mod:`~zoo.hub.catalog`
+(``zoo models list`` and ``info``).
 """
 
 from __future__ import annotations
