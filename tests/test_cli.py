@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 import zoo
-from zoo.cli import main
+from zoo.cli import COMMANDS, main
 from zoo.evaluation import EVAL_SEED_OFFSET, SUMMARY_METRICS
 
 QUICKSTART = Path(__file__).parents[1] / "recipes" / "quickstart.yaml"
@@ -322,3 +322,25 @@ def test_zoo_validate_is_not_a_command_and_points_at_zoo_evaluate(capsys):
     assert "`zoo evaluate --ckpt <checkpoint>`" in " ".join(capsys.readouterr().err.split())
     assert main(["--help"]) == 0
     assert "validate" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [[name, *([sub] if sub else [])] for name, entry in COMMANDS.items()
+                                     for sub in ([None] if isinstance(entry, str) else [None, *entry])
+                                     if sub != "_help"], ids=" ".join)
+def test_every_command_has_help(command, capsys):
+    code, out, _ = _run([*command, "--help"], capsys)
+    assert code == 0
+    assert out.startswith("usage: zoo " + command[0])
+
+
+def test_command_options_keep_their_argparse_spelling(capsys):
+    """Dashes, a flag without a value, several values after one option, ``--as`` for the parameter ``as_``; a missing
+    option named as it is typed."""
+    code, out, _ = _run(["register", "--help"], capsys)
+    assert "--as AS" in out and "--allow-pickle " in out
+    code, _, err = _run(["register", "some-folder"], capsys)
+    assert code == 2 and "the following arguments are required: --as" in err
+    code, out, _ = _run(["reward", "calibrate", "--help"], capsys)
+    assert "--head HEAD [HEAD ...]" in out and "--percentiles PERCENTILES PERCENTILES" in out
+    code, _, err = _run(["export", "--policy", "p", "--format", "tflite", "--out", "o"], capsys)
+    assert code == 2 and "invalid choice: 'tflite' (choose from 'torchscript', 'onnx')" in err
