@@ -13,11 +13,6 @@ from typing import Any
 from zoo.errors import ZooError
 from zoo.extras import require
 
-#: what ``address`` may be, in the words of every option that takes one
-ADDRESS_HELP = ("host:port of the head, ray://host:10001 (Ray Client), auto (the cluster this machine belongs to) or "
-                "local (a Ray instance started for this job, stopped after it); default: RAY_ADDRESS, else the last "
-                "`ray start` on this machine, else local")
-
 
 def connect(address: str | None, purpose: str, **init: Any) -> ModuleType:
     """``ray.init(address, **init)`` and the ``ray`` module; the caller ends it with ``ray.shutdown()``.
@@ -26,7 +21,9 @@ def connect(address: str | None, purpose: str, **init: Any) -> ModuleType:
     taken back, so SIGTERM stops the job as Ctrl-C does.
 
     Args:
-        address: the cluster (see :data:`ADDRESS_HELP`).
+        address: the cluster: host:port of the head, ``ray://host:10001`` (Ray Client), ``auto`` (the cluster this
+            machine belongs to) or ``local`` (a Ray instance started for this job, stopped after it); default
+            (``None``): ``RAY_ADDRESS``, else the last ``ray start`` on this machine, else local.
         purpose: what needs Ray, for the error when it is not installed (``"collector: ray"``).
         **init: more ``ray.init`` arguments (``runtime_env`` …).
 

@@ -180,7 +180,7 @@ class Agent(L.LightningModule):
             Ray actors on a Ray cluster (TorchRL's ``RayCollector``; ``pip install drive-zoo[ray]``), the learner's
             weights pushed to them before each batch they collect (``pipeline`` says whether the learner waits for
             the batch of every worker or takes each as it comes).
-        ray_address: with ``collector: ray``, the cluster (:data:`zoo.ray_runtime.ADDRESS_HELP`; a Ray instance
+        ray_address: with ``collector: ray``, the cluster (:func:`zoo.ray_runtime.connect`; a Ray instance
             this process already joined is used as it is).
     """
 

@@ -57,7 +57,7 @@ def build_collector(env: EnvConfig, policy: TensorDictModuleBase, *, seed: int, 
         device: device of the policy and the collected data.
         asynchronous: collect in worker processes while the caller learns (off-policy learners).
         backend: ``"local"`` (processes of this machine) or ``"ray"`` (Ray actors, on any node of the cluster).
-        address: with ``"ray"``, the cluster (:data:`zoo.ray_runtime.ADDRESS_HELP`).
+        address: with ``"ray"``, the cluster (:func:`zoo.ray_runtime.connect`).
         **kwargs: passed to the TorchRL collector (``init_random_frames`` …).
 
     Example:
