@@ -199,6 +199,81 @@ def test_intersection_challenger_starts_in_range():
         env.close()
 
 
+#: platoons from upstream signals: a car every ~2 s per stream while green, 6 s of red in a 22 s cycle
+SIGNALLED_TRAFFIC = {"through_traffic_headway_range": [1.9, 2.1], "through_traffic_signal": [22.0, 16.0],
+                     "through_traffic_speed_range": [8.8, 9.0]}
+
+
+def _stream_cars(unwrapped, approach: tuple[str, str]) -> list:
+    return sorted((v for v in unwrapped.road.vehicles if v.lane_index[:2] == approach),
+                  key=lambda v: v.lane.local_coordinates(v.position)[0])
+
+
+def test_dense_through_traffic_enters_behind_the_car_ahead():
+    """Headways of ~2 s are shorter than IDM's default desired gap: the stream's cars slow down, and a car due to enter
+    comes in a jam gap behind the last one instead of on top of it (before, they piled up at the road's ends)."""
+    env = zoo.make_env("intersection", config=SIGNALLED_TRAFFIC)
+    try:
+        driving = _base(env)
+        driving.reset(seed=3)
+        unwrapped = driving.unwrapped
+        for _ in range(25):
+            driving.step(0)  # SLOWER: the ego car waits
+            for approach in (("o1", "ir1"), ("o3", "ir3")):
+                cars = _stream_cars(unwrapped, approach)
+                for behind, ahead in zip(cars, cars[1:]):
+                    gap = ahead.lane.local_coordinates(ahead.position)[0] - behind.lane.local_coordinates(behind.position)[0]
+                    assert gap > behind.LENGTH, (approach, gap)
+            assert not any(v.crashed for v in unwrapped.road.vehicles if v is not unwrapped.vehicle)
+    finally:
+        env.close()
+
+
+def test_signalled_through_traffic_leaves_gaps_between_platoons():
+    """With ``through_traffic_signal`` no car enters during red: over a cycle, each stream's entries leave one gap of
+    at least the red time and none longer than a headway plus the jam delay elsewhere."""
+    env = zoo.make_env("intersection", config={**SIGNALLED_TRAFFIC, "duration": 40})
+    try:
+        driving = _base(env)
+        driving.reset(seed=1)
+        unwrapped = driving.unwrapped
+        entries = {end: [] for end in ("o1", "o3")}
+        seen = list(unwrapped.road.vehicles)  # the cars themselves: a removed car's id() may be reused
+        for _ in range(30):
+            driving.step(0)
+            for v in unwrapped.road.vehicles:
+                if not any(v is known for known in seen):
+                    seen.append(v)
+                    entries[v.lane_index[0]].append(unwrapped.time)
+        for end, times in entries.items():
+            gaps = np.diff(times)
+            assert gaps.max() >= 22.0 - 16.0 - 1.0, (end, times)  # the red phase (entries fall on 1 s steps)
+            assert np.sort(gaps)[-2] <= 4.0, (end, times)  # within a platoon: ~2 s headways
+    finally:
+        env.close()
+
+
+def test_through_traffic_does_not_brake_for_the_ego_car():
+    """The stream has right of way: a car in its lane that does not belong to the traffic is not waited for."""
+    from highway_env.vehicle.behavior import IDMVehicle
+
+    from zoo.envs.vehicles import ThroughTrafficIDMVehicle
+
+    env = zoo.make_env("intersection", config=SIGNALLED_TRAFFIC)
+    try:
+        driving = _base(env)
+        driving.reset(seed=0)
+        road = driving.unwrapped.road
+        lane = road.network.get_lane(("o1", "ir1", 0))
+        car = ThroughTrafficIDMVehicle.make_on_lane(road, ("o1", "ir1", 0), 20.0, 9.0)
+        stopped_traffic = IDMVehicle.make_on_lane(road, ("o1", "ir1", 0), 30.0, 0.0)
+        intruder = type(driving.unwrapped.vehicle)(road, lane.position(30.0, 0.0), heading=lane.heading_at(30.0), speed=0.0)
+        assert car.acceleration(car, stopped_traffic) < -3.0  # IDM brakes hard for a stopped car of the traffic
+        assert car.acceleration(car, intruder) == pytest.approx(car.acceleration(car, None))
+    finally:
+        env.close()
+
+
 def test_building_one_scenario_leaves_the_traffic_of_others_unchanged():
     from highway_env.vehicle.behavior import IDMVehicle
 

@@ -136,3 +136,25 @@ def test_intersection_traffic_script_prints_tuning_results(tmp_path):
                          timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "constant:SLOWER: SR 0.00 CR 0.00 neither 1.00 (1 tuning episodes" in run.stdout
+
+
+def test_the_give_way_driver_predicts_a_car_entering_the_junction_along_its_path():
+    """highway-env drops a lane from a car's route a few metres before the lane's end, while the car is still on it:
+    the prediction continues from the car's lane, not tens of metres down the rest of its route."""
+    import numpy as np
+
+    from zoo.evaluation.reference import _route_trajectory
+
+    env = zoo.make_env("intersection", action="discrete", obs="kinematics",
+                       config={"through_traffic_headway_range": [3.0, 6.0]})
+    try:
+        env.reset()
+        road = env.base_env._env.unwrapped.road
+        lane = road.network.get_lane(("o1", "ir1", 0))
+        car = next(v for v in road.vehicles if v.lane_index[:2] == ("o1", "ir1"))
+        car.position = lane.position(lane.length - 1.0, 0.0)
+        car.route = [r for r in car.route if r[:2] != ("o1", "ir1")]  # as highway-env leaves it there
+        positions, _ = _route_trajectory(car, np.array([1.0]), 0.0)
+        assert np.linalg.norm(positions[0] - car.position) == pytest.approx(car.speed, rel=0.05)
+    finally:
+        env.close()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from highway_env import utils
+import numpy as np
 from highway_env.envs.intersection_env import IntersectionEnv
+
+from zoo.envs.vehicles import ThroughTrafficIDMVehicle
 
 #: highway-env's corner index of each end of the priority (east-west) road: 1 west, 3 east
 _PRIORITY_ROAD_ENDS = (1, 3)
@@ -25,9 +27,16 @@ class ZooIntersectionEnv(IntersectionEnv):
     when it is dense. Set, the only other cars are two streams that drive straight through on the priority road,
     one from each end: each stream's cars enter at ``through_traffic_speed_range`` (m/s, one speed per stream and
     episode), one every ``low``-``high`` seconds (drawn per car, front to front), and the road starts full as if the
-    streams had been running. They have right of way over the ego car, which turns across them from the road of
-    lower priority (highway-env's regulation never stops them for it), and they never turn, so they never block one
-    another in the junction.
+    streams had been running. A car enters no nearer than a jam gap behind the one before it (later, where that one was
+    slowed down). They are :class:`~zoo.envs.vehicles.ThroughTrafficIDMVehicle`: IDM with a 5 m jam distance and a
+    1 s time headway, so a stream keeps headways down to about 2 s, and they do not brake for the ego car. They have
+    right of way over it, which crosses them from the road of lower priority (highway-env's regulation never stops
+    them for it), and they never turn, so they never block one another in the junction.
+
+    ``through_traffic_signal`` ([cycle, green] s, with through traffic only): the streams come from upstream signals
+    and enter only while theirs is green, so they pass the junction in platoons with gaps of about ``cycle - green``
+    between them; the cycle's phase is drawn per episode, and the second stream's green starts half a headway after
+    the first's, so that its cars pass the ego car's path between the first stream's. ``None``: no signal.
 
     ``challenger_range`` ([low, high] m, with through traffic only): one of the two streams, drawn per episode, is
     shifted so that one of its cars starts this far along its approach lane, as highway-env's own "challenger" car
@@ -38,13 +47,14 @@ class ZooIntersectionEnv(IntersectionEnv):
     def default_config(cls) -> dict:
         return {**super().default_config(), "ego_initial_speed": None,
                 "through_traffic_headway_range": None, "through_traffic_speed_range": [8.0, 9.0],
-                "challenger_range": None}
+                "challenger_range": None, "through_traffic_signal": None}
 
     def _make_vehicles(self, n_vehicles: int = 10) -> None:
         if self.config["through_traffic_headway_range"] is None:
             super()._make_vehicles(n_vehicles)
         else:
-            self._tune_traffic_class()
+            self._signal_offset = float(self.np_random.uniform(0.0, self.config["through_traffic_signal"][0])) \
+                if self.config["through_traffic_signal"] is not None else 0.0
             self._streams = [self._new_stream(end) for end in _PRIORITY_ROAD_ENDS]
             if self.config["challenger_range"] is not None:
                 self._place_challenger(self._streams[self.np_random.integers(len(self._streams))])
@@ -67,20 +77,17 @@ class ZooIntersectionEnv(IntersectionEnv):
             self._enter_due_cars()
 
     # -- through traffic on the priority road -------------------------------------------------------------------
-    def _tune_traffic_class(self) -> None:
-        """highway-env's intersection settings for its traffic class (low jam distance, comfort accelerations)."""
-        vehicle_type = utils.class_from_path(self.config["other_vehicles_type"])
-        vehicle_type.DISTANCE_WANTED = 7
-        vehicle_type.COMFORT_ACC_MAX = 6
-        vehicle_type.COMFORT_ACC_MIN = -3
-
     def _new_stream(self, end: int) -> dict[str, Any]:
         """A stream entering at road end ``end``, started early enough that its cars already fill the approach lane."""
-        lane = self.road.network.get_lane((f"o{end}", f"ir{end}", 0))
+        lane_index = (f"o{end}", f"ir{end}", 0)
+        lane = self.road.network.get_lane(lane_index)
         speed = float(self.np_random.uniform(*self.config["through_traffic_speed_range"]))
         high = self.config["through_traffic_headway_range"][1]
         first_entry = -lane.length / speed - high + self.np_random.uniform(0.0, high)
-        return {"end": end, "lane": lane, "speed": speed, "next_entry": first_entry}
+        shift = 0.5 * float(np.mean(self.config["through_traffic_headway_range"])) * _PRIORITY_ROAD_ENDS.index(end)
+        stream = {"end": end, "lane_index": lane_index, "lane": lane, "speed": speed, "last": None, "signal_shift": shift}
+        stream["next_entry"] = self._after_red(stream, first_entry)
+        return stream
 
     def _place_challenger(self, stream: dict[str, Any]) -> None:
         """Shift ``stream`` so that one of its cars is ``challenger_range`` m along its approach lane now, and put it
@@ -89,17 +96,17 @@ class ZooIntersectionEnv(IntersectionEnv):
         entry = -float(self.np_random.uniform(*self.config["challenger_range"])) / speed
         stream["next_entry"] = entry + self.np_random.uniform(low, high)
         while speed * -entry <= stream["lane"].length:
-            self._add_stream_car(stream, speed * -entry)
+            stream["last"] = self._add_stream_car(stream, speed * -entry)
             entry -= self.np_random.uniform(low, high)
 
-    def _add_stream_car(self, stream: dict[str, Any], longitudinal: float) -> None:
+    def _add_stream_car(self, stream: dict[str, Any], longitudinal: float) -> Any:
         """A car of ``stream`` at ``longitudinal`` m along its approach lane, routed straight through the junction."""
         end = stream["end"]
-        vehicle_type = utils.class_from_path(self.config["other_vehicles_type"])
-        vehicle = vehicle_type.make_on_lane(self.road, (f"o{end}", f"ir{end}", 0), longitudinal, stream["speed"])
+        vehicle = ThroughTrafficIDMVehicle.make_on_lane(self.road, (f"o{end}", f"ir{end}", 0), longitudinal, stream["speed"])
         vehicle.plan_route_to(f"o{(end + 2) % 4}")
         vehicle.randomize_behavior()
         self.road.vehicles.append(vehicle)
+        return vehicle
 
     def _enter_due_cars(self) -> None:
         """Put every car whose entry time has come on its approach lane, where it would be now at its stream's speed.
@@ -110,9 +117,32 @@ class ZooIntersectionEnv(IntersectionEnv):
         for stream in self._streams:
             while stream["next_entry"] <= self.time:
                 longitudinal = stream["speed"] * (self.time - stream["next_entry"])
+                room = self._room_behind_last_car(stream)
+                if longitudinal > room:  # the car ahead was slowed down: enter behind it at IDM's jam gap, or wait
+                    if room < 0:
+                        break
+                    longitudinal = room
                 if longitudinal <= stream["lane"].length:
-                    self._add_stream_car(stream, longitudinal)
-                stream["next_entry"] += self.np_random.uniform(*self.config["through_traffic_headway_range"])
+                    stream["last"] = self._add_stream_car(stream, longitudinal)
+                stream["next_entry"] = self._after_red(
+                    stream, stream["next_entry"] + self.np_random.uniform(*self.config["through_traffic_headway_range"]))
+
+    def _after_red(self, stream: dict[str, Any], entry: float) -> float:
+        """``entry``, or the end of the upstream signal's red phase if it falls in one (``through_traffic_signal``:
+        [cycle, green] s, the cycle's phase drawn per episode; the second stream's green starts half a headway later,
+        so that its cars fill the first stream's gaps at the junction)."""
+        if self.config["through_traffic_signal"] is None:
+            return entry
+        cycle, green = self.config["through_traffic_signal"]
+        phase = (entry - self._signal_offset - stream["signal_shift"]) % cycle
+        return entry if phase < green else entry + cycle - phase
+
+    def _room_behind_last_car(self, stream: dict[str, Any]) -> float:
+        """How far along the approach lane a new car of ``stream`` may enter: a jam gap behind its last car."""
+        last = stream["last"]
+        if last is None or last.lane_index != stream["lane_index"]:
+            return np.inf
+        return stream["lane"].local_coordinates(last.position)[0] - last.LENGTH - last.DISTANCE_WANTED
 
     def _make_ego(self) -> None:
         """The ego car as highway-env makes it (on the approach lane from the south, routed to ``destination``)."""

@@ -244,7 +244,10 @@ def _ghost(ego: Any) -> Any:
 def _route_trajectory(vehicle: Any, times: np.ndarray, acceleration: float) -> tuple[Any, Any]:
     """Poses along the vehicle's route, at constant speed or speeding up at ``acceleration`` to its lane's limit.
 
-    highway-env's ``predict_trajectory_constant_speed`` where ``acceleration`` is 0.
+    highway-env's ``predict_trajectory_constant_speed`` where ``acceleration`` is 0, except just before a lane's end:
+    there highway-env has already dropped the lane from the route, and predicting along the rest of the route from the
+    position on the old lane put a car entering the junction tens of metres past it (and the give-way driver drove
+    into it).
     """
     speed = max(float(vehicle.speed), 0.0)
     top = max(speed, float(vehicle.lane.speed_limit or speed))
@@ -254,7 +257,9 @@ def _route_trajectory(vehicle: Any, times: np.ndarray, acceleration: float) -> t
         if acceleration > 0 else speed * times
     start = vehicle.lane.local_coordinates(vehicle.position)[0]
     network = vehicle.road.network
-    route = vehicle.route or [vehicle.lane_index]
+    route = list(vehicle.route or [])
+    if not route or route[0][:2] != vehicle.lane_index[:2]:  # highway-env drops a lane from the route a few metres
+        route.insert(0, vehicle.lane_index)                   # before its end, while the car is still on it
     try:
         poses = [network.position_heading_along_route(route, start + d, 0, vehicle.lane_index) for d in distances]
     except IndexError:  # a route's next road with fewer lanes: predicted along the current lane
