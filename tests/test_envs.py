@@ -144,13 +144,17 @@ def test_building_an_env_prints_no_third_party_noise(tmp_path):
     assert result.returncode == 0 and "out of date" not in result.stderr, result.stderr[-2000:]
 
 
-def test_the_intersection_ego_car_approaches_at_the_preset_speed():
-    """zoo-intersection-v0 starts the ego car at ``ego_initial_speed`` and the meta-action target speed nearest it."""
-    env = zoo.make_env("intersection", seed=0)
+@pytest.mark.parametrize(("speed", "index"), [(None, 0), (4.5, 1)])
+def test_the_intersection_ego_car_starts_at_the_configured_speed(speed, index):
+    """zoo-intersection-v0 starts the ego car at ``ego_initial_speed`` and the meta-action target speed nearest it
+    (the preset: standing, so IDLE and SLOWER never move)."""
+    env = zoo.make_env("intersection", seed=0, config={} if speed is None else {"ego_initial_speed": speed})
+    expected = 0.0 if speed is None else speed
     try:
         env.reset()
         ego = env.base_env._env.unwrapped.vehicle
-        assert ego.speed == pytest.approx(4.5) and ego.target_speed == pytest.approx(4.5) and ego.speed_index == 1
+        assert ego.speed == pytest.approx(expected) and ego.target_speed == pytest.approx(expected)
+        assert ego.speed_index == index
     finally:
         env.close()
 

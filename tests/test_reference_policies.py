@@ -19,10 +19,6 @@ EPISODES = 5
 META_ACTION_SCENARIOS = [n for n in zoo.list_scenarios() if "discrete" in SCENARIOS.get(n).action_modes]
 
 
-#: cells where a constant or random policy still reached SR > 0.2 in the measured table (docs/envs.md, 100 held-out
-#: episodes, preset version 3), with that SR: the presets of these scenarios do not meet issue 15's bar yet.
-#: Not strict: 5 episodes may pass by luck.
-TOO_EASY_YET = {("intersection", "constant:FASTER"): 0.39}
 
 #: cells that meet the bar on 100 held-out episodes but pass more than 1 of the first 5 by chance, with the 100-episode
 #: SR: merge v3's random policy wins held-out episodes 1 and 2 (SR 0.16 on 100, benchmarks/results/reference_policies.jsonl)
@@ -34,9 +30,7 @@ def _non_learning_cases():
         for policy in reference_policies(scenario):
             if policy == "idm":
                 continue
-            too_easy = TOO_EASY_YET.get((scenario, policy))
-            marks = [pytest.mark.xfail(reason=f"preset still solved by this policy: SR {too_easy:.2f} on 100 held-out "
-                                              "episodes (docs/envs.md)", strict=False)] if too_easy else []
+            marks = []
             if (scenario, policy) in LUCKY_FIRST_SEEDS:
                 marks = [pytest.mark.xfail(reason=f"SR {LUCKY_FIRST_SEEDS[scenario, policy]:.2f} on 100 held-out "
                                                   "episodes, but 2 of the first 5 succeed", strict=False)]
@@ -57,9 +51,9 @@ def test_the_idm_driver_completes_highway_fast_episodes():
 
 
 def test_the_idm_driver_gives_way_at_the_intersection():
-    """Held-out episode 5: speeding up to 9 m/s (FASTER) meets crossing traffic; the IDM driver yields and arrives."""
-    assert zoo.evaluate_reference("constant:FASTER", "intersection", episodes=1, seed=5).episodes[0]["collisions"] == 1
-    result = zoo.evaluate_reference("idm", "intersection", episodes=1, seed=5)
+    """Held-out episode 1: setting off at once (FASTER) meets a platoon; the IDM driver waits for the gap and arrives."""
+    assert zoo.evaluate_reference("constant:FASTER", "intersection", episodes=1, seed=1).episodes[0]["collisions"] == 1
+    result = zoo.evaluate_reference("idm", "intersection", episodes=1, seed=1)
     assert result.episodes[0]["SR"] == 1, result.episodes
 
 

@@ -46,6 +46,9 @@ class ZooIntersectionEnv(IntersectionEnv):
     @classmethod
     def default_config(cls) -> dict:
         return {**super().default_config(), "ego_initial_speed": None,
+                # highway-env's own traffic (no through traffic): its intersection tunes the traffic class's attributes
+                # on every reset, so it gets a class of its own (zoo/envs/vehicles.py)
+                "other_vehicles_type": "zoo.envs.vehicles.IntersectionIDMVehicle",
                 "through_traffic_headway_range": None, "through_traffic_speed_range": [8.0, 9.0],
                 "challenger_range": None, "through_traffic_signal": None}
 

@@ -82,6 +82,11 @@ _MERGE_TRAFFIC = {"lane_vehicles_count": 3, "lead_gap_range": [25.0, 60.0], "gap
 #: its unseen condition: denser, a fourth car per lane, 25-50 m apart, and a third car on the ramp
 _DENSE_MERGE = {"lane_vehicles_count": 4, "gap_range": [25.0, 50.0], "ramp_vehicles_count": 3,
                 "ramp_start_range": [40.0, 90.0]}
+#: the intersection's through traffic (zoo/envs/intersection.py): two signal-released streams on the priority road
+_SIGNALLED_TRAFFIC = {"through_traffic_headway_range": [1.5, 1.7], "through_traffic_signal": [26.0, 20.0],
+                      "through_traffic_speed_range": [8.8, 9.0]}
+#: ``unseen``: denser platoons and a shorter gap between them (5 s)
+_DENSER_PLATOONS = {"through_traffic_headway_range": [1.4, 1.6], "through_traffic_signal": [26.0, 21.0]}
 
 for _preset in (
     # Meta-action target speeds are 20/25/30 m/s on the highways and highway-env's traffic drives 21-24 m/s; the
@@ -110,16 +115,17 @@ for _preset in (
     ScenarioPreset("roundabout", "roundabout-generic-v0", 105.0, {"roundabout_lanes": 1, "vehicles_count": 18},
                    action_modes=("discrete",), time_limit_s=11, unseen_config={"vehicles_count": 24}, version=3,
                    description="enter a busy one-lane roundabout, leave at the north exit, 105 m in 11 s"),
-    # The ego car approaches at 4.5 m/s (highway-env's own start is 10 m/s, its top target speed of 9 m/s): IDLE holds
-    # 4.5 m/s and covers 72 m in the 16 s, short of the 75 m to the exit; SLOWER stops. It turns left, on the lane of
-    # lowest priority, across 13 cars instead of highway-env's 10 (more crossing traffic when FASTER arrives at 9 m/s
-    # after ~5 s; 15 cars jam the junction for every driver). docs/envs.md, measured.
+    # zoo-intersection-v0 with platoons on the priority road (docs/envs.md, "version 4"): highway-env's random traffic
+    # gridlocks the junction when dense and lets FASTER through when not. Here two streams go straight through on the
+    # east-west road, a car every 1.5-1.7 s each, released by upstream signals (26 s cycle, 20 s green, phase drawn
+    # per episode): at the junction a platoon, then a gap of about 6 s. The ego car starts standing (IDLE and SLOWER
+    # never move) and crosses straight over (destination o2), 75 m in 36 s: time to wait for the next gap, not to
+    # cross inside a platoon. FASTER forever crosses when the gap happens to be there; the give-way driver waits.
     ScenarioPreset("intersection", "zoo-intersection-v0", 75.0,
-                   {"offroad_terminal": True, "other_vehicles_type": "zoo.envs.vehicles.IntersectionIDMVehicle",
-                    "ego_initial_speed": 4.5, "initial_vehicle_count": 13},
-                   continuous_frequency_hz=5,  # turning needs highway-env's full steering range
-                   time_limit_s=16, unseen_config={"initial_vehicle_count": 15, "spawn_probability": 0.9}, version=3,
-                   description="turn left across 13 cars at an unsignalised intersection from 4.5 m/s, 75 m in 16 s"),
+                   {"offroad_terminal": True, "ego_initial_speed": 0.0, "destination": "o2", **_SIGNALLED_TRAFFIC},
+                   continuous_frequency_hz=5,  # highway-env's full steering range
+                   time_limit_s=36, unseen_config=_DENSER_PLATOONS, version=4,
+                   description="cross a priority road between platoons from a standstill, 75 m in 36 s"),
     ScenarioPreset("racetrack", "racetrack-v0", 400.0, {"other_vehicles": 1}, lateral_only=True,
                    action_modes=("continuous",), time_limit_s=60, unseen_config={"other_vehicles": 3},
                    description="follow a winding track with one other car, 60 s"),

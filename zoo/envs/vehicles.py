@@ -14,11 +14,12 @@ class IntersectionIDMVehicle(IDMVehicle):
 
 class ThroughTrafficIDMVehicle(IDMVehicle):
     """The intersection's through traffic (``zoo-intersection-v0``'s ``through_traffic_headway_range``): highway-env's
-    intersection tuning (comfort accelerations) with a shorter jam distance and time headway (5 m, 1 s instead of
-    7 m, 1.5 s), so that a stream keeps the 2 s headways it enters with instead of braking itself apart."""
+    intersection tuning (comfort accelerations) with a shorter jam distance and time headway (5 m, 0.5 s instead of
+    7 m, 1.5 s), so that a stream keeps the 1.5-2 s headways it enters with instead of braking itself apart (with
+    1 s it slowed to about 7.5 m/s and left gaps that a random policy crossed in)."""
 
     DISTANCE_WANTED = 5.0
-    TIME_WANTED = 1.0
+    TIME_WANTED = 0.5
     COMFORT_ACC_MAX = 6.0
     COMFORT_ACC_MIN = -3.0
 
