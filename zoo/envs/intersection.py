@@ -29,7 +29,7 @@ class ZooIntersectionEnv(IntersectionEnv):
     episode), one every ``low``-``high`` seconds (drawn per car, front to front), and the road starts full as if the
     streams had been running. A car enters no nearer than a jam gap behind the one before it (later, where that one was
     slowed down). They are :class:`~zoo.envs.vehicles.ThroughTrafficIDMVehicle`: IDM with a 5 m jam distance and a
-    1 s time headway, so a stream keeps headways down to about 2 s, and they do not brake for the ego car. They have
+    0.5 s time headway, so a stream keeps headways down to about 1.5 s, and they do not brake for the ego car. They have
     right of way over it, which crosses them from the road of lower priority (highway-env's regulation never stops
     them for it), and they never turn, so they never block one another in the junction.
 
@@ -104,9 +104,8 @@ class ZooIntersectionEnv(IntersectionEnv):
 
     def _add_stream_car(self, stream: dict[str, Any], longitudinal: float) -> Any:
         """A car of ``stream`` at ``longitudinal`` m along its approach lane, routed straight through the junction."""
-        end = stream["end"]
-        vehicle = ThroughTrafficIDMVehicle.make_on_lane(self.road, (f"o{end}", f"ir{end}", 0), longitudinal, stream["speed"])
-        vehicle.plan_route_to(f"o{(end + 2) % 4}")
+        vehicle = ThroughTrafficIDMVehicle.make_on_lane(self.road, stream["lane_index"], longitudinal, stream["speed"])
+        vehicle.plan_route_to(f"o{(stream['end'] + 2) % 4}")
         vehicle.randomize_behavior()
         self.road.vehicles.append(vehicle)
         return vehicle
