@@ -81,12 +81,13 @@ def build_env(config: EnvConfig, *, seed: int | None = None, reward: Any = None,
     """The TorchRL env of ``config``: ``config.num_envs`` envs batched along the first dimension.
 
     Keys (see :mod:`zoo.keys`): ``observation`` and/or ``pixels``, ``vehicle_state/*``,
-    ``env_reward``, ``reward`` (and ``reward_terms/*``), ``step_count``, ``episode_reward``.
+    ``env_reward``, ``reward`` (and ``reward_terms/*`` with a reward module), ``step_count``, ``episode_reward``.
 
     Args:
         config: the environment; every env of the batch is ``DrivingEnv(config)``.
         seed: base seed (environment ``i`` gets ``seed + i``).
-        reward: a :class:`zoo.rewards.RewardModule`; default: highway-env's engineered reward.
+        reward: a :class:`zoo.rewards.RewardModule` (a TorchRL transform) that writes ``reward``; without one,
+            ``reward`` is highway-env's own engineered reward, as the simulator returns it.
         parallel: with ``num_envs > 1``, step them in worker processes (else serially in-process).
 
     Returns:
@@ -101,8 +102,6 @@ def build_env(config: EnvConfig, *, seed: int | None = None, reward: Any = None,
         >>> td["pixels"].shape
         torch.Size([3, 3, 64, 64])
     """
-    from zoo.rewards import EngineeredReward
-
     factory = partial(_gym_env, config)
     if config.num_envs == 1:
         base: EnvBase = factory()
@@ -110,7 +109,7 @@ def build_env(config: EnvConfig, *, seed: int | None = None, reward: Any = None,
         base = _parallel_env(config.num_envs, factory)
     else:
         base = SerialEnv(config.num_envs, factory)
-    env = DrivingTorchRLEnv(base, reward if reward is not None else EngineeredReward())
+    env = DrivingTorchRLEnv(base) if reward is None else DrivingTorchRLEnv(base, reward)
     if isinstance(base, ParallelEnv):
         _close_workers_when_unused(env)
     env.append_transform(StepCounter())
@@ -152,7 +151,7 @@ def make_env(
         condition: ``"default"``, or ``"unseen"`` for the scenario's held-out traffic
             (``zoo.envs.presets.CONDITIONS``, docs/envs.md).
         seed: base seed (environment ``i`` gets ``seed + i``).
-        reward: a :class:`zoo.rewards.RewardModule`; default: highway-env's engineered reward.
+        reward: a :class:`zoo.rewards.RewardModule`; default: highway-env's engineered reward (see :func:`build_env`).
         config: extra highway-env config overrides.
         parallel: with ``num_envs > 1``, step them in worker processes (else serially in-process).
 
