@@ -65,9 +65,8 @@ def run_benchmark(*, suite: str = "paper", scenarios: tuple[str, ...] = ("highwa
             runs/benchmark-<suite>/logs/ (default 1: one after another in this process)
         backend: local: this machine (--workers); ray: every cell a Ray task on a Ray cluster (pip install
             drive-zoo[ray]; docs/scaling.md)
-        address: with --backend ray: the cluster, host:port of the head, ray://host:10001 (Ray Client), auto (the
-            cluster this machine belongs to) or local (a Ray instance started for this job, stopped after it);
-            default: RAY_ADDRESS, else the last `ray start` on this machine, else local
+        address: with --backend ray: the cluster to join, host:port, ray://host:10001, auto or local (what each
+            means, and the default: docs/scaling.md, "A benchmark grid on a Ray cluster")
         cell_gpus: with --backend ray: GPUs each cell declares (0.25: four cells share a GPU; default 0)
         command_line: the command that ran this, recorded as the grid's command (without --report-only)
     """

@@ -57,8 +57,7 @@ METRICS = ("auroc_collision_1s", "spearman_ttc")
 DEFAULT_SCENARIOS = ("highway-fast", "merge", "roundabout")
 #: the group of every scenario: each measure the mean of the scenarios' (episodes resampled within each scenario)
 ALL = "all"
-#: ``zoo reward evaluate --quick``: the same code path on tiny sizes (a test runs it; the --quick help of
-#: :func:`evaluate_reward_models` spells them out)
+#: ``zoo reward evaluate --quick``: the same code path on tiny sizes (a test runs it; the command prints them)
 QUICK = {"scenarios": ["merge", "roundabout"], "frames": 20, "replicates": 50, "data": "data/reward-evaluation-quick"}
 
 
@@ -341,8 +340,7 @@ def evaluate_reward_models(*, model: str = "drive-clip-bev-tiny", detector: str 
         bootstrap_seed: seed of the resampling
         out: write the result as JSON here
         write_card: store the result under metrics.reward_evaluation in the model's card (zoo.json)
-        quick: tiny sizes, the same code path (a test runs it): --scenarios merge roundabout --frames 20
-            --replicates 50 --data data/reward-evaluation-quick
+        quick: the same code path on tiny sizes, which it prints (a test runs it)
         command_line: the command that ran this, recorded in the JSON and the card
     """
     import json
@@ -355,6 +353,8 @@ def evaluate_reward_models(*, model: str = "drive-clip-bev-tiny", detector: str 
 
     if quick:
         scenarios, frames, replicates, data = (QUICK[k] for k in ("scenarios", "frames", "replicates", "data"))
+        Console(stderr=True).print(f"--quick: --scenarios {' '.join(scenarios)} --frames {frames} "
+                                   f"--replicates {replicates} --data {data}", highlight=False)
     for scenario in scenarios:
         SCENARIOS.get(scenario)
     card_folder = resolve_model(model).card_folder if write_card else None
