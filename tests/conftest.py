@@ -60,6 +60,17 @@ def _isolated_cwd(tmp_path, monkeypatch):
     monkeypatch.setattr(registry_utils, "_registry_uri", None)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """The filters ``import zoo`` installs (zoo/_noise.py), again for each test, inside pytest's own warning capture
+    (which puts "always show DeprecationWarning" in front of them) and around every fixture the test sets up. The
+    third-party warnings users never see (raised inside libraries) are filtered one by one in pyproject.toml."""
+    from zoo._noise import silence_known_noise
+
+    silence_known_noise()
+    return (yield)
+
+
 #: IDMVehicle class attributes that highway-env's intersection-v0 overwrites for the whole process
 IDM_CLASS_STATE = ("DISTANCE_WANTED", "COMFORT_ACC_MAX", "COMFORT_ACC_MIN")
 

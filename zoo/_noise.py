@@ -43,5 +43,8 @@ def silence_known_noise() -> None:
     # the zoo's Ray tasks and env workers keep today's (they see none), nothing to do until that release.
     warnings.filterwarnings("ignore", message=r"Tip: In future versions of Ray, Ray will no longer override accelerator",
                             category=FutureWarning)
+    # LightningCLI warns when it is given its arguments while sys.argv holds others; the zoo builds fit arguments on
+    # purpose (a `zoo benchmark` cell run in-process, `zoo.fit.lightning_cli(argv)` from Python).
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
     for name, record_filter in [_BITSANDBYTES_KERNELS, *_LIGHTNING_TIPS]:
         logging.getLogger(name).addFilter(record_filter)  # a filter already there is not added twice
