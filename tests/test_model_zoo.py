@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 
 import pytest
 import torch
 
 import zoo
 from zoo.cli import main
-from zoo.errors import ZooError
+from zoo.errors import ZooError, ZooWarning
 from zoo.hub.cards import read_card
 from zoo.hub.resolve import list_models, resolve_model
 
@@ -216,3 +217,17 @@ def test_reward_quality_measures_are_correct_on_known_inputs():
     assert quality["auroc_collision_1s"] == 1.0 and quality["imminent_frames"] == 1  # the crash frame is left out
     assert quality["spearman_ttc"] == pytest.approx(1.0)
     assert quality["oracle_auroc_ttc"] == 1.0 and quality["oracle_auroc_gap"] == 0.5  # gap 30 vs 10 and 200
+
+
+@pytest.mark.parametrize("name", list_models("policy", pretrained=True))
+def test_every_shipped_policy_loads_with_what_it_pins_and_acts(name):
+    """A shipped policy was trained with the reward models and preset version its card pins: loading it warns
+    when they drift (zoo.hub.pins), which for a shipped one means it must be trained again or withdrawn."""
+    card = read_card(resolve_model(name).card_folder)
+    assert card["kind"] == "policy" and card["metrics"]["episodes"] >= 50  # held-out numbers on the card
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZooWarning)
+        agent = zoo.load_policy(name)
+    with zoo.make_env(card["policy"]["scenario"], action=agent.env_config.action, seed=1_000_000) as env:
+        action = agent.act(env.reset())["action"]
+    assert env.action_spec.is_in(action)

@@ -133,7 +133,8 @@ def _run_metrics(run_id: str, training: dict[str, Any]) -> dict[str, Any]:
                if k.startswith("eval/") and not k.endswith("_std")}
     if not metrics:
         raise ZooError(f"run {run_id} has no eval/* metrics (train with zoo.callbacks.EvaluateAfterFit)")
-    metrics["episodes"] = tags.get("zoo.benchmark.eval_episodes", "see the run")
+    episodes = tags.get("zoo.benchmark.eval_episodes")
+    metrics["episodes"] = int(episodes) if episodes is not None else "see the run"
     metrics["seeds"] = f"held out: {EVAL_SEED_OFFSET} + i"
     return metrics
 
