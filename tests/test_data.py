@@ -6,6 +6,7 @@ import datasets
 import numpy as np
 import pytest
 
+import zoo
 from zoo.cli import main
 from zoo.data.bev_captions import (
     CAPTIONS,
@@ -18,6 +19,7 @@ from zoo.data.bev_captions import (
     record_episode,
     risk_category,
 )
+from zoo.envs.presets import SCENARIOS
 from zoo.errors import ZooError
 
 
@@ -159,3 +161,12 @@ def test_a_recording_too_short_for_both_splits_keeps_one_and_training_on_it_says
     assert set(data) == {"validation"}
     with pytest.raises(ZooError, match="needs train and validation splits, has validation: record more frames"):
         BEVCaptionsData(CaptionDataset(str(out), ["highway-fast"], frames=5)).setup()
+
+
+@pytest.mark.parametrize("scenario", [s for s in zoo.list_scenarios() if "discrete" in SCENARIOS.get(s).action_modes])
+def test_every_meta_action_scenario_records_with_every_policy(scenario):
+    """The recording policies draw among the meta-actions the scenario has (the intersection offers no lane change:
+    a lane change's index does not exist there)."""
+    for policy in ("random", "reckless", "cautious"):
+        rows = record_episode(scenario, seed=1, policy=policy, bev_size=32, max_steps=12)
+        assert len(rows) >= 2 and [r["step"] for r in rows] == list(range(len(rows)))

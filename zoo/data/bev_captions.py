@@ -33,7 +33,10 @@ from zoo.errors import ZooError
 TTC_NONE = 100.0  # s: no leader, or not closing in
 GAP_NONE = 200.0  # m: no leader in the ego lane
 POLICIES = ("random", "reckless", "cautious")
-#: meta-action probabilities (LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER) of each policy
+#: highway-env's meta-actions, in the order of the weights of :data:`_ACTION_PROBS`
+_META_ACTIONS = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
+#: meta-action probabilities (LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER) of each policy; where a scenario offers no
+#: lane change (the intersection drives longitudinally only), the policy draws among the meta-actions it has
 _ACTION_PROBS = {
     "random": (0.2, 0.2, 0.2, 0.2, 0.2),
     "reckless": (0.15, 0.1, 0.15, 0.6, 0.0),
@@ -225,7 +228,12 @@ def encode_frames(rows: list[dict[str, Any]]) -> None:
             row["window"] = [png(frame) for frame in row["window"]]
 
 
-IDLE = 1  # highway-env's meta-action that keeps the target lane and speed
+def _policy_actions(env: Any, policy: str) -> tuple[list[int], list[float], int]:
+    """``policy``'s meta-actions as ``env``'s action indices, their weights, and the index of IDLE (highway-env's
+    meta-action that keeps the target lane and speed)."""
+    indexes = env.unwrapped.action_type.actions_indexes
+    pairs = [(indexes[name], weight) for name, weight in zip(_META_ACTIONS, _ACTION_PROBS[policy]) if name in indexes]
+    return [index for index, _ in pairs], [weight for _, weight in pairs], indexes["IDLE"]
 
 
 def _recording_rates(preset: Any, frame_rate_hz: float | None) -> tuple[dict[str, Any], int]:
@@ -275,6 +283,7 @@ def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, ho
                                config=config))
     rng = random.Random(seed)
     obs, _ = env.reset(seed=seed)
+    actions, weights, idle = _policy_actions(env, policy)
     dt = 1.0 / env.unwrapped.config["policy_frequency"]
     frames = [obs["pixels"].transpose(1, 2, 0)]
     scenes = [_scene(env)]
@@ -282,7 +291,7 @@ def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, ho
     rows = [_row(env, obs, frames, scenes, 0, window, dt, stride)]
     for step in range(1, max_steps):
         decides = (step - 1) % per_decision == 0
-        action = rng.choices(range(5), weights=_ACTION_PROBS[policy])[0] if decides else IDLE
+        action = rng.choices(actions, weights=weights)[0] if decides else idle
         obs, _, terminated, truncated, _ = env.step(action)
         frames.append(obs["pixels"].transpose(1, 2, 0))
         scenes.append(_scene(env))
