@@ -35,8 +35,6 @@ def load_policy(source: str, map_location: str = "cpu"):
         >>> agent = zoo.load_policy("models:/highway-dqn@champion")  # doctest: +SKIP
         >>> td = agent.act(env.reset())  # doctest: +SKIP
     """
-
-
     path = Path(str(source)).expanduser()
     if path.is_file() or str(source).startswith("runs:/"):  # a Lightning checkpoint
         from zoo.agents.checkpoint import load_agent  # lazy: would load lightning, torchrl, tensordict

@@ -83,7 +83,6 @@ class TrainingCheckpoint(ModelCheckpoint):
 
     def __init__(self, every_n_train_steps: int = 1000, **kwargs: Any) -> None:
         if every_n_train_steps < 1:
-
             raise ZooError(f"every_n_train_steps must be >= 1, got {every_n_train_steps}")
         super().__init__(save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps, **kwargs)
         self._saved_at_step = 0
@@ -177,7 +176,6 @@ class EvaluateEvery(Callback):
 
     def __init__(self, every: int = 1_000, episodes: int = 5, seed: int = 0, prefix: str = "curve/") -> None:
         if every < 1 or episodes < 1:
-
             raise ZooError(f"every and episodes must be >= 1, got every={every}, episodes={episodes}")
         self.every = every
         self.episodes = episodes

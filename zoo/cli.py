@@ -201,7 +201,6 @@ def main(argv: list[str] | None = None) -> int:
         if command in COMMANDS:
             run_command(argv)
         elif command in LIGHTNING_COMMANDS:
-
             argv = recipe_arguments(argv)
             from zoo.fit.lightning_cli import lightning_cli  # lazy: would load lightning, torch, scipy
 
@@ -211,7 +210,6 @@ def main(argv: list[str] | None = None) -> int:
         elif command in REPLACED_COMMANDS:
             raise ZooError(f"there is no `zoo {command}`: {REPLACED_COMMANDS[command]}")
         else:
-
             raise ZooError(unknown_choice("command", command, [*LIGHTNING_COMMANDS, *COMMANDS]))
     except Exception as err:
         found = user_error(err)

@@ -127,7 +127,6 @@ def export_policy(source: str, fmt: str, out: str | Path) -> Path:
         >>> policy = load_exported("sac.onnx")  # doctest: +SKIP
         >>> policy(observation_batch)  # doctest: +SKIP
     """
-
     check_choice("format", fmt, FORMATS)
     if fmt == "onnx":  # before the policy loads: torch's dynamo exporter needs onnx and onnxscript
         onnx = require("onnx", "ONNX export")
@@ -225,7 +224,6 @@ def export(*, policy: str, format_: Format, out: str) -> None:
         format_: the artifact's format
         out: file to write (e.g. policy.pt or policy.onnx)
     """
-
     path = export_policy(policy, format_, out)
     spec = load_exported(path).spec
     Console(stderr=True, soft_wrap=True).print(

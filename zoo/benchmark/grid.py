@@ -87,7 +87,6 @@ class Budget:
     algorithm: str = DEFAULT_ALGORITHM
 
     def __post_init__(self) -> None:
-
         check_choice("action", self.action, ACTION_MODES)
         check_choice("algorithm", self.algorithm, tuple(BASE_RECIPES))
         if self.algorithm == "dqn" and self.action != "discrete":
@@ -103,13 +102,11 @@ class Budget:
 
     def learning_starts(self) -> int:
         """The recipe's random-action warm-up, capped at a quarter of a small budget."""
-
         return min(read_recipe(self.recipe)["model"]["init_args"]["learning_starts"], self.steps // 4)
 
 
 def machine() -> str:
     """The machine a cell ran on, in words (CPU cores, GPU, torch): tagged on each run, quoted by the page."""
-
     import torch  # lazy: torch is slow to import
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
@@ -216,7 +213,6 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
     from zoo.benchmark.workers import Job  # lazy: import cycle (zoo.benchmark.workers imports this module)
 
     if suite not in SUITES:
-
         raise ZooError(unknown_choice("benchmark suite", suite, list(SUITES)))
     methods = list(methods or SUITES[suite])
     for name in methods:
@@ -277,7 +273,6 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
 def _evaluate_conditions(client: Any, suite: str, scenarios: Sequence[str], methods: Sequence[str], budget: Budget,
                          conditions: Sequence[str], console: Console, outcome: dict[str, list[str]]) -> None:
     """Evaluate every finished run of the grid on each further condition it lacks (a resumed grid: only those)."""
-
     runs = latest_runs(client, suite, scenarios, methods, budget.steps, budget.backbone, budget.action,
                        budget.algorithm)
     for condition in conditions:
@@ -344,7 +339,6 @@ def _fit(jobs: Sequence[Job], workers: int, client: Any, suite: str, console: Co
     if not jobs:
         return
     if cluster is not None or workers > 1:
-
         name = experiment_name(suite)  # created here: children creating it at once would collide
         experiment = client.get_experiment_by_name(name)
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(

@@ -92,7 +92,6 @@ def fit_cell(job: Job, experiment_id: str, log_dir: str, workdir: str) -> CellRe
     """
     import mlflow  # lazy: mlflow is slow to import
 
-
     client = mlflow.MlflowClient(tracking_uri())
     console = Console(stderr=True)  # Ray forwards it to the driver's console
     earlier = matching(client.search_runs([experiment_id], f"tags.`{ATTEMPT_TAG}` = '{job.tags[ATTEMPT_TAG]}'",
@@ -136,7 +135,6 @@ def fit_on_ray(jobs: Sequence[Job], cluster: RayCluster, client: Any, experiment
         ZooError: ray is not installed, the cluster cannot be reached, or it cannot reach the tracking store.
         KeyboardInterrupt: after Ctrl-C, SIGTERM or SIGHUP, once the cluster's cells are stopped.
     """
-
     uri = tracking_uri()
     ray = connect(cluster.address, "zoo benchmark --backend ray", runtime_env={"env_vars": {"MLFLOW_TRACKING_URI": uri}})
     try:

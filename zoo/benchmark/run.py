@@ -96,12 +96,9 @@ def run_benchmark(*, suite: str = "paper", scenarios: tuple[str, ...] = ("highwa
     if not report_only:  # refused now, not after the training
         check_conditions(conditions)
         if backend == "ray":
-
             require("ray", "zoo benchmark --backend ray")
 
-
     import mlflow  # lazy: mlflow is slow to import
-
 
     budget = Budget(steps=steps, eval_episodes=eval_episodes, curve_every=curve_every or max(1, steps // 5),
                     curve_episodes=curve_episodes, backbone=backbone, device=device, action=action,
@@ -132,7 +129,6 @@ def run_benchmark(*, suite: str = "paper", scenarios: tuple[str, ...] = ("highwa
 def _check_options(suite: str, seeds: int, algorithm: str, conditions: tuple[str, ...], workers: int, backend: str,
                    address: str | None, cell_gpus: float, device: str) -> None:
     """Refuse options out of range or that do not go together, before anything runs."""
-
     for kind, value, choices in (("suite", suite, sorted(SUITES)), ("algorithm", algorithm, sorted(BASE_RECIPES)),
                                  *(("condition", c, CONDITIONS) for c in conditions)):
         if value not in choices:

@@ -210,8 +210,6 @@ def encode_frames(rows: list[dict[str, Any]]) -> None:
     Handing numpy frames to ``datasets`` would turn every pixel into a Python int first (gigabytes for a
     few thousand rows); PNG bytes are what its ``Image`` feature stores anyway.
     """
-
-
     encoded: dict[int, dict[str, Any]] = {}
 
     def png(frame: np.ndarray) -> dict[str, Any]:
@@ -312,7 +310,6 @@ def recorded_episodes(scenarios: list[str], frames: int, rng: random.Random, *, 
     Raises:
         ZooError: a scenario without discrete meta-actions, ``frames < 1`` or ``validation_every < 2``.
     """
-
     from zoo.envs.presets import SCENARIOS  # lazy: would load gymnasium
 
     for name in scenarios:
@@ -429,7 +426,6 @@ def record_bev_captions(*, scenarios: tuple[str, ...] = ("highway-fast",), frame
         validation_every: episodes whose seed is a multiple of this go to validation
         overwrite: replace a non-empty --out folder
     """
-
     dataset = make_bev_captions(list(scenarios), frames, out, seed=seed, window=window, horizon_s=horizon,
                                 bev_size=bev_size, frame_rate_hz=frame_rate, decision_windows=decision_windows,
                                 objects=objects, validation_every=validation_every, overwrite=overwrite)

@@ -48,7 +48,6 @@ class CaptionDataset:
 
     def record(self) -> None:
         """Record the dataset into :attr:`path`."""
-
         make_bev_captions(self.scenarios, self.frames, self.path, seed=self.seed, frame_rate_hz=self.frame_rate_hz)
 
     def load(self):

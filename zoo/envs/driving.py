@@ -45,7 +45,6 @@ def _wrap_to_pi(angle: float) -> float:
 
 def _scenario_defaults(preset: ScenarioPreset) -> dict[str, Any]:
     """highway-env's own default config of the preset's environment class."""
-
     return load_env_creator(gym.spec(preset.gym_id).entry_point).default_config()
 
 
@@ -62,7 +61,6 @@ def meta_action_config(preset: ScenarioPreset) -> dict[str, Any]:
 
 def meta_action_names(preset: ScenarioPreset) -> tuple[str, ...]:
     """Names of the scenario's meta-actions, in the order of their action indices."""
-
     config = meta_action_config(preset)
     longitudinal, lateral = config.get("longitudinal", True), config.get("lateral", True)
     actions = (DiscreteMetaAction.ACTIONS_ALL if longitudinal and lateral

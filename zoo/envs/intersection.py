@@ -149,7 +149,6 @@ class ZooIntersectionEnv(IntersectionEnv):
 
     def _make_ego(self) -> None:
         """The ego car as highway-env makes it (on the approach lane from the south, routed to ``destination``)."""
-
         lane = self.road.network.get_lane(("o0", "ir0", 0))
         longitudinal = 60.0 + 5.0 * self.np_random.normal(1.0)
         ego = self.action_type.vehicle_class(self.road, lane.position(longitudinal, 0.0), speed=lane.speed_limit,

@@ -64,7 +64,6 @@ def report_evaluation(result: EvaluationResult, source: dict[str, str], out: str
     import mlflow  # lazy: mlflow is slow to import
     from mlflow.entities import Param  # lazy: mlflow is slow to import
 
-
     print_table(result, title=f"held-out evaluation: {result.scenario} ({condition}), {episodes} episodes, seed {seed}")
     files = write_result(result, out)
     client = mlflow.MlflowClient(tracking_uri())

@@ -86,7 +86,6 @@ class HeldOutWindows(CaptionDataset):
     made_by: ClassVar[str] = "zoo data bev-captions --decision-windows --objects"
 
     def record(self) -> None:
-
         make_bev_captions(self.scenarios, self.frames, self.path, seed=self.seed, window=self.window,
                           frame_rate_hz=self.frame_rate_hz, decision_windows=True, objects=True)
 
@@ -107,7 +106,6 @@ def recording(data: str, scenario: str, frames: int, seed: int, frame_rate_hz: f
 def build_variants(model: str, detector: str, describer: str, device: str = "cpu") -> tuple[dict[str, Any], Any]:
     """The reward module of each variant of :data:`VARIANTS`, and the oracle describer (to be given each batch's
     ground truth before the oracle variant scores it)."""
-
     oracle = OracleDescriber()
     rewards: dict[str, Any] = {
         STATIC: create_reward_model(model, head="clg", device=device),
@@ -350,9 +348,6 @@ def evaluate_reward_models(*, model: str = "drive-clip-bev-tiny", detector: str 
             --replicates 50 --data data/reward-evaluation-quick
         command_line: the command that ran this, recorded in the JSON and the card
     """
-
-
-
     if quick:
         scenarios, frames, replicates, data = (QUICK[k] for k in ("scenarios", "frames", "replicates", "data"))
     for scenario in scenarios:

@@ -75,7 +75,6 @@ class ZooCLI(LightningCLI):
         config = self.config[self.config.subcommand]
         threads = config.get("torch_threads")
         if threads:
-
             torch.set_num_threads(threads)
         if config.trainer.get("enable_progress_bar") is False:  # the default bar would contradict it
             self.trainer_defaults["callbacks"] = [c for c in self.trainer_defaults["callbacks"]
@@ -115,7 +114,6 @@ class ZooCLI(LightningCLI):
         return Path(self.trainer.default_root_dir) / experiment / str(logger.version)
 
     def _run_subcommand(self, subcommand: str) -> None:
-
         from zoo.agents.checkpoint_io import run_lock  # lazy: would load torchrl, tensordict, highway_env
 
         folder = self._run_folder() if subcommand == "fit" and rank_zero_only.rank == 0 else None
@@ -145,7 +143,6 @@ def _print_where_fit_wrote(trainer) -> None:
     if ckpt is not None and ckpt.dirpath and ckpt.save_last:
         print(f"last checkpoint: {Path(ckpt.dirpath) / 'last.ckpt'}")
     if run_id is not None:
-
         print(f"MLflow run: {run_id} ({tracking_uri()})")
 
 

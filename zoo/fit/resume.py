@@ -103,7 +103,6 @@ def _structural(key: str, value):
     """A structural recipe entry for comparison; an ``env`` written before a field existed gets its default."""
     value = plain(value)
     if key == "env" and isinstance(value, dict):
-
         from zoo.envs.config import EnvConfig  # lazy: would load gymnasium, numpy
 
         value = {**plain(asdict(EnvConfig())), **value}

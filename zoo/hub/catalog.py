@@ -24,7 +24,6 @@ def print_models(*, kind: str | None = None, pretrained: bool = False) -> None:
         kind: one of reward, policy, detector, describer
         pretrained: only models with trained weights
     """
-
     shipped = shipped_models()
     # 80 columns: the summary goes under the name (wrapped) instead of in a column of its own
     table = Table(title="zoo models", show_lines=True)
@@ -51,7 +50,6 @@ def print_model_card(name: str) -> None:
     Args:
         name: zoo name (family.tag), folder or models:/ URI
     """
-
     console = Console()
     resolved = resolve_model(name)
     if resolved.card is None:
@@ -66,12 +64,10 @@ def print_model_card(name: str) -> None:
 
 def model_parameters(folder: str | Path) -> int:
     """Number of parameters in a zoo model folder: its weights plus the ``base`` components its card names."""
-
     folder = Path(folder)
     files = sorted(folder.glob("*.safetensors"))
     card = read_card(folder) if (folder / "zoo.json").is_file() else {}
     if card.get("base"):
-
         files += [resolve_pip_model(spec) / "model.safetensors" for spec in card["base"].values()]
     total = 0
     for file in files:

@@ -59,7 +59,6 @@ def predict_actions(agent: Any, observations: Any) -> Any:
     import torch  # lazy: torch is slow to import
     from tensordict import TensorDict  # lazy: tensordict is slow to import
 
-
     obs = torch.as_tensor(np.asarray(observations))
     if tuple(obs.shape[1:]) != tuple(agent.obs_shape):
         raise ZooError(f"observations must have shape [N, {', '.join(map(str, agent.obs_shape))}] "

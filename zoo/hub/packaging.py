@@ -26,7 +26,6 @@ WEIGHTS = "model.safetensors"
 def _base_weights(spec: str) -> dict[str, Any]:
     from safetensors.torch import load_file  # lazy: safetensors.torch imports torch
 
-
     return load_file(resolve_pip_model(spec) / WEIGHTS)
 
 
@@ -102,7 +101,6 @@ def write_model_folder(folder: str | Path, save: Callable[[Path], None], card: d
     Written to a staging folder first, so an existing ``folder`` is only replaced by a complete one with a
     valid card.
     """
-
     folder = Path(folder)
     staging = folder.with_name(f"{folder.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)

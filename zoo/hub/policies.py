@@ -40,9 +40,6 @@ def save_policy_folder(agent, folder: str | Path, name: str, summary: str, train
     Example:
         >>> save_policy_folder(zoo.load_agent("last.ckpt"), "exports/dqn", "dqn-highway.v1", "DQN on highway-fast")  # doctest: +SKIP
     """
-
-
-
     if not isinstance(name, str) or name.count(".") < 1 or not all(name.split(".")):
         raise ZooError(f"policy name must look like 'family.tag', got {name!r}")
     if not isinstance(summary, str) or not summary.strip() or "\n" in summary.strip():
@@ -125,7 +122,6 @@ def _run_metrics(run_id: str, training: dict[str, Any]) -> dict[str, Any]:
     (method, seed, machine) and id go into ``training``."""
     import mlflow  # lazy: mlflow is slow to import
 
-
     run = mlflow.MlflowClient(tracking_uri()).get_run(run_id)
     tags = run.data.tags
     training.update({k: tags[f"zoo.benchmark.{k}"] for k in ("method", "seed", "machine")
@@ -157,8 +153,6 @@ def load_policy_folder(folder: str | Path, map_location: str = "cpu"):
         >>> agent = load_policy_folder("exports/dqn")  # doctest: +SKIP
         >>> td = agent.act(env.reset())  # doctest: +SKIP
     """
-
-
     folder = Path(folder)
     for file in ("agent.yaml", "model.safetensors"):
         if not (folder / file).is_file():

@@ -31,8 +31,6 @@ def register(source: str, *, as_: str, alias: str | None = None, summary: str | 
         allow_pickle: also read a checkpoint that holds pickled objects (runs code from the file: only for a
             source you trust; default: weights_only loading)
     """
-
-
     with tempfile.TemporaryDirectory(prefix="zoo-register-") as tmp:
         version = register_model(model_folder(source, Path(tmp), summary, allow_pickle), as_, alias=alias)
     ref = f"models:/{version.name}@{alias}" if alias else f"models:/{version.name}/{version.version}"
@@ -46,7 +44,6 @@ def register(source: str, *, as_: str, alias: str | None = None, summary: str | 
 def model_folder(source: str, tmp: Path, summary: str | None, allow_pickle: bool = False) -> Path:
     """A zoo model folder for ``source``: the folder itself, a checkpoint or training run exported as a policy folder
     under ``tmp``, a registered version downloaded, or a shipped model's folder."""
-
     path = Path(source).expanduser()
     if path.is_dir():
         if not (path / "zoo.json").is_file():
@@ -63,7 +60,6 @@ def model_folder(source: str, tmp: Path, summary: str | None, allow_pickle: bool
         return save_policy_folder(agent, tmp / "policy", f"{algorithm.lower()}-{scenario}.{tag}",
                                   summary or f"{algorithm} policy on {scenario}, from {source}")
     if source.startswith(("models:/", "runs:/")):
-
         return download_model(source)
 
     shipped = shipped_models()

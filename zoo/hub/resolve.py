@@ -125,7 +125,6 @@ def resolve_model(source: str | os.PathLike, *, pretrained: bool = True) -> Reso
         >>> zoo.hub.resolve.resolve_model("drive-clip-bev-tiny").path  # doctest: +SKIP
         PosixPath('/root/.cache/zoo/models/drive-clip-bev-tiny.sim-3f9a…')
     """
-
     text = str(source)
     if text.startswith(("models:/", "runs:/")):
         # lazy: import cycle (zoo.hub.mlflow_registry imports this module)
@@ -133,7 +132,6 @@ def resolve_model(source: str | os.PathLike, *, pretrained: bool = True) -> Reso
 
         return _complete(download_model(text))
     if text.startswith("random:"):
-
         return ResolvedModel(random_model_folder(text))
     path = Path(text).expanduser()
     if path.is_dir():
@@ -181,7 +179,6 @@ def check_safetensors(folder: str | os.PathLike) -> None:
     Example:
         >>> check_safetensors("checkpoints/drive-clip-bev-tiny.sim")  # doctest: +SKIP
     """
-
     files = sorted(Path(folder).glob("*.safetensors"))
     pickled = sorted(p.name for pattern in PICKLE_WEIGHTS for p in Path(folder).glob(pattern))
     if pickled and not files:
@@ -198,7 +195,6 @@ def check_safetensors(folder: str | os.PathLike) -> None:
 
 
 def _complete(folder: Path) -> ResolvedModel:
-
     card = read_card(folder)
     check_safetensors(folder)
     return ResolvedModel(packaging.complete_folder(folder, card), card, folder)
@@ -217,7 +213,6 @@ def weights_digest(folder: str | os.PathLike) -> str:
         >>> weights_digest("checkpoints/drive-clip-bev-tiny.sim")  # doctest: +SKIP
         '44721e96…'
     """
-
     files = sorted(Path(folder).glob("*.safetensors"))
     if not files:
         raise ZooError(f"{folder} holds no *.safetensors weights to digest")

@@ -42,7 +42,6 @@ def random_model_folder(name: str) -> Path:
 
 def build_once(folder: Path, build) -> Path:
     """Run ``build(staging)`` and move the result to ``folder`` atomically (concurrent builders are safe)."""
-
     staging = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)

@@ -190,7 +190,6 @@ class BEVCenterNet(Detector):
     # -- files ----------------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created)."""
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / CONFIG_FILE).write_text(json.dumps({"architecture": "bev-centernet", **asdict(self.config)},
@@ -206,7 +205,6 @@ class BEVCenterNet(Detector):
         Raises:
             ZooError: a missing or unreadable config or weights file, or weights that do not fit the config.
         """
-
         folder = Path(folder)
         try:
             config = json.loads((folder / CONFIG_FILE).read_text())

@@ -46,7 +46,6 @@ def init_arguments(cls: type) -> list[str]:
 
 def _public_path(cls: type) -> str:
     """The shortest importable path of ``cls`` (``zoo.rewards.CLGReward`` rather than ``zoo.rewards.vlm...``)."""
-
     parts = cls.__module__.split(".")
     for end in range(1, len(parts) + 1):
         module = ".".join(parts[:end])

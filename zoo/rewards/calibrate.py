@@ -53,8 +53,6 @@ def record(env: EnvConfig, frames: int, seed: int = 0, progress: bool = True) ->
         the next states ``[frames]`` (frames, frame windows, vehicle state) and a bool ``[frames]``: a collision
         follows within :data:`HORIZON_S` in the same episode.
     """
-
-
     driving = build_env(replace(env, num_envs=1), seed=seed, reward=EngineeredReward())
     horizon_steps = round(HORIZON_S * driving.base_env._env.unwrapped.config["policy_frequency"])
     episodes, labels = [], []
@@ -224,9 +222,6 @@ def calibrate_model(*, model: str, head: tuple[str, ...] = ("clg",), quantizatio
         write_card: store each head's entry under 'calibration' in the model's card (zoo.json)
         command_line: the command that ran this, recorded in the card
     """
-
-
-
     SCENARIOS.get(scenario)
     heads = HEADS.names() if list(head) == ["all"] else [check_choice("reward head", h, HEADS.names()) for h in head]
     if frames < 2:

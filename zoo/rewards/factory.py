@@ -58,7 +58,6 @@ def create_reward_model(
         >>> reward = zoo.create_reward_model("path/to/clip", head="clg", quantization={"bits": 8})  # doctest: +SKIP
         >>> reward = zoo.create_reward_model("path/to/clip", synthesis={"theta_min": -0.05})  # doctest: +SKIP
     """
-
     resolved = resolve_model(name_or_path, pretrained=pretrained)
     defaults = dict((resolved.card or {}).get("reward") or {})
     head = head or defaults.get("head", "clg")

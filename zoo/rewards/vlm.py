@@ -39,7 +39,6 @@ def card_calibration(model: str, head: str, crop: str) -> dict[str, Any]:
     Empty when the model has no card (a hub id, ``random:…``), the card has no entry for the head, or the entry
     was measured on another crop (the scores of another crop are another distribution).
     """
-
     entry = ((resolve_model(model).card or {}).get("calibration") or {}).get(head) or {}
     return dict(entry) if entry.get("crop", "none") == crop else {}
 
@@ -119,7 +118,6 @@ class VLMReward(RewardModule):
 
         Frames already in the cache, or repeated within ``frames``, are embedded once.
         """
-
         frames = self.crop_frames(check_frames(frames))
         lead = frames.shape[:-3]
         flat = frames.reshape(-1, *frames.shape[-3:])

@@ -16,7 +16,6 @@ def export_trained(module: Any, results: dict[str, dict[str, dict[str, float]]])
     """Save ``module``'s (best) model to ``module.hparams.export.folder`` with ``zoo.json`` and ``README.md``."""
     from transformers import AutoImageProcessor  # lazy: transformers is slow to import
 
-
     hp = module.hparams
     export, data = module.export, module.trainer.datamodule
     card: dict[str, Any] = {
@@ -74,7 +73,6 @@ def render_readme(card: dict[str, Any], notes: list[str]) -> str:
 
 def export_describer(module: Any, results: dict[str, dict[str, Any]]) -> None:
     """Save a trained risk describer (:class:`zoo.train.describer.RiskDescriberTraining`) as a zoo model folder."""
-
     export, data, hp = module.export, module.trainer.datamodule, module.hparams
     card: dict[str, Any] = {
         "name": export.name, "kind": "describer", "summary": export.summary, "metrics": results,

@@ -152,12 +152,10 @@ class ContrastiveRewardTraining(LightningModule):
     @staticmethod
     def _dangerous(risk_names: list[str]) -> torch.Tensor:
         """Per risk category: 1 (the negative goal) from severity 2 (imminent danger) on, else 0."""
-
         return torch.tensor([int(SEVERITY[name] >= 2) for name in risk_names])
 
     def risk_affinity(self, risk_names: list[str]) -> torch.Tensor:
         """``exp(−ordinal_softness⁻¹·|severity_i − severity_j|)`` between risk categories (identity when 0)."""
-
         severity = torch.tensor([float(SEVERITY[name]) for name in risk_names])
         distance = (severity[:, None] - severity[None, :]).abs()
         if self.hparams.ordinal_softness <= 0:

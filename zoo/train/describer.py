@@ -95,12 +95,10 @@ class RiskDescriberTraining(LightningModule):
 
     def describer(self):
         """The model in training as a :class:`zoo.vlm.describer.RiskDescriber` (no cache: weights change)."""
-
         return RiskDescriber(self.model, self.tokenizer, "captioner", prompt="", max_new_tokens=self.hparams.max_new_tokens,
                              timeout_s=None, cache_size=0, frame_transform=self.transform, source="training")
 
     def _types(self, windows: torch.Tensor) -> list[str | None]:
-
         descriptions = self.describer().describe(windows)
         self.model.train(self.training)
         return [parse_dynamic_risk(d) for d in descriptions]
@@ -139,5 +137,4 @@ class RiskDescriberTraining(LightningModule):
             results[split] = risk_type_scores(predicted, [names[i] for i in risk.tolist()], majority)
         self.results = results
         if self.export is not None:
-
             export_describer(self, results)

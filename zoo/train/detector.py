@@ -101,7 +101,6 @@ class DetectorTraining(LightningModule):
     def quality(self, predicted: list[Detections], objects: torch.Tensor,
                 image_size: tuple[int, int]) -> dict[str, float]:
         """Box precision/recall (IoU 0.5) and gate agreement of ``predicted`` against ground-truth ``objects``."""
-
         truth = OracleDetector(image_size[0]).detect(TensorDict({keys.OBJECTS: objects}, batch_size=[len(objects)]))
         return {**detection_quality(predicted, truth, self.detector.classes, min_score=self.gate.min_score),
                 **gate_agreement(self.gate, predicted, truth), "frames": float(len(objects))}
@@ -132,7 +131,6 @@ class DetectorTraining(LightningModule):
 
 def export_detector(module: DetectorTraining, results: dict[str, dict[str, float]]) -> None:
     """Write ``module``'s detector to ``module.export.folder`` with ``zoo.json`` and ``README.md``."""
-
     export, data = module.export, module.trainer.datamodule
     card = {
         "name": export.name, "kind": "detector", "summary": export.summary,

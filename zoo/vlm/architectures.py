@@ -100,7 +100,6 @@ def risk_describer_parts(captions: list[str], frames: int = 4, size: str = "tiny
         ViTImageProcessor,
     )
 
-
     check_choice("risk-describer size", size, list(RISK_DESCRIBER_SIZES))
     spec = RISK_DESCRIBER_SIZES[size]
     tokenizer = word_level_tokenizer([w for c in captions for w in c.split()],

@@ -124,7 +124,6 @@ class RiskDescriber:
             >>> describer.describe(windows)  # doctest: +SKIP
             ['The car ahead is braking hard', None]
         """
-
         windows = check_windows(windows)
         keys = [frame_key(w) for w in windows]
         self._counts["calls"] += len(keys)
@@ -229,7 +228,6 @@ def load_describer(source: str | os.PathLike, *, prompt: str | None = None, quan
         AutoTokenizer,
         VisionEncoderDecoderModel,
     )
-
 
     backbone = resolve_backbone(source, "describer", quantization=quantization, lora=lora, adapter=adapter)
     path = str(backbone.path)

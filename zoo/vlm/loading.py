@@ -49,7 +49,6 @@ def resolve_backbone(source: str | os.PathLike, kind: str, *, quantization: dict
     Raises:
         ZooError: both ``lora`` and ``adapter``; a zoo model of another kind; extra adapters on an adapter.
     """
-
     if lora is not None and adapter is not None:
         raise ZooError("give either `lora` (new adapters) or `adapter` (saved adapters), not both")
     resolved = resolve_model(source)
