@@ -37,8 +37,6 @@ def zoo_modules() -> list[str]:
     while folders:
         folder, prefix = folders.pop()
         for info in pkgutil.iter_modules([str(folder)], prefix):
-            if info.name.endswith(".__main__"):
-                continue  # runs the command when imported
             names.append(info.name)
             if info.ispkg:
                 folders.append((folder / info.name.rsplit(".", 1)[1], info.name + "."))
