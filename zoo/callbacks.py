@@ -12,6 +12,9 @@ from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import MLFlowLogger
 from rich.console import Console
 
+from zoo.errors import ZooError
+from zoo.tracking import ui_command
+
 
 class EnvStepProgressBar(RichProgressBar):
     """Rich progress bar counting environment steps (not gradient updates) toward ``total_frames``;
@@ -51,7 +54,6 @@ class MLflowRecipeCallback(SaveConfigCallback):
             return
         recipe = self.parser.dump(self.config, skip_none=False)
         logger.experiment.log_text(logger.run_id, recipe, "recipe.yaml")
-        from zoo.tracking import ui_command
 
         Console(stderr=True).print(
             f"[bold]MLflow[/bold] run [cyan]{logger.run_id}[/cyan] in experiment "
@@ -81,8 +83,6 @@ class TrainingCheckpoint(ModelCheckpoint):
 
     def __init__(self, every_n_train_steps: int = 1000, **kwargs: Any) -> None:
         if every_n_train_steps < 1:
-            from zoo.errors import ZooError
-
             raise ZooError(f"every_n_train_steps must be >= 1, got {every_n_train_steps}")
         super().__init__(save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps, **kwargs)
         self._saved_at_step = 0
@@ -129,7 +129,7 @@ class EvaluateAfterFit(Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.before and trainer.is_global_zero and trainer.ckpt_path is None:
-            from zoo.evaluation import evaluate
+            from zoo.evaluation import evaluate  # lazy: would load torchrl, tensordict, highway_env
 
             self.initial = evaluate(pl_module, episodes=self.episodes, seed=self.seed)
             pl_module.train()
@@ -137,8 +137,12 @@ class EvaluateAfterFit(Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.interrupted or not trainer.is_global_zero:
             return
-        from zoo.evaluation import evaluate
-        from zoo.evaluation.report import log_to_mlflow, print_table, write_result
+        from zoo.evaluation import evaluate  # lazy: would load torchrl, tensordict, highway_env
+        from zoo.evaluation.report import (  # lazy: would load torchrl, tensordict, highway_env
+            log_to_mlflow,
+            print_table,
+            write_result,
+        )
 
         out = Path(trainer.checkpoint_callback.dirpath).parent / "evaluation" if trainer.checkpoint_callback \
             else Path(trainer.default_root_dir) / "evaluation"
@@ -172,8 +176,6 @@ class EvaluateEvery(Callback):
 
     def __init__(self, every: int = 1_000, episodes: int = 5, seed: int = 0, prefix: str = "curve/") -> None:
         if every < 1 or episodes < 1:
-            from zoo.errors import ZooError
-
             raise ZooError(f"every and episodes must be >= 1, got every={every}, episodes={episodes}")
         self.every = every
         self.episodes = episodes
@@ -182,7 +184,7 @@ class EvaluateEvery(Callback):
         self.next_at = 0
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        from zoo.evaluation import evaluate
+        from zoo.evaluation import evaluate  # lazy: would load torchrl, tensordict, highway_env
 
         frames = pl_module.tracker.frames
         result = evaluate(pl_module, episodes=self.episodes, seed=self.seed, progress=False)

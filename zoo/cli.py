@@ -25,6 +25,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from zoo.errors import UsageError, ZooError, user_error
+from zoo.fit.recipes import recipe_arguments
+from zoo.registry import unknown_choice
 from zoo.tracking import configure_mlflow
 
 configure_mlflow()
@@ -199,10 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         if command in COMMANDS:
             run_command(argv)
         elif command in LIGHTNING_COMMANDS:
-            from zoo.fit.recipes import recipe_arguments
-
             argv = recipe_arguments(argv)
-            from zoo.fit.lightning_cli import lightning_cli
+            from zoo.fit.lightning_cli import lightning_cli  # lazy: would load lightning, torch, scipy
 
             if from_sys:  # LightningCLI reads sys.argv itself (and warns when given both it and args)
                 sys.argv[1:] = argv
@@ -210,8 +210,6 @@ def main(argv: list[str] | None = None) -> int:
         elif command in REPLACED_COMMANDS:
             raise ZooError(f"there is no `zoo {command}`: {REPLACED_COMMANDS[command]}")
         else:
-            from zoo.registry import unknown_choice
-
             raise ZooError(unknown_choice("command", command, [*LIGHTNING_COMMANDS, *COMMANDS]))
     except Exception as err:
         found = user_error(err)

@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
+from rich.console import Console
 from torch import nn
 
 from zoo import keys
+from zoo.api import load_policy
 from zoo.errors import ZooError
 from zoo.extras import require
 from zoo.registry import check_choice
@@ -54,7 +56,7 @@ class DeterministicPolicy(nn.Module):
         self.obs_key = agent.obs_key
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
-        from torchrl.envs import ExplorationType, set_exploration_type
+        from torchrl.envs import ExplorationType, set_exploration_type  # lazy: torchrl is slow to import
 
         with set_exploration_type(ExplorationType.DETERMINISTIC):
             return self.policy(**{self.obs_key: observation})
@@ -125,8 +127,6 @@ def export_policy(source: str, fmt: str, out: str | Path) -> Path:
         >>> policy = load_exported("sac.onnx")  # doctest: +SKIP
         >>> policy(observation_batch)  # doctest: +SKIP
     """
-    from zoo.api import load_policy
-
     check_choice("format", fmt, FORMATS)
     if fmt == "onnx":  # before the policy loads: torch's dynamo exporter needs onnx and onnxscript
         onnx = require("onnx", "ONNX export")
@@ -224,8 +224,6 @@ def export(*, policy: str, format_: Format, out: str) -> None:
         format_: the artifact's format
         out: file to write (e.g. policy.pt or policy.onnx)
     """
-    from rich.console import Console
-
     path = export_policy(policy, format_, out)
     spec = load_exported(path).spec
     Console(stderr=True, soft_wrap=True).print(

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from zoo.errors import UsageError, ZooError
+from zoo.registry import check_choice
+from zoo.tracking.settings import check_tracking_uri, resolve_checkpoint, tracking_uri
 
 
 def evaluate_policy(*, ckpt: str | None = None, policy: str | None = None, scenario: str | None = None,
@@ -29,10 +31,8 @@ def evaluate_policy(*, ckpt: str | None = None, policy: str | None = None, scena
         allow_pickle: also read a checkpoint that holds pickled objects (runs code from the file: only for a
             source you trust; default: weights_only loading)
     """
-    from zoo.envs.presets import CONDITIONS, SCENARIOS
-    from zoo.evaluation.report import report_evaluation
-    from zoo.registry import check_choice
-    from zoo.tracking.settings import check_tracking_uri, tracking_uri
+    from zoo.envs.presets import CONDITIONS, SCENARIOS  # lazy: would load gymnasium, numpy
+    from zoo.evaluation.report import report_evaluation  # lazy: would load torchrl, tensordict, torch
 
     if episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {episodes}")
@@ -43,12 +43,12 @@ def evaluate_policy(*, ckpt: str | None = None, policy: str | None = None, scena
         SCENARIOS.get(scenario)
     check_choice("condition", condition, CONDITIONS)
     if policy is not None:
-        from zoo.evaluation.reference import reference_policy
+        from zoo.evaluation.reference import reference_policy  # lazy: would load torchrl, tensordict, torch
 
         reference_policy(policy)  # refuse a bad name before anything else
     check_tracking_uri(tracking_uri())  # the results go there: know it works before evaluating
     if policy is not None:
-        from zoo.evaluation.reference import evaluate_reference
+        from zoo.evaluation.reference import evaluate_reference  # lazy: would load torchrl, tensordict, torch
 
         scenario = scenario or "highway-fast"
         result = evaluate_reference(policy, scenario, episodes=episodes, seed=seed, condition=condition, video=video,
@@ -65,9 +65,8 @@ def evaluate_policy(*, ckpt: str | None = None, policy: str | None = None, scena
 def _evaluate_checkpoint(ckpt: str, scenario: str | None, condition: str, episodes: int, seed: int,
                          video: str | None, allow_pickle: bool):
     """The held-out evaluation of a checkpoint file or MLflow run, and its default output folder."""
-    from zoo.agents.checkpoint import load_agent
-    from zoo.evaluation import evaluate
-    from zoo.tracking.settings import resolve_checkpoint
+    from zoo.agents.checkpoint import load_agent  # lazy: would load lightning, torchrl, tensordict
+    from zoo.evaluation import evaluate  # lazy: would load torchrl, tensordict, torch
 
     path = resolve_checkpoint(ckpt)
     agent = load_agent(path, allow_pickle=allow_pickle)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import pickle
+import re
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from zoo.agents import AGENTS
 from zoo.agents.hparams import check_hyperparameters
 from zoo.errors import ZooError
 from zoo.tracking.settings import resolve_checkpoint
@@ -21,11 +27,6 @@ def read_checkpoint(path: str | Path, allow_pickle: bool = False) -> dict[str, A
     Raises:
         ZooError: the file is truncated or corrupted, or needs pickle and ``allow_pickle`` is off.
     """
-    import pickle
-    import re
-
-    import torch
-
     try:
         return torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError, KeyError, AttributeError) as err:
@@ -94,8 +95,6 @@ POLICY_FILES = ("zoo.json", "README.md", "agent.yaml", "model.safetensors")
 
 def plain_data(value: Any) -> Any:
     """Recipe values as YAML-safe data: tuples as lists, dataclasses and namespaces as dicts."""
-    from dataclasses import asdict, is_dataclass
-
     if hasattr(value, "as_dict"):
         value = value.as_dict()
     elif is_dataclass(value) and not isinstance(value, type):
@@ -109,8 +108,6 @@ def plain_data(value: Any) -> Any:
 
 def agent_classes() -> dict[str, type]:
     """Registered agent classes by every class path a recipe or checkpoint may name."""
-    from zoo.agents import AGENTS
-
     by_path = {f"{cls.__module__}.{cls.__name__}": cls for cls in map(AGENTS.get, AGENTS.names())}
     by_path.update({f"zoo.agents.{name}": AGENTS.get(name) for name in AGENTS.names()})
     return by_path

@@ -97,7 +97,8 @@ def _ray_collector(make_envs: list[partial], policy: TensorDictModuleBase, num_e
                    asynchronous: bool, **kwargs: Any) -> BaseCollector:
     """TorchRL's ``RayCollector`` over one Ray actor per env maker (see :func:`build_collector`)."""
     ray = require("ray", "collector: ray")
-    from torchrl.collectors.distributed import RayCollector  # imports ray: only runs that use it pay for that
+    # lazy: optional extra "ray" (imports ray: only runs that use it pay for that)
+    from torchrl.collectors.distributed import RayCollector
 
     joined = not ray.is_initialized()
     if joined:

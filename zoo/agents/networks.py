@@ -8,7 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
+from torch.distributions import Categorical
+from torchrl.modules import Actor, ProbabilisticActor, TanhNormal, ValueOperator
 
 from zoo import keys
 from zoo.registry import Registry
@@ -85,9 +88,6 @@ class Head(nn.Module):
 # -- TensorDict modules shared by the algorithms ------------------------------------------------
 def tanh_gaussian_actor(encoder: nn.Module, in_key, action_spec, return_log_prob: bool = False):
     """Stochastic actor: tanh-squashed Gaussian over a bounded continuous action (SAC, PPO)."""
-    from tensordict.nn import NormalParamExtractor, TensorDictModule
-    from torchrl.modules import ProbabilisticActor, TanhNormal
-
     head = nn.Sequential(Head(encoder, 2 * action_spec.shape[-1]), NormalParamExtractor())
     return ProbabilisticActor(
         TensorDictModule(head, in_keys=[in_key], out_keys=["loc", "scale"]),
@@ -99,10 +99,6 @@ def tanh_gaussian_actor(encoder: nn.Module, in_key, action_spec, return_log_prob
 
 def categorical_actor(encoder: nn.Module, in_key, action_spec, return_log_prob: bool = False):
     """Stochastic actor over discrete actions (PPO, discrete SAC)."""
-    from tensordict.nn import TensorDictModule
-    from torch.distributions import Categorical
-    from torchrl.modules import ProbabilisticActor
-
     return ProbabilisticActor(
         TensorDictModule(Head(encoder, action_spec.space.n), in_keys=[in_key], out_keys=["logits"]),
         in_keys=["logits"], spec=action_spec, distribution_class=Categorical, return_log_prob=return_log_prob,
@@ -111,27 +107,19 @@ def categorical_actor(encoder: nn.Module, in_key, action_spec, return_log_prob: 
 
 def deterministic_actor(encoder: nn.Module, in_key, action_spec):
     """Deterministic tanh actor in [-1, 1] (TD3)."""
-    from torchrl.modules import Actor
-
     return Actor(nn.Sequential(Head(encoder, action_spec.shape[-1]), nn.Tanh()), in_keys=[in_key], spec=action_spec)
 
 
 def q_critic(encoder: nn.Module, in_key, action_dim: int):
     """State-action value Q(s, a), written to ``state_action_value`` (SAC, TD3)."""
-    from torchrl.modules import ValueOperator
-
     return ValueOperator(Head(encoder, 1, extra_features=action_dim), in_keys=[in_key, keys.ACTION])
 
 
 def action_values(encoder: nn.Module, in_key, num_actions: int):
     """Q(s, ·) for every discrete action, written to ``action_value`` (discrete SAC)."""
-    from tensordict.nn import TensorDictModule
-
     return TensorDictModule(Head(encoder, num_actions), in_keys=[in_key], out_keys=["action_value"])
 
 
 def v_critic(encoder: nn.Module, in_key):
     """State value V(s), written to ``state_value`` (PPO)."""
-    from torchrl.modules import ValueOperator
-
     return ValueOperator(Head(encoder, 1), in_keys=[in_key])

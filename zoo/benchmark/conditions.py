@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import zoo
 from zoo.envs.presets import CONDITIONS
 from zoo.registry import check_choice
 
@@ -37,16 +38,16 @@ def check_conditions(conditions: Sequence[str]) -> None:
 
 def evaluate_trained(agent: Any, scenario: str, episodes: int, condition: str) -> Any:
     """Held-out evaluation of a trained agent on ``condition``: the one call that passes a condition on."""
-    from zoo.evaluation import evaluate
+    from zoo.evaluation import evaluate  # lazy: would load torchrl, tensordict, torch
 
     return evaluate(agent, scenario, episodes=episodes, progress=False, condition=condition)
 
 
 def evaluate_run_on(client: Any, run: Any, condition: str, episodes: int) -> None:
     """Evaluate a finished grid run's checkpoint on ``condition`` and log it to the run (files and metrics)."""
-    import zoo
+    # lazy: import cycle (zoo.benchmark.grid imports this module)
     from zoo.benchmark.grid import TAG as GRID_TAG
-    from zoo.evaluation.report import write_result
+    from zoo.evaluation.report import write_result  # lazy: would load torchrl, tensordict, torch
 
     agent = zoo.load_policy(f"runs:/{run.info.run_id}")
     result = evaluate_trained(agent, run.data.tags[f"{GRID_TAG}scenario"], episodes, condition)

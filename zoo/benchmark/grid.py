@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import platform
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from zoo.benchmark.conditions import DEFAULT, check_conditions
+from zoo.benchmark.conditions import DEFAULT, check_conditions, evaluate_run_on, needs_evaluation
 from zoo.benchmark.methods import (
     BASE_RECIPES,
     DEFAULT_ALGORITHM,
@@ -31,11 +33,16 @@ from zoo.benchmark.methods import (
     METHODS,
     RECIPES,
     method_reward,
+    read_recipe,
 )
 from zoo.benchmark.provenance import git_commit, reward_model_digests
-from zoo.benchmark.results_file import GridResults
+from zoo.benchmark.results_file import GridResults, episode_columns, latest_runs, recorded_cells, run_records
+from zoo.envs.config import ACTION_MODES
+from zoo.envs.presets import SCENARIOS
 from zoo.errors import ZooError, user_error
-from zoo.registry import check_choice
+from zoo.registry import check_choice, unknown_choice
+from zoo.tracking import tracking_uri
+from zoo.tracking.settings import _local_artifact_location
 
 if TYPE_CHECKING:
     from zoo.benchmark.ray_cells import RayCluster
@@ -80,8 +87,6 @@ class Budget:
     algorithm: str = DEFAULT_ALGORITHM
 
     def __post_init__(self) -> None:
-        from zoo.envs.config import ACTION_MODES
-
         check_choice("action", self.action, ACTION_MODES)
         check_choice("algorithm", self.algorithm, tuple(BASE_RECIPES))
         if self.algorithm == "dqn" and self.action != "discrete":
@@ -97,17 +102,12 @@ class Budget:
 
     def learning_starts(self) -> int:
         """The recipe's random-action warm-up, capped at a quarter of a small budget."""
-        from zoo.benchmark.methods import read_recipe
-
         return min(read_recipe(self.recipe)["model"]["init_args"]["learning_starts"], self.steps // 4)
 
 
 def machine() -> str:
     """The machine a cell ran on, in words (CPU cores, GPU, torch): tagged on each run, quoted by the page."""
-    import os
-    import platform
-
-    import torch
+    import torch  # lazy: torch is slow to import
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, {gpu}, torch {torch.__version__}"
@@ -208,15 +208,11 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
     Example:
         >>> run_grid("paper", ["highway-fast"], [0], Budget(steps=2_000), methods=["sparse"])  # doctest: +SKIP
     """
-    import mlflow
+    import mlflow  # lazy: mlflow is slow to import
 
-    from zoo.benchmark.workers import Job
-    from zoo.envs.presets import SCENARIOS
-    from zoo.tracking import tracking_uri
+    from zoo.benchmark.workers import Job  # lazy: import cycle (zoo.benchmark.workers imports this module)
 
     if suite not in SUITES:
-        from zoo.registry import unknown_choice
-
         raise ZooError(unknown_choice("benchmark suite", suite, list(SUITES)))
     methods = list(methods or SUITES[suite])
     for name in methods:
@@ -277,9 +273,6 @@ def run_grid(suite: str, scenarios: Sequence[str], seeds: Sequence[int], budget:
 def _evaluate_conditions(client: Any, suite: str, scenarios: Sequence[str], methods: Sequence[str], budget: Budget,
                          conditions: Sequence[str], console: Console, outcome: dict[str, list[str]]) -> None:
     """Evaluate every finished run of the grid on each further condition it lacks (a resumed grid: only those)."""
-    from zoo.benchmark.conditions import evaluate_run_on, needs_evaluation
-    from zoo.benchmark.results_file import latest_runs
-
     runs = latest_runs(client, suite, scenarios, methods, budget.steps, budget.backbone, budget.action,
                        budget.algorithm)
     for condition in conditions:
@@ -308,8 +301,10 @@ def grid_results(client: Any, grid: dict[str, Any], previous: Sequence[dict[str,
             (:func:`~zoo.benchmark.results_file.recorded_cells`) and MLflow has no run of keeps its records.
         console: where progress goes.
     """
-    from zoo.benchmark.results_file import episode_columns, latest_runs, recorded_cells, run_records
-    from zoo.evaluation.reference import evaluate_reference, reference_policies
+    from zoo.evaluation.reference import (  # lazy: would load torchrl, tensordict, torch
+        evaluate_reference,
+        reference_policies,
+    )
 
     console = console or Console(stderr=True)
     runs = latest_runs(client, grid["suite"], grid["scenarios"], grid["methods"], grid["steps"], grid["backbone"],
@@ -344,25 +339,25 @@ def _fit(jobs: Sequence[Job], workers: int, client: Any, suite: str, console: Co
     if not jobs:
         return
     if cluster is not None or workers > 1:
-        from zoo.tracking.settings import _local_artifact_location
-
         name = experiment_name(suite)  # created here: children creating it at once would collide
         experiment = client.get_experiment_by_name(name)
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(
             name, artifact_location=_local_artifact_location())
         log_dir = Path.cwd() / "runs" / name / "logs"
         if cluster is not None:
+            # lazy: import cycle (zoo.benchmark.ray_cells imports this module)
             from zoo.benchmark.ray_cells import fit_on_ray
 
             yield from fit_on_ray(jobs, cluster, client, experiment_id, log_dir, console)
             return
+        # lazy: import cycle (zoo.benchmark.workers imports this module)
         from zoo.benchmark.workers import fit_in_subprocesses
 
         here = machine()
         for job, run_id, error in fit_in_subprocesses(jobs, workers, client, experiment_id, log_dir, console):
             yield job, run_id, error, here
         return
-    from zoo.fit.lightning_cli import lightning_cli
+    from zoo.fit.lightning_cli import lightning_cli  # lazy: would load lightning, torch, scipy
 
     here = machine()
     for job in jobs:

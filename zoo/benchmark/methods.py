@@ -63,7 +63,7 @@ METHODS.register("drivevlm-rl-nrac", Method("DriveVLM-RL, no reward after collis
 def read_recipe(name: str) -> dict[str, Any]:
     """A recipe file under ``recipes/`` (``base/sac.yaml``, ``rewards/vlm-rl.yaml``) as plain data, ``${...}``
     interpolations resolved; a composed recipe's ``compose`` list is not followed."""
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf  # lazy: omegaconf is slow to import
 
     path = RECIPES / name
     if not path.is_file():

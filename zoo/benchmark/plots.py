@@ -15,10 +15,10 @@ Runs = dict[str, list[dict[str, Any]]]
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # lazy: matplotlib is slow to import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib is slow to import
 
     return plt
 

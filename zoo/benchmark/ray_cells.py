@@ -30,10 +30,11 @@ from typing import Any
 
 from rich.console import Console
 
-from zoo.benchmark.grid import TAG, matching
+from zoo.benchmark.grid import TAG, machine, matching
 from zoo.benchmark.workers import GRACE_S, CellProgress, Job, deferred_interrupts, launch, outcome, stop
 from zoo.errors import ZooError
 from zoo.ray_runtime import connect
+from zoo.tracking import tracking_uri
 
 #: CPUs a cell declares: its ``zoo fit`` runs one torch thread (``--torch_threads=1``, ``OMP_NUM_THREADS=1``)
 CELL_CPUS = 1
@@ -89,10 +90,7 @@ def fit_cell(job: Job, experiment_id: str, log_dir: str, workdir: str) -> CellRe
         log_dir: the folder of the cell logs (a path on the node).
         workdir: the child's working folder (made if missing).
     """
-    import mlflow
-
-    from zoo.benchmark.grid import machine
-    from zoo.tracking import tracking_uri
+    import mlflow  # lazy: mlflow is slow to import
 
     client = mlflow.MlflowClient(tracking_uri())
     console = Console(stderr=True)  # Ray forwards it to the driver's console
@@ -137,8 +135,6 @@ def fit_on_ray(jobs: Sequence[Job], cluster: RayCluster, client: Any, experiment
         ZooError: ray is not installed, the cluster cannot be reached, or it cannot reach the tracking store.
         KeyboardInterrupt: after Ctrl-C, SIGTERM or SIGHUP, once the cluster's cells are stopped.
     """
-    from zoo.tracking import tracking_uri
-
     uri = tracking_uri()
     ray = connect(cluster.address, "zoo benchmark --backend ray", runtime_env={"env_vars": {"MLFLOW_TRACKING_URI": uri}})
     try:

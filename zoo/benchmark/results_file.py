@@ -166,7 +166,7 @@ def check_same_grid(records: Sequence[dict[str, Any]], grid: dict[str, Any], pat
 def latest_runs(client: Any, suite: str, scenarios: Sequence[str], methods: Sequence[str], steps: int,
                 backbone: str, action: str, algorithm: str) -> list[Any]:
     """Complete runs of the grid, the newest per (method, scenario, seed)."""
-    from zoo.benchmark.grid import TAG, finished_runs, run_algorithm
+    from zoo.benchmark.grid import TAG, finished_runs, run_algorithm  # lazy: would load gymnasium, numpy
 
     chosen: dict[tuple[str, str, str], Any] = {}
     for run in finished_runs(client, suite):  # newest first: the first run of a cell wins
@@ -181,9 +181,9 @@ def latest_runs(client: Any, suite: str, scenarios: Sequence[str], methods: Sequ
 
 def run_records(client: Any, run: Any, conditions: Sequence[str]) -> list[dict[str, Any]]:
     """The records of one finished grid run: one per condition it was evaluated on."""
-    from zoo.benchmark.conditions import DEFAULT, artifact_dir
-    from zoo.benchmark.conditions import TAG as EVALUATED
-    from zoo.benchmark.grid import TAG, run_algorithm
+    from zoo.benchmark.conditions import DEFAULT, artifact_dir  # lazy: would load gymnasium, numpy
+    from zoo.benchmark.conditions import TAG as EVALUATED  # lazy: would load gymnasium, numpy
+    from zoo.benchmark.grid import TAG, run_algorithm  # lazy: would load gymnasium, numpy
 
     tags = run.data.tags
     common = {"kind": "run", "method": tags[f"{TAG}method"], "scenario": tags[f"{TAG}scenario"],

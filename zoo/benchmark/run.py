@@ -3,18 +3,25 @@ results file and page written (:mod:`zoo.benchmark.results_file`, :mod:`zoo.benc
 
 from __future__ import annotations
 
+import datetime as dt
 import shlex
 from pathlib import Path
 from typing import Literal
 
 from rich.console import Console
 
-from zoo.benchmark.conditions import DEFAULT
+from zoo.benchmark.conditions import DEFAULT, check_conditions
+from zoo.benchmark.grid import SUITES, Budget, grid_results, run_grid
 from zoo.benchmark.methods import BASE_RECIPES, DEFAULT_ALGORITHM, DEFAULT_BACKBONE
+from zoo.benchmark.ray_cells import RayCluster
+from zoo.benchmark.references import check_references
+from zoo.benchmark.results_file import check_same_grid, read_results, recorded_cells, save_results
 from zoo.envs.presets import CONDITIONS
 from zoo.errors import UsageError
 from zoo.evaluation.reference import REFERENCE_POLICIES
+from zoo.extras import require
 from zoo.registry import unknown_choice
+from zoo.tracking import tracking_uri
 
 
 def run_benchmark(*, suite: str = "paper", scenarios: tuple[str, ...] = ("highway-fast",), seeds: int = 5,
@@ -71,10 +78,7 @@ def run_benchmark(*, suite: str = "paper", scenarios: tuple[str, ...] = ("highwa
         command_line: the command that ran this, recorded as the grid's command (without --report-only)
     """
     _check_options(suite, seeds, algorithm, conditions, workers, backend, address, cell_gpus, device)
-    from zoo.benchmark.conditions import check_conditions
-    from zoo.benchmark.references import check_references
-    from zoo.benchmark.report import write_report
-    from zoo.benchmark.results_file import check_same_grid, read_results, recorded_cells, save_results
+    from zoo.benchmark.report import write_report  # lazy: would load scipy
 
     run_folder = Path("runs") / f"benchmark-{suite}"
     results_path = Path(results) if results else run_folder / "results.jsonl.gz"
@@ -91,17 +95,9 @@ def run_benchmark(*, suite: str = "paper", scenarios: tuple[str, ...] = ("highwa
     if not report_only:  # refused now, not after the training
         check_conditions(conditions)
         if backend == "ray":
-            from zoo.extras import require
-
             require("ray", "zoo benchmark --backend ray")
 
-    import datetime as dt
-
-    import mlflow
-
-    from zoo.benchmark.grid import SUITES, Budget, grid_results, run_grid
-    from zoo.benchmark.ray_cells import RayCluster
-    from zoo.tracking import tracking_uri
+    import mlflow  # lazy: mlflow is slow to import
 
     budget = Budget(steps=steps, eval_episodes=eval_episodes, curve_every=curve_every or max(1, steps // 5),
                     curve_episodes=curve_episodes, backbone=backbone, device=device, action=action,
@@ -132,8 +128,6 @@ def run_benchmark(*, suite: str = "paper", scenarios: tuple[str, ...] = ("highwa
 def _check_options(suite: str, seeds: int, algorithm: str, conditions: tuple[str, ...], workers: int, backend: str,
                    address: str | None, cell_gpus: float, device: str) -> None:
     """Refuse options out of range or that do not go together, before anything runs."""
-    from zoo.benchmark.grid import SUITES
-
     for kind, value, choices in (("suite", suite, sorted(SUITES)), ("algorithm", algorithm, sorted(BASE_RECIPES)),
                                  *(("condition", c, CONDITIONS) for c in conditions)):
         if value not in choices:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from zoo.data.bev_captions import check_output_folder, encode_frames, recorded_episodes
 from zoo.data.datamodule import CaptionDataset, RecordedData, frames_tensor
 from zoo.errors import ZooError
 
@@ -46,10 +47,9 @@ def make_bev_boxes(scenarios: list[str], frames: int, out: str | Path, *, seed: 
     Example:
         >>> make_bev_boxes(["highway-fast"], 200, "data/boxes", progress=False)  # doctest: +SKIP
     """
-    import datasets
+    import datasets  # lazy: datasets is slow to import
 
-    from zoo.data.bev_captions import check_output_folder, encode_frames, recorded_episodes
-    from zoo.envs.driving import MAX_OBJECTS, OBJECT_FIELDS
+    from zoo.envs.driving import MAX_OBJECTS, OBJECT_FIELDS  # lazy: would load highway_env, gymnasium, pandas
 
     out = Path(out)
     check_output_folder(out, overwrite)

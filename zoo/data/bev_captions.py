@@ -20,6 +20,7 @@ Splits are by episode seed: an episode goes to ``validation`` when its seed is a
 
 from __future__ import annotations
 
+import io
 import itertools
 import random
 from collections.abc import Iterator
@@ -27,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from rich.console import Console
+from rich.progress import Progress
 
 from zoo.errors import ZooError
 
@@ -209,10 +213,6 @@ def encode_frames(rows: list[dict[str, Any]]) -> None:
     Handing numpy frames to ``datasets`` would turn every pixel into a Python int first (gigabytes for a
     few thousand rows); PNG bytes are what its ``Image`` feature stores anyway.
     """
-    import io
-
-    from PIL import Image
-
     encoded: dict[int, dict[str, Any]] = {}
 
     def png(frame: np.ndarray) -> dict[str, Any]:
@@ -243,9 +243,9 @@ def _recording_rates(preset: Any, frame_rate_hz: float | None) -> tuple[dict[str
     highway-fast and merge) and hold IDLE on the frames in between, so a faster recording sees the same
     driving, sampled more densely.
     """
-    import gymnasium as gym
-    import highway_env  # noqa: F401  (registers the gymnasium ids)
-    from gymnasium.envs.registration import load_env_creator
+    import gymnasium as gym  # lazy: gymnasium is slow to import
+    import highway_env  # noqa: F401  (registers the gymnasium ids); lazy: highway_env is slow to import
+    from gymnasium.envs.registration import load_env_creator  # lazy: gymnasium is slow to import
 
     spec = gym.spec(preset.gym_id)
     defaults = {**load_env_creator(spec.entry_point).default_config(), **spec.kwargs.get("config", {}),
@@ -273,9 +273,9 @@ def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, ho
     in training, and the risk describer's), not consecutive recorded frames; its dynamic risk is read over the
     same frames. The same unless ``frame_rate_hz`` is faster than the scenario's policy frequency.
     """
-    from zoo.envs.config import EnvConfig
-    from zoo.envs.driving import DrivingEnv
-    from zoo.envs.presets import SCENARIOS
+    from zoo.envs.config import EnvConfig  # lazy: would load gymnasium
+    from zoo.envs.driving import DrivingEnv  # lazy: would load highway_env, matplotlib, gymnasium
+    from zoo.envs.presets import SCENARIOS  # lazy: would load gymnasium
 
     preset = SCENARIOS.get(scenario)
     config, per_decision = _recording_rates(preset, frame_rate_hz)
@@ -319,9 +319,7 @@ def recorded_episodes(scenarios: list[str], frames: int, rng: random.Random, *, 
     Raises:
         ZooError: a scenario without discrete meta-actions, ``frames < 1`` or ``validation_every < 2``.
     """
-    from rich.progress import Progress
-
-    from zoo.envs.presets import SCENARIOS
+    from zoo.envs.presets import SCENARIOS  # lazy: would load gymnasium
 
     for name in scenarios:
         if "discrete" not in SCENARIOS.get(name).action_modes:
@@ -370,9 +368,12 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
     Returns:
         The ``DatasetDict`` with ``train`` and ``validation`` splits (those that got episodes).
     """
-    import datasets
+    import datasets  # lazy: datasets is slow to import
 
-    from zoo.envs.driving import MAX_OBJECTS, OBJECT_FIELDS
+    from zoo.envs.driving import (  # lazy: would load highway_env, matplotlib, gymnasium
+        MAX_OBJECTS,
+        OBJECT_FIELDS,
+    )
 
     if window < 1:
         raise ZooError(f"need window >= 1, got {window}")
@@ -434,8 +435,6 @@ def record_bev_captions(*, scenarios: tuple[str, ...] = ("highway-fast",), frame
         validation_every: episodes whose seed is a multiple of this go to validation
         overwrite: replace a non-empty --out folder
     """
-    from rich.console import Console
-
     dataset = make_bev_captions(list(scenarios), frames, out, seed=seed, window=window, horizon_s=horizon,
                                 bev_size=bev_size, frame_rate_hz=frame_rate, decision_windows=decision_windows,
                                 objects=objects, validation_every=validation_every, overwrite=overwrite)

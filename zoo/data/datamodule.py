@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
+from zoo.data.bev_captions import make_bev_captions
 from zoo.errors import ZooError
 
 #: columns a captioned BEV dataset must have
@@ -47,13 +48,11 @@ class CaptionDataset:
 
     def record(self) -> None:
         """Record the dataset into :attr:`path`."""
-        from zoo.data.bev_captions import make_bev_captions
-
         make_bev_captions(self.scenarios, self.frames, self.path, seed=self.seed, frame_rate_hz=self.frame_rate_hz)
 
     def load(self):
         """Record the dataset if its folder is missing, then load it (checked for the expected columns)."""
-        import datasets
+        import datasets  # lazy: datasets is slow to import
 
         if not Path(self.path).exists():
             self.record()
@@ -190,7 +189,7 @@ class BEVCaptionsData(RecordedData):
 
 def concat_splits(data):
     """All splits of a held-out dataset as one (every one of its episodes is unseen)."""
-    import datasets
+    import datasets  # lazy: datasets is slow to import
 
     return datasets.concatenate_datasets(list(data.values())) if isinstance(data, datasets.DatasetDict) else data
 

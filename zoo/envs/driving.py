@@ -15,8 +15,11 @@ from collections import deque
 from typing import Any
 
 import gymnasium as gym
+import highway_env  # noqa: F401  (registers the gymnasium ids)
 import numpy as np
 from gymnasium import spaces
+from gymnasium.envs.registration import load_env_creator
+from highway_env.envs.common.action import DiscreteMetaAction
 
 from zoo import keys
 from zoo.envs.config import DEFAULT_ACTION, EnvConfig
@@ -42,9 +45,6 @@ def _wrap_to_pi(angle: float) -> float:
 
 def _scenario_defaults(preset: ScenarioPreset) -> dict[str, Any]:
     """highway-env's own default config of the preset's environment class."""
-    import highway_env  # noqa: F401  (registers the gymnasium ids)
-    from gymnasium.envs.registration import load_env_creator
-
     return load_env_creator(gym.spec(preset.gym_id).entry_point).default_config()
 
 
@@ -61,8 +61,6 @@ def meta_action_config(preset: ScenarioPreset) -> dict[str, Any]:
 
 def meta_action_names(preset: ScenarioPreset) -> tuple[str, ...]:
     """Names of the scenario's meta-actions, in the order of their action indices."""
-    from highway_env.envs.common.action import DiscreteMetaAction
-
     config = meta_action_config(preset)
     longitudinal, lateral = config.get("longitudinal", True), config.get("lateral", True)
     actions = (DiscreteMetaAction.ACTIONS_ALL if longitudinal and lateral
@@ -99,7 +97,6 @@ class DrivingEnv(gym.Wrapper):
             warnings.warn("SDL_VIDEODRIVER=dummy makes highway-env render black frames; using 'offscreen'",
                           stacklevel=2)
             os.environ["SDL_VIDEODRIVER"] = "offscreen"
-        import highway_env  # noqa: F401  (registers the gymnasium ids)
 
         preset = SCENARIOS.get(env.scenario)
         action = env.action or DEFAULT_ACTION

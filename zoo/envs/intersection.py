@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from highway_env.envs.intersection_env import IntersectionEnv
+from highway_env.vehicle.controller import ControlledVehicle
 
 from zoo.envs.vehicles import ThroughTrafficIDMVehicle
 
@@ -148,8 +149,6 @@ class ZooIntersectionEnv(IntersectionEnv):
 
     def _make_ego(self) -> None:
         """The ego car as highway-env makes it (on the approach lane from the south, routed to ``destination``)."""
-        from highway_env.vehicle.controller import ControlledVehicle
-
         lane = self.road.network.get_lane(("o0", "ir0", 0))
         longitudinal = 60.0 + 5.0 * self.np_random.normal(1.0)
         ego = self.action_type.vehicle_class(self.road, lane.position(longitudinal, 0.0), speed=lane.speed_limit,

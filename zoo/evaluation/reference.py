@@ -29,6 +29,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from highway_env import utils
+from highway_env.envs.intersection_env import IntersectionEnv
+from highway_env.envs.roundabout_env import RoundaboutEnv
+from highway_env.road.lane import CircularLane
+from highway_env.road.regulation import RegulatedRoad
+from highway_env.vehicle.behavior import IDMVehicle
 from tensordict import TensorDictBase
 
 from zoo.envs.driving import meta_action_names
@@ -161,9 +167,6 @@ def idm_meta_action(highway: Any, actions: tuple[str, ...]) -> str:
     IDM's desired gap and the ego car need not yield to crossing traffic (:func:`_must_yield`); the slowest one if
     there is none (a meta-action has no harder brake).
     """
-    from highway_env.envs.roundabout_env import RoundaboutEnv
-    from highway_env.vehicle.behavior import IDMVehicle
-
     ego = highway.vehicle
     if _is_intersection(highway):
         return _intersection_meta_action(ego, actions)
@@ -179,8 +182,6 @@ def idm_meta_action(highway: Any, actions: tuple[str, ...]) -> str:
 
 
 def _is_intersection(highway: Any) -> bool:
-    from highway_env.envs.intersection_env import IntersectionEnv
-
     return isinstance(highway, IntersectionEnv)
 
 
@@ -199,8 +200,6 @@ def _intersection_meta_action(ego: Any, actions: tuple[str, ...]) -> str:
     the way rather than stopping in it. Used on highway-env's intersection only; other scenarios keep
     :func:`_fastest_safe_speed`.
     """
-    from highway_env.vehicle.behavior import IDMVehicle
-
     dt = 1 / _INTERSECTION_PREDICTION_HZ
     times = np.arange(dt, _INTERSECTION_HORIZON_S + dt / 2, dt)
     others = []
@@ -270,8 +269,6 @@ def _route_trajectory(vehicle: Any, times: np.ndarray, acceleration: float) -> t
 
 def _first_meeting(ghost: Any, others: list, times: np.ndarray, dt: float) -> float | None:
     """Seconds until the played-forward ego car overlaps another car's predicted box; ``None`` if it never does."""
-    from highway_env import utils
-
     steps = round(_INTERSECTION_SIMULATION_HZ * dt)
     sim_dt = dt / steps
     for k, t in enumerate(times):
@@ -318,8 +315,6 @@ def _must_yield(stand_in: Any, roundabout: bool = False) -> bool:
     ring, and a car on the ring yields only to a car ahead of it (highway-env's entering traffic does not give way;
     stopping for a car behind would only get the ego car rear-ended).
     """
-    from highway_env.road.regulation import RegulatedRoad
-
     speed = stand_in.speed
     reach = _CONFLICT_HORIZON_S * (speed + _FASTEST_TRAFFIC_MPS) + stand_in.LENGTH
     for other in stand_in.road.vehicles:
@@ -344,8 +339,6 @@ def _must_yield(stand_in: Any, roundabout: bool = False) -> bool:
 def _circulating(vehicle: Any) -> bool:
     """Whether ``vehicle`` drives on a roundabout's ring (highway-env builds the ring of ``CircularLane``s, its
     entries and exits of straight and sine lanes)."""
-    from highway_env.road.lane import CircularLane
-
     return isinstance(vehicle.lane, CircularLane)
 
 
@@ -355,8 +348,6 @@ def _conflict_possible(first: Any, second: Any) -> bool:
     highway-env predicts a route's next road on the lane number of the current one, which fails (IndexError) where
     the next road has fewer lanes, e.g. from the roundabout's inner lane into an exit.
     """
-    from highway_env.road.regulation import RegulatedRoad
-
     try:
         return RegulatedRoad.is_conflict_possible(first, second, horizon=_CONFLICT_HORIZON_S)
     except IndexError:

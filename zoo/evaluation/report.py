@@ -12,6 +12,7 @@ from rich.table import Table
 
 from zoo.evaluation.metrics import SUMMARY_METRICS
 from zoo.evaluation.rollout import EvaluationResult
+from zoo.tracking import tracking_uri, ui_command
 
 _HEADERS = {"AS": "AS  average speed, km/h", "RC": "RC  route completion", "TD": "TD  total distance, m",
             "CS": "CS  collision speed, km/h", "SR": "SR  success rate", "AC": "AC  collisions per episode",
@@ -60,10 +61,8 @@ def report_evaluation(result: EvaluationResult, source: dict[str, str], out: str
     """Print the table, write ``metrics.json`` and ``episodes.csv`` to ``out`` and log them (and ``video``) to a new
     MLflow run of the experiment ``evaluation``, tagged with ``source`` (``{"checkpoint": ...}`` or
     ``{"policy": ...}``), the scenario and the condition."""
-    import mlflow
-    from mlflow.entities import Param
-
-    from zoo.tracking import tracking_uri, ui_command
+    import mlflow  # lazy: mlflow is slow to import
+    from mlflow.entities import Param  # lazy: mlflow is slow to import
 
     print_table(result, title=f"held-out evaluation: {result.scenario} ({condition}), {episodes} episodes, seed {seed}")
     files = write_result(result, out)

@@ -20,18 +20,22 @@ one are paired, measured on the same resamples. Method and results: docs/rewards
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from rich.console import Console
 from tensordict import TensorDict
 
 from zoo import keys
+from zoo.data.bev_captions import make_bev_captions
 from zoo.data.datamodule import (
     COLUMNS,
     TEST_SEED,
@@ -40,9 +44,15 @@ from zoo.data.datamodule import (
     frames_tensor,
     windows_tensor,
 )
+from zoo.envs.presets import SCENARIOS
 from zoo.errors import ZooError
 from zoo.evaluation.reward_quality import danger_auroc, danger_scores, episode_bootstrap
+from zoo.hub.cards import edit_card
 from zoo.hub.resolve import resolve_model
+from zoo.perception import AttentionGate
+from zoo.rewards.cache import EmbeddingCache
+from zoo.rewards.factory import create_reward_model
+from zoo.rewards.oracle import OracleDescriber
 
 STATIC, DUAL, ORACLE = "static", "dual", "dual-oracle"
 #: the reward variants compared, by name
@@ -75,8 +85,6 @@ class HeldOutWindows(CaptionDataset):
     made_by: ClassVar[str] = "zoo data bev-captions --decision-windows --objects"
 
     def record(self) -> None:
-        from zoo.data.bev_captions import make_bev_captions
-
         make_bev_captions(self.scenarios, self.frames, self.path, seed=self.seed, window=self.window,
                           frame_rate_hz=self.frame_rate_hz, decision_windows=True, objects=True)
 
@@ -97,11 +105,6 @@ def recording(data: str, scenario: str, frames: int, seed: int, frame_rate_hz: f
 def build_variants(model: str, detector: str, describer: str, device: str = "cpu") -> tuple[dict[str, Any], Any]:
     """The reward module of each variant of :data:`VARIANTS`, and the oracle describer (to be given each batch's
     ground truth before the oracle variant scores it)."""
-    from zoo.perception import AttentionGate
-    from zoo.rewards.cache import EmbeddingCache
-    from zoo.rewards.factory import create_reward_model
-    from zoo.rewards.oracle import OracleDescriber
-
     oracle = OracleDescriber()
     rewards: dict[str, Any] = {
         STATIC: create_reward_model(model, head="clg", device=device),
@@ -233,7 +236,7 @@ def evaluate_rewards(model: str = "drive-clip-bev-tiny", detector: str = "bev-de
         the settings; per scenario the measures of :func:`measure` and whether the model trained on that
         scenario (its card's training data), and over all of them (``"all"``) their means; the seconds spent.
     """
-    import datasets
+    import datasets  # lazy: datasets is slow to import
 
     if not scenarios:
         raise ZooError("no scenario to evaluate on: give at least one")
@@ -343,14 +346,6 @@ def evaluate_reward_models(*, model: str = "drive-clip-bev-tiny", detector: str 
         quick: the same code path on tiny sizes, which it prints (a test runs it)
         command_line: the command that ran this, recorded in the JSON and the card
     """
-    import json
-    from pathlib import Path
-
-    from rich.console import Console
-
-    from zoo.envs.presets import SCENARIOS
-    from zoo.hub.cards import edit_card
-
     if quick:
         scenarios, frames, replicates, data = (QUICK[k] for k in ("scenarios", "frames", "replicates", "data"))
         Console(stderr=True).print(f"--quick: --scenarios {' '.join(scenarios)} --frames {frames} "

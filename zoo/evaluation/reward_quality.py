@@ -24,7 +24,7 @@ from zoo.errors import ZooError
 
 def danger_auroc(rewards: np.ndarray, imminent: np.ndarray) -> float:
     """AUROC of ``-reward`` for the ``imminent`` frames against the others (ties count half)."""
-    from scipy.stats import mannwhitneyu
+    from scipy.stats import mannwhitneyu  # lazy: scipy is slow to import
 
     rewards, imminent = np.asarray(rewards, float), np.asarray(imminent, bool)
     if imminent.all() or not imminent.any():
@@ -36,7 +36,7 @@ def danger_auroc(rewards: np.ndarray, imminent: np.ndarray) -> float:
 def danger_scores(rewards: np.ndarray, within: np.ndarray, crashed: np.ndarray, ttc: np.ndarray) -> dict[str, float]:
     """``auroc_collision_1s`` (crash frames excluded) and ``spearman_ttc`` of ``rewards`` (module doc), from arrays
     of one value per frame: the reward, a collision within the horizon, crashed, the time to collision."""
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # lazy: scipy is slow to import
 
     keep = ~np.asarray(crashed, bool)
     rewards = np.asarray(rewards, float)

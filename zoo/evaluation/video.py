@@ -33,7 +33,7 @@ def annotate(frame: np.ndarray, text: str) -> np.ndarray:
 
 def write_video(frames: list[np.ndarray], captions: list[str], path: Path, fps: int = 5) -> None:
     """Write the annotated frames as a GIF (by suffix) or another format imageio knows (MP4 …)."""
-    import imageio.v2 as imageio
+    import imageio.v2 as imageio  # lazy: imageio is slow to import
 
     annotated = [annotate(frame, text) for frame, text in zip(frames, captions, strict=True)]
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,12 +47,12 @@ def summarize_argument_error(message: str) -> str:
 
 
 def _agent_names() -> list[str]:
-    from zoo.agents import AGENTS
+    from zoo.agents import AGENTS  # lazy: would load lightning, torchrl, tensordict
 
     return AGENTS.names()
 
 
 def _reward_names() -> list[str]:
-    import zoo.rewards
+    import zoo.rewards  # lazy: would load torchrl, tensordict, torch
 
     return sorted(n for n in zoo.rewards.__all__ if n.endswith("Reward") and n != "VLMReward")

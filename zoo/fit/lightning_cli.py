@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities import rank_zero_only
 
 from zoo.callbacks import EnvStepProgressBar, MLflowRecipeCallback, TrainingCheckpoint
 from zoo.errors import ZooError
@@ -24,6 +26,7 @@ from zoo.fit.resume import (
     override_checkpoint_values,
     resolve_last_checkpoint,
 )
+from zoo.tracking import tracking_uri
 
 
 def lightning_cli(argv: list[str] | None) -> LightningCLI:
@@ -72,8 +75,6 @@ class ZooCLI(LightningCLI):
         config = self.config[self.config.subcommand]
         threads = config.get("torch_threads")
         if threads:
-            import torch
-
             torch.set_num_threads(threads)
         if config.trainer.get("enable_progress_bar") is False:  # the default bar would contradict it
             self.trainer_defaults["callbacks"] = [c for c in self.trainer_defaults["callbacks"]
@@ -113,9 +114,7 @@ class ZooCLI(LightningCLI):
         return Path(self.trainer.default_root_dir) / experiment / str(logger.version)
 
     def _run_subcommand(self, subcommand: str) -> None:
-        from lightning.pytorch.utilities import rank_zero_only
-
-        from zoo.agents.checkpoint_io import run_lock
+        from zoo.agents.checkpoint_io import run_lock  # lazy: would load torchrl, tensordict, highway_env
 
         folder = self._run_folder() if subcommand == "fit" and rank_zero_only.rank == 0 else None
         if folder is None:  # other ranks of a data-parallel fit share the folder of rank 0
@@ -144,8 +143,6 @@ def _print_where_fit_wrote(trainer) -> None:
     if ckpt is not None and ckpt.dirpath and ckpt.save_last:
         print(f"last checkpoint: {Path(ckpt.dirpath) / 'last.ckpt'}")
     if run_id is not None:
-        from zoo.tracking import tracking_uri
-
         print(f"MLflow run: {run_id} ({tracking_uri()})")
 
 

@@ -4,6 +4,7 @@ another agent than the recipe, and the values the user asked for kept over the c
 from __future__ import annotations
 
 import inspect
+from dataclasses import asdict
 
 from rich.console import Console
 
@@ -23,6 +24,7 @@ def resolve_last_checkpoint(config) -> None:
     at the steps they had reached, checkpoints land in the same folder). With no checkpoint yet the fit
     starts from scratch, as Lightning does, and says so.
     """
+    # lazy: would load lightning, torchrl, tensordict
     from zoo.agents.checkpoint_io import find_last_checkpoint
 
     logger = config.trainer.get("logger")
@@ -36,7 +38,7 @@ def resolve_last_checkpoint(config) -> None:
         config.ckpt_path = None
         return
     config.ckpt_path = str(found)
-    from lightning.pytorch.loggers import MLFlowLogger
+    from lightning.pytorch.loggers import MLFlowLogger  # lazy: lightning is slow to import
 
     logger_class = named_class(logger)
     if init_args is not None and logger_class is not None and issubclass(logger_class, MLFlowLogger):
@@ -47,8 +49,8 @@ def resolve_last_checkpoint(config) -> None:
 def check_checkpoint_matches_recipe(ckpt_path: str, model_config) -> None:
     """Refuse a checkpoint whose hyper-parameters are not plain data naming zoo components (Lightning hands them
     to the config parser next), or that describe another agent than the recipe."""
-    from zoo.agents.checkpoint import read_checkpoint
-    from zoo.agents.hparams import check_hyperparameters
+    from zoo.agents.checkpoint import read_checkpoint  # lazy: would load lightning, torchrl, tensordict
+    from zoo.agents.hparams import check_hyperparameters  # lazy: would load lightning, torchrl, tensordict
 
     hparams = check_hyperparameters(read_checkpoint(ckpt_path).get("hyper_parameters", {}), f"checkpoint {ckpt_path}")
     recipe_class = model_config.get("class_path") if hasattr(model_config, "get") else None
@@ -67,7 +69,7 @@ def explicit_init_args(model_config) -> dict:
     """The model arguments the recipe and command line set to something other than the agent's default, minus
     the structural ones (checked equal to the checkpoint's by :func:`check_checkpoint_matches_recipe`) and the
     reward (rebuilt from the checkpoint)."""
-    from zoo.agents.checkpoint import agent_classes
+    from zoo.agents.checkpoint import agent_classes  # lazy: would load lightning, torchrl, tensordict
 
     cls = agent_classes().get(model_config.get("class_path") if hasattr(model_config, "get") else None)
     init_args = plain(model_config.get("init_args") or {}) if cls is not None else {}
@@ -101,9 +103,7 @@ def _structural(key: str, value):
     """A structural recipe entry for comparison; an ``env`` written before a field existed gets its default."""
     value = plain(value)
     if key == "env" and isinstance(value, dict):
-        from dataclasses import asdict
-
-        from zoo.envs.config import EnvConfig
+        from zoo.envs.config import EnvConfig  # lazy: would load gymnasium, numpy
 
         value = {**plain(asdict(EnvConfig())), **value}
     return value

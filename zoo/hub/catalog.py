@@ -7,10 +7,14 @@ import math
 from pathlib import Path
 
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.markup import escape
+from rich.table import Table
+from safetensors import safe_open
 
 from zoo.hub.cards import read_card
 from zoo.hub.resolve import ARCHITECTURES, list_models, resolve_model, shipped_models, shipped_name
+from zoo.hub.sources import resolve_pip_model
 
 
 def print_models(*, kind: str | None = None, pretrained: bool = False) -> None:
@@ -20,8 +24,6 @@ def print_models(*, kind: str | None = None, pretrained: bool = False) -> None:
         kind: one of reward, policy, detector, describer
         pretrained: only models with trained weights
     """
-    from rich.table import Table
-
     shipped = shipped_models()
     # 80 columns: the summary goes under the name (wrapped) instead of in a column of its own
     table = Table(title="zoo models", show_lines=True)
@@ -48,8 +50,6 @@ def print_model_card(name: str) -> None:
     Args:
         name: zoo name (family.tag), folder or models:/ URI
     """
-    from rich.markdown import Markdown
-
     console = Console()
     resolved = resolve_model(name)
     if resolved.card is None:
@@ -64,14 +64,10 @@ def print_model_card(name: str) -> None:
 
 def model_parameters(folder: str | Path) -> int:
     """Number of parameters in a zoo model folder: its weights plus the ``base`` components its card names."""
-    from safetensors import safe_open
-
     folder = Path(folder)
     files = sorted(folder.glob("*.safetensors"))
     card = read_card(folder) if (folder / "zoo.json").is_file() else {}
     if card.get("base"):
-        from zoo.hub.sources import resolve_pip_model
-
         files += [resolve_pip_model(spec) / "model.safetensors" for spec in card["base"].values()]
     total = 0
     for file in files:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from zoo import keys
 from zoo.errors import ZooError
 from zoo.hub.cards import read_card
 
@@ -23,10 +24,10 @@ def build_from_folder(folder: str | Path) -> Any:
     """
     folder = Path(folder)
     if read_card(folder)["kind"] == "policy":
-        from zoo.hub.policies import load_policy_folder
+        from zoo.hub.policies import load_policy_folder  # lazy: would load lightning, torchrl, tensordict
 
         return load_policy_folder(folder)
-    from zoo.rewards.factory import create_reward_model
+    from zoo.rewards.factory import create_reward_model  # lazy: would load torchrl, tensordict, torch
 
     return create_reward_model(str(folder))  # the card's defaults; an adapter loads its base first
 
@@ -36,8 +37,8 @@ def predict_rewards(reward: Any, images: Any) -> Any:
 
     The head's reward on the image embeddings alone: a synthesis wrapper's vehicle-state terms are left out.
     """
-    import numpy as np
-    import torch
+    import numpy as np  # lazy: numpy is slow to import
+    import torch  # lazy: torch is slow to import
 
     frames = np.asarray(images)
     if frames.dtype != np.uint8:
@@ -54,11 +55,9 @@ def predict_rewards(reward: Any, images: Any) -> Any:
 
 def predict_actions(agent: Any, observations: Any) -> Any:
     """Deterministic actions (numpy, batch first) of a policy agent for a batch of observations."""
-    import numpy as np
-    import torch
-    from tensordict import TensorDict
-
-    from zoo import keys
+    import numpy as np  # lazy: numpy is slow to import
+    import torch  # lazy: torch is slow to import
+    from tensordict import TensorDict  # lazy: tensordict is slow to import
 
     obs = torch.as_tensor(np.asarray(observations))
     if tuple(obs.shape[1:]) != tuple(agent.obs_shape):

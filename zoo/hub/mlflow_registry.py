@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import zoo
 from zoo.errors import ZooError
 from zoo.hub.cards import CARD_FILE as CARD
 from zoo.hub.cards import path_inside, read_card
@@ -48,9 +49,9 @@ _RUNS_URI = re.compile(r"^runs:/(?P<run_id>[0-9a-f]{32})(?:/(?P<path>.*))?$")
 @contextlib.contextmanager
 def _using(uri: str) -> Iterator[None]:
     """Point MLflow's fluent API (tracking and registry) at ``uri`` for a block, then restore it all."""
-    import mlflow
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
+    import mlflow  # lazy: mlflow is slow to import
+    from mlflow.tracking._model_registry import utils as registry_utils  # lazy: mlflow is slow to import
+    from mlflow.tracking._tracking_service import utils as tracking_utils  # lazy: mlflow is slow to import
 
     env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     saved = tracking_utils._tracking_uri, registry_utils._registry_uri
@@ -68,7 +69,7 @@ def _using(uri: str) -> Iterator[None]:
 
 
 def _client(uri: str):
-    import mlflow
+    import mlflow  # lazy: mlflow is slow to import
 
     check_tracking_uri(uri)
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -79,7 +80,7 @@ def _missing(err: Exception) -> bool:
 
 
 def _registered_model(client, name: str, uri: str):
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # lazy: mlflow is slow to import
 
     try:
         return client.get_registered_model(name)
@@ -106,7 +107,7 @@ def resolve_version(uri: str, *, tracking_uri: str | None = None):
         ZooError: malformed URI, unknown model (naming the closest registered names), unknown alias (listing
             the model's aliases), unknown version (listing its versions), unreachable server.
     """
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # lazy: mlflow is slow to import
 
     match = _MODELS_URI.match(uri)
     if not match:
@@ -143,9 +144,9 @@ def _required_files(folder: Path, card: dict[str, Any]) -> list[str]:
 
 
 def _signature(folder: Path, card: dict[str, Any]):
-    import numpy as np
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
+    import numpy as np  # lazy: numpy is slow to import
+    from mlflow.models import ModelSignature  # lazy: mlflow is slow to import
+    from mlflow.types import Schema, TensorSpec  # lazy: mlflow is slow to import
 
     if card["kind"] == "reward":
         return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, -1))]),
@@ -190,7 +191,7 @@ def register_model(folder: str | Path, registered_name: str, alias: str | None =
         >>> v = register_model("exports/clip-bev", "clip-bev", alias="champion")  # doctest: +SKIP
         >>> mlflow.pyfunc.load_model("models:/clip-bev@champion").predict(images)  # doctest: +SKIP
     """
-    import mlflow
+    import mlflow  # lazy: mlflow is slow to import
 
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
@@ -213,7 +214,6 @@ def register_model(folder: str | Path, registered_name: str, alias: str | None =
     else:
         local = None if uri.startswith(("http://", "https://")) else _local_artifact_location()
         experiment_id = client.create_experiment(EXPERIMENT, artifact_location=local)
-    import zoo
 
     with _using(uri), mlflow.start_run(experiment_id=experiment_id, run_name=f"register-{registered_name}",
                                        tags=_tags(card), nested=mlflow.active_run() is not None):
@@ -276,8 +276,8 @@ def download_model(uri: str, *, tracking_uri: str | None = None) -> Path:
         >>> folder = download_model("models:/clip-bev@champion")  # doctest: +SKIP
         >>> zoo.create_reward_model(str(folder), head="clg")  # doctest: +SKIP
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
+    import mlflow  # lazy: mlflow is slow to import
+    from mlflow.exceptions import MlflowException  # lazy: mlflow is slow to import
 
     tracking = tracking_uri or _default_tracking_uri()
     text = str(uri)

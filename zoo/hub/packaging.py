@@ -17,22 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
-from zoo.hub.cards import CARD_FILE, path_inside
-from zoo.hub.sources import build_once, zoo_cache
+from zoo.hub.cards import CARD_FILE, path_inside, read_card
+from zoo.hub.sources import build_once, resolve_pip_model, zoo_cache
 
 WEIGHTS = "model.safetensors"
 
 
 def _base_weights(spec: str) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
-    from zoo.hub.sources import resolve_pip_model
+    from safetensors.torch import load_file  # lazy: safetensors.torch imports torch
 
     return load_file(resolve_pip_model(spec) / WEIGHTS)
 
 
 def _load_weights(path: Path) -> dict[str, Any]:
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # lazy: safetensors.torch imports torch
 
     if not path.is_file():
         raise ZooError(f"{path.parent} has no weights file {path.name}")
@@ -66,7 +64,7 @@ def complete_folder(folder: Path, card: dict[str, Any]) -> Path:
         return target
 
     def build(staging: Path) -> None:
-        from safetensors.torch import save_file
+        from safetensors.torch import save_file  # lazy: safetensors.torch imports torch
 
         state = _load_weights(weights)
         for prefix, spec in base.items():
@@ -103,8 +101,6 @@ def write_model_folder(folder: str | Path, save: Callable[[Path], None], card: d
     Written to a staging folder first, so an existing ``folder`` is only replaced by a complete one with a
     valid card.
     """
-    from zoo.hub.cards import read_card
-
     folder = Path(folder)
     staging = folder.with_name(f"{folder.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
@@ -123,7 +119,7 @@ def export_reward_folder(model: Any, tokenizer: Any, image_processor: Any, folde
     """Save a trained dual encoder as a zoo model folder, leaving out the ``base`` components the card names."""
 
     def save(staging: Path) -> None:
-        from safetensors.torch import load_file, save_file
+        from safetensors.torch import load_file, save_file  # lazy: safetensors.torch imports torch
 
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)

@@ -46,7 +46,7 @@ def training_pins(reward_entry: Any, scenario: str) -> dict[str, Any]:
         >>> training_pins(agent.hparams["reward"], "highway-fast")  # doctest: +SKIP
         {'reward_models': {'drive-clip-bev-tiny': '44721e96…'}, 'scenario': {'name': 'highway-fast', 'version': 1}}
     """
-    from zoo.envs.presets import SCENARIOS
+    from zoo.envs.presets import SCENARIOS  # lazy: would load gymnasium, numpy
 
     return {"reward_models": {name: model_weights_digest(name) for name in reward_model_names(reward_entry)},
             "scenario": {"name": scenario, "version": SCENARIOS.get(scenario).version}}
@@ -54,7 +54,7 @@ def training_pins(reward_entry: Any, scenario: str) -> dict[str, Any]:
 
 def pin_drift(pins: dict[str, Any]) -> list[str]:
     """One line per pin that no longer holds: a model name resolving to other weights, another preset version."""
-    from zoo.envs.presets import SCENARIOS
+    from zoo.envs.presets import SCENARIOS  # lazy: would load gymnasium, numpy
 
     drift = []
     for name, pinned in (pins.get("reward_models") or {}).items():

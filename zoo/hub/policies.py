@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+from safetensors.torch import load_file, save_file
+
+from zoo import keys
 from zoo.agents.checkpoint import agent_classes, build_acting_agent, load_agent, plain_data
 from zoo.errors import ZooError
+from zoo.evaluation import EVAL_SEED_OFFSET
 from zoo.hub.pins import training_pins, warn_on_drift
 from zoo.hub.resolve import check_safetensors
+from zoo.tracking import tracking_uri
 
 
 def save_policy_folder(agent, folder: str | Path, name: str, summary: str, training: dict | None = None,
@@ -33,13 +40,6 @@ def save_policy_folder(agent, folder: str | Path, name: str, summary: str, train
     Example:
         >>> save_policy_folder(zoo.load_agent("last.ckpt"), "exports/dqn", "dqn-highway.v1", "DQN on highway-fast")  # doctest: +SKIP
     """
-    import json
-
-    import yaml
-    from safetensors.torch import save_file
-
-    from zoo import keys
-
     if not isinstance(name, str) or name.count(".") < 1 or not all(name.split(".")):
         raise ZooError(f"policy name must look like 'family.tag', got {name!r}")
     if not isinstance(summary, str) or not summary.strip() or "\n" in summary.strip():
@@ -120,10 +120,7 @@ def save_checkpoint_as_policy(source: str, *, name: str, summary: str, out: str,
 def _run_metrics(run_id: str, training: dict[str, Any]) -> dict[str, Any]:
     """The held-out metrics (``eval/*``) of the MLflow run ``run_id`` for a policy's card; its benchmark tags
     (method, seed, machine) and id go into ``training``."""
-    import mlflow
-
-    from zoo.evaluation import EVAL_SEED_OFFSET
-    from zoo.tracking import tracking_uri
+    import mlflow  # lazy: mlflow is slow to import
 
     run = mlflow.MlflowClient(tracking_uri()).get_run(run_id)
     tags = run.data.tags
@@ -157,10 +154,6 @@ def load_policy_folder(folder: str | Path, map_location: str = "cpu"):
         >>> agent = load_policy_folder("exports/dqn")  # doctest: +SKIP
         >>> td = agent.act(env.reset())  # doctest: +SKIP
     """
-    import yaml
-    from safetensors.torch import load_file
-
-
     folder = Path(folder)
     for file in ("agent.yaml", "model.safetensors"):
         if not (folder / file).is_file():

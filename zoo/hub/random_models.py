@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 from zoo.registry import check_choice
 
@@ -20,7 +21,7 @@ _WORDS = ("the road is clear with no car accidents two cars have collided each o
 
 
 def _tokenizer(folder: Path, max_length: int):
-    from transformers import BertTokenizerFast
+    from transformers import BertTokenizerFast  # lazy: transformers is slow to import
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(_WORDS)),
              *"abcdefghijklmnopqrstuvwxyz0123456789.,", *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz")]
@@ -39,7 +40,7 @@ def build_random_dual_encoder(folder: str | Path, family: str = "clip", size: st
         >>> path = build_random_dual_encoder(tmp_path / "clip")  # doctest: +SKIP
         >>> encoder = zoo.vlm.load_dual_encoder(path)  # doctest: +SKIP
     """
-    from transformers import (
+    from transformers import (  # lazy: transformers is slow to import
         BertConfig,
         CLIPConfig,
         CLIPImageProcessor,
@@ -106,8 +107,7 @@ def word_level_tokenizer(words: list[str], *, max_length: int = 64, extra_tokens
         >>> tok.decode(tok("The road is clear")["input_ids"])
         'the road is clear'
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast  # lazy: transformers is slow to import
 
     specials = ["[PAD]", "[UNK]", "[BOS]", "[EOS]", *extra_tokens]
     vocab = {token: i for i, token in enumerate(dict.fromkeys([*specials, *sorted({w.lower() for w in words})]))}
@@ -136,7 +136,12 @@ def build_random_chat_vlm(folder: str | Path, seed: int = 0, size: str = "tiny")
     Example:
         >>> describer = zoo.vlm.load_describer(build_random_chat_vlm(tmp_path / "llava"))  # doctest: +SKIP
     """
-    from transformers import CLIPImageProcessor, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    from transformers import (  # lazy: transformers is slow to import
+        CLIPImageProcessor,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
     prompt_words = ("these are consecutive frames of driving scene oldest first ego drives to right in one short "
                     "sentence what main risk user assistant . , ? ' s - :")

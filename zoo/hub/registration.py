@@ -6,7 +6,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from rich.console import Console
+
 from zoo.errors import ZooError
+from zoo.hub.mlflow_registry import download_model, register_model
+from zoo.hub.resolve import shipped_models, shipped_name
+from zoo.tracking import tracking_uri, ui_command
+from zoo.tracking.settings import _RUN_ID
 
 
 def register(source: str, *, as_: str, alias: str | None = None, summary: str | None = None,
@@ -25,11 +31,6 @@ def register(source: str, *, as_: str, alias: str | None = None, summary: str | 
         allow_pickle: also read a checkpoint that holds pickled objects (runs code from the file: only for a
             source you trust; default: weights_only loading)
     """
-    from rich.console import Console
-
-    from zoo.hub.mlflow_registry import register_model
-    from zoo.tracking import tracking_uri, ui_command
-
     with tempfile.TemporaryDirectory(prefix="zoo-register-") as tmp:
         version = register_model(model_folder(source, Path(tmp), summary, allow_pickle), as_, alias=alias)
     ref = f"models:/{version.name}@{alias}" if alias else f"models:/{version.name}/{version.version}"
@@ -43,16 +44,14 @@ def register(source: str, *, as_: str, alias: str | None = None, summary: str | 
 def model_folder(source: str, tmp: Path, summary: str | None, allow_pickle: bool = False) -> Path:
     """A zoo model folder for ``source``: the folder itself, a checkpoint or training run exported as a policy folder
     under ``tmp``, a registered version downloaded, or a shipped model's folder."""
-    from zoo.tracking.settings import _RUN_ID
-
     path = Path(source).expanduser()
     if path.is_dir():
         if not (path / "zoo.json").is_file():
             raise ZooError(f"{source} is not a zoo model folder (no zoo.json)")
         return path
     if (path.is_file() and path.suffix == ".ckpt") or _RUN_ID.match(source):
-        from zoo.agents.checkpoint import load_agent
-        from zoo.hub.policies import save_policy_folder
+        from zoo.agents.checkpoint import load_agent  # lazy: would load lightning, torchrl, tensordict
+        from zoo.hub.policies import save_policy_folder  # lazy: would load lightning, torchrl, tensordict
 
         agent = load_agent(source, allow_pickle=allow_pickle)
         run = _RUN_ID.match(source)
@@ -61,10 +60,7 @@ def model_folder(source: str, tmp: Path, summary: str | None, allow_pickle: bool
         return save_policy_folder(agent, tmp / "policy", f"{algorithm.lower()}-{scenario}.{tag}",
                                   summary or f"{algorithm} policy on {scenario}, from {source}")
     if source.startswith(("models:/", "runs:/")):
-        from zoo.hub.mlflow_registry import download_model
-
         return download_model(source)
-    from zoo.hub.resolve import shipped_models, shipped_name
 
     shipped = shipped_models()
     name = shipped_name(source, shipped)  # a name as `zoo models list` shows it, or its family

@@ -3,13 +3,18 @@ folder of safetensors weights, the shipped models, and the content digests of we
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError, safe_open
+
 from zoo.errors import ZooError
+from zoo.hub import packaging
 from zoo.hub.cards import CARD_FILE, MINILM, MODEL_KINDS, read_card
+from zoo.hub.sources import random_model_folder, resolve_hub_id
 from zoo.registry import Registry, check_choice, unknown_choice
 from zoo.shipped import checkpoints_dir
 
@@ -120,16 +125,13 @@ def resolve_model(source: str | os.PathLike, *, pretrained: bool = True) -> Reso
         >>> zoo.hub.resolve.resolve_model("drive-clip-bev-tiny").path  # doctest: +SKIP
         PosixPath('/root/.cache/zoo/models/drive-clip-bev-tiny.sim-3f9a…')
     """
-    from zoo.hub import packaging
-
     text = str(source)
     if text.startswith(("models:/", "runs:/")):
+        # lazy: import cycle (zoo.hub.mlflow_registry imports this module)
         from zoo.hub.mlflow_registry import download_model
 
         return _complete(download_model(text))
     if text.startswith("random:"):
-        from zoo.hub.sources import random_model_folder
-
         return ResolvedModel(random_model_folder(text))
     path = Path(text).expanduser()
     if path.is_dir():
@@ -147,7 +149,6 @@ def resolve_model(source: str | os.PathLike, *, pretrained: bool = True) -> Reso
     name = shipped_name(text, shipped)
     if name is not None:
         return _complete(shipped[name])
-    from zoo.hub.sources import resolve_hub_id
 
     try:
         return ResolvedModel(resolve_hub_id(text))
@@ -178,8 +179,6 @@ def check_safetensors(folder: str | os.PathLike) -> None:
     Example:
         >>> check_safetensors("checkpoints/drive-clip-bev-tiny.sim")  # doctest: +SKIP
     """
-    from safetensors import SafetensorError, safe_open
-
     files = sorted(Path(folder).glob("*.safetensors"))
     pickled = sorted(p.name for pattern in PICKLE_WEIGHTS for p in Path(folder).glob(pattern))
     if pickled and not files:
@@ -196,8 +195,6 @@ def check_safetensors(folder: str | os.PathLike) -> None:
 
 
 def _complete(folder: Path) -> ResolvedModel:
-    from zoo.hub import packaging
-
     card = read_card(folder)
     check_safetensors(folder)
     return ResolvedModel(packaging.complete_folder(folder, card), card, folder)
@@ -216,8 +213,6 @@ def weights_digest(folder: str | os.PathLike) -> str:
         >>> weights_digest("checkpoints/drive-clip-bev-tiny.sim")  # doctest: +SKIP
         '44721e96…'
     """
-    import hashlib
-
     files = sorted(Path(folder).glob("*.safetensors"))
     if not files:
         raise ZooError(f"{folder} holds no *.safetensors weights to digest")

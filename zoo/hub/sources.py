@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 from pathlib import Path
 
 from zoo.errors import ZooError
@@ -23,7 +24,11 @@ def random_model_folder(name: str) -> Path:
 
     It runs the real loading path (:mod:`zoo.hub.random_models`); its rewards mean nothing.
     """
-    from zoo.hub.random_models import FAMILIES, SIZES, build_random_dual_encoder
+    from zoo.hub.random_models import (  # lazy: would load torch, numpy
+        FAMILIES,
+        SIZES,
+        build_random_dual_encoder,
+    )
 
     family, _, size = name.removeprefix(RANDOM_PREFIX).rpartition("-")
     if family not in FAMILIES or size not in SIZES:
@@ -37,8 +42,6 @@ def random_model_folder(name: str) -> Path:
 
 def build_once(folder: Path, build) -> Path:
     """Run ``build(staging)`` and move the result to ``folder`` atomically (concurrent builders are safe)."""
-    import shutil
-
     staging = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
@@ -61,8 +64,11 @@ def resolve_hub_id(hub_id: str) -> Path:
     Raises:
         ZooError: the id is not available offline.
     """
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+    from huggingface_hub import snapshot_download  # lazy: huggingface_hub is slow to import
+    from huggingface_hub.errors import (  # lazy: huggingface_hub is slow to import
+        HFValidationError,
+        LocalEntryNotFoundError,
+    )
 
     allow = os.environ.get("ZOO_ALLOW_DOWNLOADS") == "1"
     try:

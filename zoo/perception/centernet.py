@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from tensordict import TensorDictBase
 from torch import nn
 
@@ -189,8 +190,6 @@ class BEVCenterNet(Detector):
     # -- files ----------------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created)."""
-        from safetensors.torch import save_file
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / CONFIG_FILE).write_text(json.dumps({"architecture": "bev-centernet", **asdict(self.config)},
@@ -206,8 +205,6 @@ class BEVCenterNet(Detector):
         Raises:
             ZooError: a missing or unreadable config or weights file, or weights that do not fit the config.
         """
-        from safetensors.torch import load_file
-
         folder = Path(folder)
         try:
             config = json.loads((folder / CONFIG_FILE).read_text())

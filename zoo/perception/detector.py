@@ -24,6 +24,7 @@ from tensordict import TensorDictBase
 from zoo import keys
 from zoo.envs.driving import OBJECT_CLASSES
 from zoo.errors import ZooError
+from zoo.hub.resolve import list_models, resolve_model
 from zoo.registry import Registry
 
 
@@ -123,7 +124,7 @@ def load_detector(source: str | Detector) -> Detector:
         return source
     if source in BUILT_IN:
         return BUILT_IN.get(source)()
-    from zoo.hub.resolve import list_models, resolve_model
+    # lazy: import cycle (zoo.perception.centernet imports this module)
     from zoo.perception.centernet import BEVCenterNet
 
     try:

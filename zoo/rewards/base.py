@@ -14,6 +14,7 @@ So a recipe swaps one ``class_path`` to change the reward.
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
 from abc import abstractmethod
 from typing import Any
@@ -45,8 +46,6 @@ def init_arguments(cls: type) -> list[str]:
 
 def _public_path(cls: type) -> str:
     """The shortest importable path of ``cls`` (``zoo.rewards.CLGReward`` rather than ``zoo.rewards.vlm...``)."""
-    import importlib
-
     parts = cls.__module__.split(".")
     for end in range(1, len(parts) + 1):
         module = ".".join(parts[:end])

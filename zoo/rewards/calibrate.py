@@ -15,20 +15,28 @@ is CLIP's: docs/method.md#constants), so they are measured: drive a scenario wit
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from rich.console import Console
+from rich.progress import Progress
 from tensordict import TensorDictBase
 
 from zoo import keys
 from zoo.envs.config import EnvConfig
 from zoo.envs.make import build_env
-from zoo.errors import ZooError
+from zoo.envs.presets import SCENARIOS
+from zoo.errors import UsageError, ZooError
 from zoo.hub.cards import edit_card
+from zoo.hub.resolve import resolve_model
+from zoo.registry import check_choice
 from zoo.rewards.base import render_needs
+from zoo.rewards.baselines import EngineeredReward
+from zoo.rewards.factory import HEADS, create_reward_model
 
 #: a frame is "imminent" when a collision happens within this many simulated seconds (the crash frame included),
 #: the label the reward model's AUROC is measured on (docs/models.md)
@@ -45,10 +53,6 @@ def record(env: EnvConfig, frames: int, seed: int = 0, progress: bool = True) ->
         the next states ``[frames]`` (frames, frame windows, vehicle state) and a bool ``[frames]``: a collision
         follows within :data:`HORIZON_S` in the same episode.
     """
-    from rich.progress import Progress
-
-    from zoo.rewards.baselines import EngineeredReward
-
     driving = build_env(replace(env, num_envs=1), seed=seed, reward=EngineeredReward())
     horizon_steps = round(HORIZON_S * driving.base_env._env.unwrapped.config["policy_frequency"])
     episodes, labels = [], []
@@ -218,16 +222,6 @@ def calibrate_model(*, model: str, head: tuple[str, ...] = ("clg",), quantizatio
         write_card: store each head's entry under 'calibration' in the model's card (zoo.json)
         command_line: the command that ran this, recorded in the card
     """
-    import json
-
-    from rich.console import Console
-
-    from zoo.envs.presets import SCENARIOS
-    from zoo.errors import UsageError
-    from zoo.hub.resolve import resolve_model
-    from zoo.registry import check_choice
-    from zoo.rewards.factory import HEADS, create_reward_model
-
     SCENARIOS.get(scenario)
     heads = HEADS.names() if list(head) == ["all"] else [check_choice("reward head", h, HEADS.names()) for h in head]
     if frames < 2:

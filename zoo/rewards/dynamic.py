@@ -83,7 +83,7 @@ class DualPathwayReward(CLGReward):
             raise ZooError(f"describer must name a model (zoo name, folder, models:/ URI or hub id) or have a "
                            f"describe(windows) method, got {describer!r}")
         if gate is None:
-            from zoo.perception import AttentionGate
+            from zoo.perception import AttentionGate  # lazy: would load highway_env, matplotlib, pandas
 
             gate = AttentionGate()
         self.gate = gate

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoo.errors import ZooError
+from zoo.hub.resolve import resolve_model
 from zoo.registry import Registry
 from zoo.rewards.base import RewardModule, init_arguments
 from zoo.rewards.dynamic import DualPathwayReward
@@ -57,8 +58,6 @@ def create_reward_model(
         >>> reward = zoo.create_reward_model("path/to/clip", head="clg", quantization={"bits": 8})  # doctest: +SKIP
         >>> reward = zoo.create_reward_model("path/to/clip", synthesis={"theta_min": -0.05})  # doctest: +SKIP
     """
-    from zoo.hub.resolve import resolve_model
-
     resolved = resolve_model(name_or_path, pretrained=pretrained)
     defaults = dict((resolved.card or {}).get("reward") or {})
     head = head or defaults.get("head", "clg")

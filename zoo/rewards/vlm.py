@@ -16,9 +16,12 @@ from zoo import keys
 from zoo.cache import frame_key
 from zoo.envs.config import RenderNeeds
 from zoo.errors import ZooError
+from zoo.hub.resolve import resolve_model
 from zoo.registry import check_choice
 from zoo.rewards.base import RewardModule
 from zoo.rewards.cache import EmbeddingCache
+from zoo.vlm import load_dual_encoder
+from zoo.vlm.encoder import check_frames
 
 #: VLM-RL's contrasting language goals (docs/method.md#prompts)
 CLG_POSITIVE = "The road is clear with no car accidents"
@@ -36,8 +39,6 @@ def card_calibration(model: str, head: str, crop: str) -> dict[str, Any]:
     Empty when the model has no card (a hub id, ``random:…``), the card has no entry for the head, or the entry
     was measured on another crop (the scores of another crop are another distribution).
     """
-    from zoo.hub.resolve import resolve_model
-
     entry = ((resolve_model(model).card or {}).get("calibration") or {}).get(head) or {}
     return dict(entry) if entry.get("crop", "none") == crop else {}
 
@@ -69,7 +70,6 @@ class VLMReward(RewardModule):
                  lora: dict[str, Any] | None = None, crop: str = "none", batch_size: int = 64, cache_size: int = 100_000, device: str | None = None,
                  trust_remote_code: bool = False) -> None:
         super().__init__()
-        from zoo.vlm import load_dual_encoder
 
         check_choice("crop", crop, CROPS)
         if batch_size < 1:
@@ -118,8 +118,6 @@ class VLMReward(RewardModule):
 
         Frames already in the cache, or repeated within ``frames``, are embedded once.
         """
-        from zoo.vlm.encoder import check_frames
-
         frames = self.crop_frames(check_frames(frames))
         lead = frames.shape[:-3]
         flat = frames.reshape(-1, *frames.shape[-3:])

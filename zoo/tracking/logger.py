@@ -58,7 +58,7 @@ class ZooMLFlowLogger(MLFlowLogger):
         self.pending_root = pending_root
         self._resumed = self._run_id is not None  # a run that goes on (zoo fit --ckpt_path last)
         if tracking_uri.startswith(("http://", "https://")):
-            from zoo.tracking.pending import PendingClient
+            from zoo.tracking.pending import PendingClient  # lazy: would load mlflow, requests, pandas
 
             self._mlflow_client = PendingClient(tracking_uri, self.pending_dir, retry_every=retry_every)
 
@@ -81,7 +81,7 @@ class ZooMLFlowLogger(MLFlowLogger):
 
     def pending_dir(self) -> Path:
         """The run's outage journal: ``<pending_root>/<experiment>/<run id>/mlflow-pending``."""
-        from zoo.tracking.pending import PENDING_DIR
+        from zoo.tracking.pending import PENDING_DIR  # lazy: would load mlflow, requests, pandas
 
         return Path(self.pending_root or "runs") / self._experiment_name / str(self._run_id) / PENDING_DIR
 

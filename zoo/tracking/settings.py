@@ -58,7 +58,7 @@ def check_tracking_uri(uri: str, timeout: float = 10) -> None:
                        "sqlite:///path/mlflow.db, postgresql://user@host/db or a folder")
     if not uri.startswith(("http://", "https://")):
         return
-    import requests
+    import requests  # lazy: requests is slow to import
 
     try:
         requests.get(uri.rstrip("/") + "/health", timeout=timeout).raise_for_status()
@@ -96,8 +96,8 @@ def find_checkpoint(run_id: str, uri: str | None = None) -> Path:
     Prefers ``last.ckpt``; otherwise the most recent ``*.ckpt`` artifact. The download is a temporary folder,
     removed when the process ends.
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
+    import mlflow  # lazy: mlflow is slow to import
+    from mlflow.exceptions import MlflowException  # lazy: mlflow is slow to import
 
     client = mlflow.MlflowClient(tracking_uri=uri or tracking_uri())
     try:

@@ -6,15 +6,15 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from zoo.hub.packaging import export_reward_folder, write_model_folder
+from zoo.hub.resolve import ARCHITECTURES
+
 METRIC_NAMES = {"auroc_collision_1s": "AUROC, collision within 1 s vs safe", "spearman_ttc": "Spearman with TTC"}
 
 
 def export_trained(module: Any, results: dict[str, dict[str, dict[str, float]]]) -> None:
     """Save ``module``'s (best) model to ``module.hparams.export.folder`` with ``zoo.json`` and ``README.md``."""
-    from transformers import AutoImageProcessor
-
-    from zoo.hub.packaging import export_reward_folder, write_model_folder
-    from zoo.hub.resolve import ARCHITECTURES
+    from transformers import AutoImageProcessor  # lazy: transformers is slow to import
 
     hp = module.hparams
     export, data = module.export, module.trainer.datamodule
@@ -73,8 +73,6 @@ def render_readme(card: dict[str, Any], notes: list[str]) -> str:
 
 def export_describer(module: Any, results: dict[str, dict[str, Any]]) -> None:
     """Save a trained risk describer (:class:`zoo.train.describer.RiskDescriberTraining`) as a zoo model folder."""
-    from zoo.hub.packaging import write_model_folder
-
     export, data, hp = module.export, module.trainer.datamodule, module.hparams
     card: dict[str, Any] = {
         "name": export.name, "kind": "describer", "summary": export.summary, "metrics": results,

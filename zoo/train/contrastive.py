@@ -20,7 +20,12 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 
+from zoo.data.bev_captions import SEVERITY
+from zoo.data.datamodule import frames_tensor
 from zoo.errors import ZooError
+from zoo.hub.resolve import resolve_model
+from zoo.train.cards import export_trained
+from zoo.vlm import load_dual_encoder
 
 
 @dataclass
@@ -81,8 +86,6 @@ class ContrastiveRewardTraining(LightningModule):
                  goal_loss_weight: float = 0.0, caption_loss_weight: float = 1.0, export: Export | None = None,
                  seed: int = 0) -> None:
         super().__init__()
-        from zoo.hub.resolve import resolve_model
-        from zoo.vlm import load_dual_encoder
 
         self.save_hyperparameters()
         self.export = Export(**export) if isinstance(export, dict) else export
@@ -149,14 +152,10 @@ class ContrastiveRewardTraining(LightningModule):
     @staticmethod
     def _dangerous(risk_names: list[str]) -> torch.Tensor:
         """Per risk category: 1 (the negative goal) from severity 2 (imminent danger) on, else 0."""
-        from zoo.data.bev_captions import SEVERITY
-
         return torch.tensor([int(SEVERITY[name] >= 2) for name in risk_names])
 
     def risk_affinity(self, risk_names: list[str]) -> torch.Tensor:
         """``exp(−ordinal_softness⁻¹·|severity_i − severity_j|)`` between risk categories (identity when 0)."""
-        from zoo.data.bev_captions import SEVERITY
-
         severity = torch.tensor([float(SEVERITY[name]) for name in risk_names])
         distance = (severity[:, None] - severity[None, :]).abs()
         if self.hparams.ordinal_softness <= 0:
@@ -172,7 +171,7 @@ class ContrastiveRewardTraining(LightningModule):
         self._val.append(clg_rewards(self.encoder, batch[0]).cpu())
 
     def on_validation_epoch_end(self) -> None:
-        from zoo.evaluation.reward_quality import reward_quality
+        from zoo.evaluation.reward_quality import reward_quality  # lazy: would load torchrl
 
         rewards = torch.cat(self._val).numpy() if self._val else np.empty(0)
         self._val.clear()
@@ -191,12 +190,10 @@ class ContrastiveRewardTraining(LightningModule):
         self.encoder.eval()
         if self.export is None:
             return
-        from zoo.vlm import load_dual_encoder
 
         data = self.trainer.datamodule
         splits = ["validation", *(["test"] if "test" in data.splits else [])]
         start = load_dual_encoder(str(self.source.path), quantization=self.hparams.quantization, device="cpu")
-        from zoo.data.datamodule import frames_tensor
 
         frames = {s: frames_tensor(data.splits[s]) for s in splits}
         results = {"trained": {s: split_quality(self.encoder, data.splits[s], frames[s]) for s in splits},
@@ -205,7 +202,6 @@ class ContrastiveRewardTraining(LightningModule):
             final = splits[-1]
             self.logger.log_metrics({**{f"{final}/{k}": v for k, v in results["trained"][final].items()},
                                      **{f"{final}/start_{k}": v for k, v in results["start"][final].items()}})
-        from zoo.train.cards import export_trained
 
         export_trained(self, results)
 
@@ -218,7 +214,7 @@ def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
 
 def clg_goals(encoder) -> torch.Tensor:
     """The CLG goal embeddings ``[l_pos, l_neg]`` of the papers' exact prompts, through the text projection."""
-    from zoo.rewards.vlm import CLG_NEGATIVE, CLG_POSITIVE
+    from zoo.rewards.vlm import CLG_NEGATIVE, CLG_POSITIVE  # lazy: would load torchrl
 
     # one prompt per call, as CLGReward embeds them: an 8-bit text tower's outputs depend on the batch
     return torch.cat([encoder.embed_texts([text]) for text in (CLG_POSITIVE, CLG_NEGATIVE)])
@@ -237,8 +233,7 @@ def split_quality(encoder, rows, frames: torch.Tensor | None = None) -> dict[str
     ``frames``: the split's frames already decoded (:func:`zoo.data.datamodule.frames_tensor`), to score
     several models without decoding them again.
     """
-    from zoo.data.datamodule import frames_tensor
-    from zoo.evaluation.reward_quality import reward_quality
+    from zoo.evaluation.reward_quality import reward_quality  # lazy: would load torchrl
 
     frames = frames_tensor(rows) if frames is None else frames
     rewards = torch.cat([clg_rewards(encoder, chunk) for chunk in frames.split(256)]).numpy()

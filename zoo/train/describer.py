@@ -19,7 +19,12 @@ import numpy as np
 import torch
 from lightning.pytorch import LightningModule
 
+from zoo.data.bev_captions import DYNAMIC_CAPTIONS, parse_dynamic_risk
+from zoo.train.cards import export_describer
 from zoo.train.contrastive import Export
+from zoo.vlm.architectures import risk_describer_parts
+from zoo.vlm.describer import RiskDescriber
+from zoo.vlm.loading import FrameTransform
 
 
 def risk_type_scores(predicted: list[str | None], truth: list[str], majority: str) -> dict[str, Any]:
@@ -60,9 +65,6 @@ class RiskDescriberTraining(LightningModule):
     def __init__(self, frames: int = 4, size: str = "tiny", learning_rate: float = 1e-3, weight_decay: float = 0.01,
                  max_new_tokens: int = 16, export: Export | None = None, seed: int = 0) -> None:
         super().__init__()
-        from zoo.data.bev_captions import DYNAMIC_CAPTIONS
-        from zoo.vlm.architectures import risk_describer_parts
-        from zoo.vlm.loading import FrameTransform
 
         self.save_hyperparameters(ignore=["export"])
         self.export = export
@@ -93,14 +95,10 @@ class RiskDescriberTraining(LightningModule):
 
     def describer(self):
         """The model in training as a :class:`zoo.vlm.describer.RiskDescriber` (no cache: weights change)."""
-        from zoo.vlm.describer import RiskDescriber
-
         return RiskDescriber(self.model, self.tokenizer, "captioner", prompt="", max_new_tokens=self.hparams.max_new_tokens,
                              timeout_s=None, cache_size=0, frame_transform=self.transform, source="training")
 
     def _types(self, windows: torch.Tensor) -> list[str | None]:
-        from zoo.data.bev_captions import parse_dynamic_risk
-
         descriptions = self.describer().describe(windows)
         self.model.train(self.training)
         return [parse_dynamic_risk(d) for d in descriptions]
@@ -139,6 +137,4 @@ class RiskDescriberTraining(LightningModule):
             results[split] = risk_type_scores(predicted, [names[i] for i in risk.tolist()], majority)
         self.results = results
         if self.export is not None:
-            from zoo.train.cards import export_describer
-
             export_describer(self, results)

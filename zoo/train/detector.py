@@ -19,9 +19,11 @@ from lightning.pytorch import LightningModule
 from tensordict import TensorDict
 
 from zoo import keys
+from zoo.hub.packaging import write_model_folder
 from zoo.perception.centernet import BEVCenterNet, CenterNetConfig
 from zoo.perception.detector import Detections, OracleDetector
 from zoo.perception.gate import AttentionGate
+from zoo.perception.metrics import detection_quality, gate_agreement
 from zoo.train.contrastive import Export
 
 
@@ -99,8 +101,6 @@ class DetectorTraining(LightningModule):
     def quality(self, predicted: list[Detections], objects: torch.Tensor,
                 image_size: tuple[int, int]) -> dict[str, float]:
         """Box precision/recall (IoU 0.5) and gate agreement of ``predicted`` against ground-truth ``objects``."""
-        from zoo.perception.metrics import detection_quality, gate_agreement
-
         truth = OracleDetector(image_size[0]).detect(TensorDict({keys.OBJECTS: objects}, batch_size=[len(objects)]))
         return {**detection_quality(predicted, truth, self.detector.classes, min_score=self.gate.min_score),
                 **gate_agreement(self.gate, predicted, truth), "frames": float(len(objects))}
@@ -131,8 +131,6 @@ class DetectorTraining(LightningModule):
 
 def export_detector(module: DetectorTraining, results: dict[str, dict[str, float]]) -> None:
     """Write ``module``'s detector to ``module.export.folder`` with ``zoo.json`` and ``README.md``."""
-    from zoo.hub.packaging import write_model_folder
-
     export, data = module.export, module.trainer.datamodule
     card = {
         "name": export.name, "kind": "detector", "summary": export.summary,

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from zoo.hub.cards import MINILM
+from zoo.hub.random_models import word_level_tokenizer
 from zoo.hub.sources import resolve_pip_model
 from zoo.registry import check_choice
 
@@ -35,7 +36,7 @@ def build_drive_clip_bev(folder: str | Path, size: str = "tiny", seed: int = 0) 
         >>> path = build_drive_clip_bev(tmp_path / "drive-clip")  # doctest: +SKIP
         >>> reward = zoo.create_reward_model(str(path), head="clg")  # doctest: +SKIP
     """
-    from transformers import (
+    from transformers import (  # lazy: transformers is slow to import
         AutoConfig,
         AutoModel,
         AutoTokenizer,
@@ -44,7 +45,7 @@ def build_drive_clip_bev(folder: str | Path, size: str = "tiny", seed: int = 0) 
         VisionTextDualEncoderModel,
     )
 
-    from zoo.vlm.bev_conv import BEVConvConfig, register
+    from zoo.vlm.bev_conv import BEVConvConfig, register  # lazy: would load transformers
 
     register()
     check_choice("drive-clip-bev size", size, list(DRIVE_CLIP_SIZES))
@@ -91,15 +92,13 @@ def risk_describer_parts(captions: list[str], frames: int = 4, size: str = "tiny
     Example:
         >>> model, tokenizer, processor = risk_describer_parts(["The road ahead is clear"])  # doctest: +SKIP
     """
-    from transformers import (
+    from transformers import (  # lazy: transformers is slow to import
         BertConfig,
         VisionEncoderDecoderConfig,
         VisionEncoderDecoderModel,
         ViTConfig,
         ViTImageProcessor,
     )
-
-    from zoo.hub.random_models import word_level_tokenizer
 
     check_choice("risk-describer size", size, list(RISK_DESCRIBER_SIZES))
     spec = RISK_DESCRIBER_SIZES[size]

@@ -32,8 +32,9 @@ from typing import Any
 
 import torch
 
-from zoo.cache import LRUCache
+from zoo.cache import LRUCache, frame_key
 from zoo.errors import ZooError
+from zoo.vlm.loading import FrameTransform, load_backbone, pick_device, resolve_backbone
 
 DEFAULT_PROMPT = ("These are consecutive bird's-eye-view frames of a driving scene, oldest first; the ego car "
                   "drives to the right. In one short sentence, what is the main risk ahead of the ego car?")
@@ -123,8 +124,6 @@ class RiskDescriber:
             >>> describer.describe(windows)  # doctest: +SKIP
             ['The car ahead is braking hard', None]
         """
-        from zoo.cache import frame_key
-
         windows = check_windows(windows)
         keys = [frame_key(w) for w in windows]
         self._counts["calls"] += len(keys)
@@ -221,7 +220,7 @@ def load_describer(source: str | os.PathLike, *, prompt: str | None = None, quan
         >>> describer.describe(torch.zeros(1, 4, 3, 96, 96, dtype=torch.uint8))  # doctest: +SKIP
         ['The road ahead is clear']
     """
-    from transformers import (
+    from transformers import (  # lazy: transformers is slow to import
         AutoConfig,
         AutoImageProcessor,
         AutoModelForImageTextToText,
@@ -229,8 +228,6 @@ def load_describer(source: str | os.PathLike, *, prompt: str | None = None, quan
         AutoTokenizer,
         VisionEncoderDecoderModel,
     )
-
-    from zoo.vlm.loading import FrameTransform, load_backbone, pick_device, resolve_backbone
 
     backbone = resolve_backbone(source, "describer", quantization=quantization, lora=lora, adapter=adapter)
     path = str(backbone.path)

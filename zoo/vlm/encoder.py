@@ -130,7 +130,11 @@ def load_dual_encoder(
         >>> enc.embed_texts(["The road is clear with no car accidents"]).shape  # doctest: +SKIP
         torch.Size([1, 512])
     """
-    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+    from transformers import (  # lazy: transformers is slow to import
+        AutoImageProcessor,
+        AutoModel,
+        AutoTokenizer,
+    )
 
     backbone = resolve_backbone(name_or_path, "reward", quantization=quantization, lora=lora, adapter=adapter)
     source = str(backbone.path)

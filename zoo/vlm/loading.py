@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import ZooError
-from zoo.hub.resolve import check_safetensors
+from zoo.hub.resolve import check_safetensors, resolve_model
+from zoo.vlm.lora import apply_lora
+from zoo.vlm.quantization import quantization_config
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,6 @@ def resolve_backbone(source: str | os.PathLike, kind: str, *, quantization: dict
     Raises:
         ZooError: both ``lora`` and ``adapter``; a zoo model of another kind; extra adapters on an adapter.
     """
-    from zoo.hub.resolve import resolve_model
-
     if lora is not None and adapter is not None:
         raise ZooError("give either `lora` (new adapters) or `adapter` (saved adapters), not both")
     resolved = resolve_model(source)
@@ -79,9 +79,7 @@ def load_backbone(model_class: Any, source: BackboneSource, *, lora: dict[str, A
         device: where the model goes.
         trust_remote_code: allow model code from the checkpoint.
     """
-    from zoo.vlm.bev_conv import register
-    from zoo.vlm.lora import apply_lora
-    from zoo.vlm.quantization import quantization_config
+    from zoo.vlm.bev_conv import register  # lazy: would load transformers
 
     register()  # the zoo's own image tower, so AutoModel can build the zoo's models
     bnb = quantization_config(source.quantization)
@@ -99,7 +97,7 @@ def load_backbone(model_class: Any, source: BackboneSource, *, lora: dict[str, A
     if bnb is None:
         model = model.to(device)
     if source.adapter is not None:
-        from peft import PeftModel
+        from peft import PeftModel  # lazy: peft is slow to import
 
         if not (Path(source.adapter) / "adapter_config.json").is_file():
             raise ZooError(f"{source.adapter} is not a LoRA adapter folder (no adapter_config.json)")

@@ -95,7 +95,7 @@ def apply_lora(model: nn.Module, spec: LoraSpec | dict[str, Any]):
     Raises:
         ZooError: unknown tower, or targets that match no module (the message lists the names that exist).
     """
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, get_peft_model  # lazy: peft is slow to import
 
     spec = LoraSpec(**spec) if isinstance(spec, dict) else spec
     bad = [t for t in spec.towers if t not in TOWERS]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from zoo.errors import ZooError
 
 
@@ -21,8 +23,7 @@ def quantization_config(spec: dict[str, Any] | None):
     """
     if not spec:
         return None
-    import torch
-    from transformers import BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig  # lazy: transformers is slow to import
 
     unknown = set(spec) - {"bits", "quant_type", "double_quant", "compute_dtype", "skip_modules"}
     if unknown:
