@@ -259,5 +259,5 @@ def test_the_dual_pathway_config_round_trips_through_a_recipe_entry(shipped_dual
     assert config["init_args"]["gate"]["class_path"] == "zoo.perception.AttentionGate"
     parser = ArgumentParser()
     parser.add_argument("--reward", type=DualPathwayReward)
-    rebuilt = parser.instantiate_classes(parser.parse_object({"reward": config})).reward
+    rebuilt = parser.instantiate(parser.parse_object({"reward": config})).reward
     assert rebuilt.config() == config

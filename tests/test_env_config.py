@@ -45,7 +45,7 @@ def test_jsonargparse_builds_the_config_a_recipe_spells():
 
     parser = ArgumentParser()
     parser.add_argument("--env", type=EnvConfig)
-    config = parser.instantiate_classes(parser.parse_object({"env": {"scenario": "merge", "obs": "both"}})).env
+    config = parser.instantiate(parser.parse_object({"env": {"scenario": "merge", "obs": "both"}})).env
     assert config == EnvConfig("merge", obs="both")
 
 

@@ -260,7 +260,7 @@ def test_zoo_models_save_policy_writes_a_card_with_the_training_command_and_held
                                 "reward": "zoo.rewards.EngineeredReward (default)", "method": "engineered", "seed": "2",
                                 "run": run.info.run_id}
     assert card["metrics"]["SR"] == 0.95 and card["metrics"]["CR"] == 0.05 and "SR_std" not in card["metrics"]
-    assert card["metrics"]["episodes"] == "20"
+    assert card["metrics"]["episodes"] == 20
     readme = (out / "README.md").read_text()
     assert "## Held-out metrics" in readme and "* **SR**: 0.95" in readme and "`zoo benchmark --steps 2000`" in readme
     obs = _observations(agent)

@@ -40,7 +40,7 @@ def _reward_from_entry(entry: dict) -> RewardModule:
 
     parser = ArgumentParser()
     parser.add_argument("--reward", type=RewardModule)
-    return parser.instantiate_classes(parser.parse_object({"reward": entry})).reward
+    return parser.instantiate(parser.parse_object({"reward": entry})).reward
 
 
 # -- every method of the paper suite pays a reward that varies ------------------------------------------------

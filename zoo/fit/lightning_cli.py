@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from jsonargparse import set_parsing_settings
 from lightning.pytorch import LightningModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
@@ -27,6 +28,10 @@ from zoo.fit.resume import (
     resolve_last_checkpoint,
 )
 from zoo.tracking import tracking_uri
+
+# jsonargparse 5's behaviour now: a recipe's class_path under a denied import path (os, subprocess, builtins, ...) is
+# refused before anything is imported (jsonargparse 4 imports it and only warns)
+set_parsing_settings(import_path_denylist=[])
 
 
 def lightning_cli(argv: list[str] | None) -> LightningCLI:
