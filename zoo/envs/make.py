@@ -109,7 +109,7 @@ def build_env(config: EnvConfig, *, seed: int | None = None, reward: Any = None,
         base = _parallel_env(config.num_envs, factory)
     else:
         base = SerialEnv(config.num_envs, factory)
-    env = DrivingTorchRLEnv(base) if reward is None else DrivingTorchRLEnv(base, reward)
+    env = DrivingTorchRLEnv(base, reward)  # None: an empty Compose, the simulator's reward as it is
     if isinstance(base, ParallelEnv):
         _close_workers_when_unused(env)
     env.append_transform(StepCounter())
