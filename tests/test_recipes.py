@@ -143,6 +143,8 @@ def test_reward_recipe_trains_and_exports_on_tiny_data(recipe: Path, tiny_captio
         assert card["metrics"]["test"]["windows"] > 0 and 0 <= card["metrics"]["test"]["accuracy"] <= 1
         return
     assert card["metrics"]["trained"]["test"]["frames"] > 0
+    gain = card["metrics"]["gain"]["test"]  # trained minus before, paired over the test episodes
+    assert gain["episodes"] > 0 and set(gain) >= {"auroc_collision_1s", "spearman_ttc"}
     assert ("adapter_of" in card) == ("lora" in recipe.read_text())
 
 

@@ -159,9 +159,10 @@ def _interval(point: float, draws: np.ndarray, confidence: float) -> dict[str, f
 
 
 def measure(scores: Mapping[str, Mapping[str, np.ndarray]], truth: Mapping[str, np.ndarray],
-            strata: list[list[np.ndarray]], replicates: int, confidence: float, seed: int) -> dict[str, Any]:
+            strata: list[list[np.ndarray]], replicates: int, confidence: float, seed: int,
+            reference: str = STATIC) -> dict[str, Any]:
     """The metrics of each variant on the frames of ``strata`` (per scenario, per episode, frame indices), with
-    their intervals, and the paired differences of each dual variant minus :data:`STATIC`.
+    their intervals, and the paired differences of each other variant minus ``reference`` (the static pathway).
 
     With several strata a metric is the mean of its value in each: pooling the frames of scenarios whose rewards and
     times to collision lie at different levels would rank across scenarios, not danger within them.
@@ -184,14 +185,14 @@ def measure(scores: Mapping[str, Mapping[str, np.ndarray]], truth: Mapping[str, 
 
     point = statistic(frames)
     draws = episode_bootstrap(statistic, strata, replicates, seed)
-    base = names.index(STATIC)
+    base = names.index(reference)
     variants = {}
     for i, name in enumerate(names):
         variants[name] = {m: _interval(point[i, j], draws[:, i, j], confidence) for j, m in enumerate(METRICS)}
         for rate in ("gate", "dynamic"):
             if rate in scores[name]:
                 variants[name][f"{rate}_rate"] = float(scores[name][rate][frames].mean())
-    differences = {f"{name} - {STATIC}": {m: _interval(point[i, j] - point[base, j], draws[:, i, j] - draws[:, base, j],
+    differences = {f"{name} - {reference}": {m: _interval(point[i, j] - point[base, j], draws[:, i, j] - draws[:, base, j],
                                                         confidence) for j, m in enumerate(METRICS)}
                    for i, name in enumerate(names) if i != base}
     keep = ~crashed[frames]

@@ -64,6 +64,15 @@ def render_readme(card: dict[str, Any], notes: list[str]) -> str:
                  f"{oracle.get('oracle_auroc_gap', float('nan')):.3f} (collisions from lane changes the policy "
                  "has not made yet cannot be seen in a frame).")
         lines += ["", scale]
+    for split, gain in card["metrics"].get("gain", {}).items():
+        auroc = gain["auroc_collision_1s"]
+        if None in auroc.values():  # no collision ahead in the split: AUROC undefined
+            continue
+        lines += ["", f"Trained minus before on the same {split} frames: AUROC {auroc['value']:+.3f}, "
+                      f"{100 * gain['confidence']:.0f} % interval [{auroc['low']:+.3f}, {auroc['high']:+.3f}] "
+                      f"(paired bootstrap of {gain['episodes']} whole episodes); "
+                      + ("the interval excludes 0." if auroc["low"] > 0 or auroc["high"] < 0 else
+                         "the interval includes 0: no change shown.")]
     data = json.dumps(training["train_data"])
     lines += ["", "## Training", "", f"Train again: `{training['command']}`", "",
               f"Best epoch {training['best_epoch']} of {training['epochs']}; data: `{data}`.", ""]

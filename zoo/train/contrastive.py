@@ -197,7 +197,8 @@ class ContrastiveRewardTraining(LightningModule):
 
         frames = {s: frames_tensor(data.splits[s]) for s in splits}
         results = {"trained": {s: split_quality(self.encoder, data.splits[s], frames[s]) for s in splits},
-                   "start": {s: split_quality(start, data.splits[s], frames[s]) for s in splits}}
+                   "start": {s: split_quality(start, data.splits[s], frames[s]) for s in splits},
+                   "gain": {splits[-1]: paired_gain(self.encoder, start, data.splits[splits[-1]], frames[splits[-1]])}}
         if self.logger is not None:
             final = splits[-1]
             self.logger.log_metrics({**{f"{final}/{k}": v for k, v in results["trained"][final].items()},
@@ -225,6 +226,23 @@ def clg_rewards(encoder, frames: torch.Tensor) -> torch.Tensor:
     """CLG rewards with the papers' exact prompts (α = β = 1) of uint8 frames ``[N, 3, H, W]``."""
     cos = encoder.embed_images(frames) @ clg_goals(encoder).T
     return cos[:, 0] - cos[:, 1]
+
+
+def paired_gain(trained, start, rows, frames: torch.Tensor, replicates: int = 2000,
+                confidence: float = 0.95) -> dict[str, dict[str, float | None]]:
+    """What training changed on the same frames: AUROC and Spearman (:func:`split_quality`) of ``trained`` minus
+    ``start``, each with a paired episode-bootstrap interval (whole episodes resampled, both models on every draw).
+
+    Returns:
+        ``{"auroc_collision_1s": {"value", "low", "high"}, "spearman_ttc": {…}, "episodes": n, "confidence": c}``
+    """
+    from zoo.evaluation.reward_evaluation import episodes_of, measure  # lazy: would load torchrl
+
+    scores = {name: {"reward": torch.cat([clg_rewards(encoder, chunk) for chunk in frames.split(256)]).numpy()}
+              for name, encoder in (("start", start), ("trained", trained))}
+    strata = [episodes_of(np.asarray(rows["episode_seed"]), np.arange(len(rows)))]
+    measured = measure(scores, rows, strata, replicates, confidence, seed=0, reference="start")
+    return {**measured["differences"]["trained - start"], "episodes": measured["episodes"], "confidence": confidence}
 
 
 def split_quality(encoder, rows, frames: torch.Tensor | None = None) -> dict[str, float]:

@@ -11,9 +11,12 @@ from zoo.errors import ZooError
 
 # Names of attention projections across the architectures transformers ships (CLIP, SigLIP, ViT, BERT …).
 ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj", "o_proj", "query", "key", "value")
-#: module names that open each tower: dual encoders (CLIP …), chat VLMs (LLaVA, Qwen-VL …), encoder-decoders
-TOWERS = {"vision": ("vision_model", "vision_tower", "visual", "encoder"),
-          "text": ("text_model", "language_model", "decoder")}
+#: module names that open each tower: dual encoders (CLIP …), chat VLMs (LLaVA, Qwen-VL …), encoder-decoders;
+#: a dual encoder's projection into the shared space ends its tower
+TOWERS = {"vision": ("vision_model", "vision_tower", "visual", "encoder", "visual_projection"),
+          "text": ("text_model", "language_model", "decoder", "text_projection")}
+#: the projections into the shared space: adapted by default only where they are quantized (QLoRA, below)
+PROJECTIONS = ("visual_projection", "text_projection")
 
 
 @dataclass
@@ -60,11 +63,21 @@ def tower_of(module_name: str) -> str | None:
 
 
 def _tower_targets(model: nn.Module, tower: str) -> list[str]:
-    """A tower's attention projections; for a tower without attention, its linear layers, else its convolutions."""
-    modules = [(name, module) for name, module in model.named_modules() if tower_of(name) == tower]
-    present = {name.rsplit(".", 1)[-1] for name, module in modules if _is_linear(module)}
+    """The layers of a tower that get adapters by default.
+
+    On a quantized base (QLoRA), the layers bitsandbytes quantized, its projection included: the adapters
+    are the trainable part of exactly the layers that were made small and frozen. A tower without quantized
+    layers (bitsandbytes quantizes linear layers only; ``zoo-bev-conv`` is all convolutions) then gets
+    adapters on its projection alone. Without quantization: the tower's attention projections, for a tower
+    without attention its linear layers, else its convolutions. Among the chosen layers, the attention
+    projections when there are any.
+    """
+    modules = [(name.rsplit(".", 1)[-1], module) for name, module in model.named_modules() if tower_of(name) == tower]
+    present = {suffix for suffix, module in modules if _is_quantized(module)}
     if not present:
-        present = {name.rsplit(".", 1)[-1] for name, module in modules if _is_plain_conv(module)}
+        present = {suffix for suffix, module in modules if _is_linear(module) and suffix not in PROJECTIONS}
+    if not present:
+        present = {suffix for suffix, module in modules if _is_plain_conv(module)}
     if not present:
         return default_lora_targets(model)
     return [n for n in ATTENTION_PROJECTIONS if n in present] or sorted(present)
@@ -72,6 +85,11 @@ def _tower_targets(model: nn.Module, tower: str) -> list[str]:
 
 def _is_linear(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear) or type(module).__name__.startswith("Linear")  # bitsandbytes' too
+
+
+def _is_quantized(module: nn.Module) -> bool:
+    """A bitsandbytes layer (``Linear8bitLt``, ``Linear4bit``), not the LoRA wrapper peft puts around one."""
+    return type(module).__module__.startswith("bitsandbytes")
 
 
 def _is_plain_conv(module: nn.Module) -> bool:
