@@ -19,7 +19,7 @@ normalisation and the vehicle-state shaping (Phase I/II).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tensordict import TensorDictBase
@@ -31,6 +31,9 @@ from zoo.envs.config import RenderNeeds
 from zoo.errors import ZooError
 from zoo.rewards.vlm import CLGReward
 from zoo.vlm.describer import load_describer
+
+if TYPE_CHECKING:  # a recipe's `gate: {class_path: …}` is checked against it; zoo.perception loads only when used
+    from zoo.perception import AttentionGate
 
 #: DriveVLM-RL's fixed positive goal of the dynamic pathway (docs/method.md#prompts)
 DYNAMIC_POSITIVE = "The road ahead is clear with no obstacles"
@@ -71,7 +74,7 @@ class DualPathwayReward(CLGReward):
                                "dynamic_fallback", "dynamic_clear")
     head = "dual-pathway"
 
-    def __init__(self, model: str, gate: Any = None, describer: Any = "risk-describer-tiny",
+    def __init__(self, model: str, gate: AttentionGate | None = None, describer: Any = "risk-describer-tiny",
                  describer_options: dict[str, Any] | None = None, dynamic_positive: str = DYNAMIC_POSITIVE,
                  dynamic_alpha: float = 1.0, dynamic_beta: float = 1.0, window: int = 4,
                  goal_cache_size: int = 4096, **kwargs: Any) -> None:
