@@ -4,7 +4,7 @@ For each scenario's test dataset (``zoo data bev-captions`` on seeds from 1 000 
 model-selection episode uses) and each model, the CLG reward with the papers' exact prompts
 (docs/method.md#prompts) is scored by ``zoo.evaluation.reward_quality``: AUROC for frames that precede a
 collision within 1 s against safe frames, and Spearman correlation with time to collision. Models: the
-zoo's shipped ones, the same architecture untrained, and a random CLIP (the recipes' stand-in before the
+zoo's shipped ones (the adapter beside its 8-bit base), the same architecture untrained, and a random CLIP (the recipes' stand-in before the
 zoo shipped a model).
 
 Usage::
@@ -12,6 +12,7 @@ Usage::
     python benchmarks/reward_model_quality.py                       # records the test data if missing
     python benchmarks/reward_model_quality.py --datasets data/drive-clip/test data/drive-clip/roundabout-test
     python benchmarks/reward_model_quality.py --quick --out /tmp/q/rmq.json   # 24 frames of highway-fast
+    python benchmarks/reward_model_quality.py --datasets … --adapter mixed /tmp/lora-mixed   # one more adapter
 
 Results go to ``--out`` (default ``benchmarks/results/reward_model_quality.json``, which docs/models.md quotes).
 With ``--quick`` the test data are recorded next to ``--out``, not under ``--data``.
@@ -34,15 +35,19 @@ warnings.filterwarnings("ignore")
 
 MODELS = {
     "drive-clip-bev-tiny.sim": {"model": "drive-clip-bev-tiny.sim"},
+    "drive-clip-bev-tiny.sim (8-bit)": {"model": "drive-clip-bev-tiny.sim", "quantization": {"bits": 8}},
     "drive-clip-bev-tiny.lora-roundabout": {"model": "drive-clip-bev-tiny.lora-roundabout"},
     "drive-clip-bev-tiny (untrained)": {"model": "drive-clip-bev-tiny", "pretrained": False},
     "random:clip-tiny": {"model": "random:clip-tiny"},
 }
+#: adapter -> its base as the adapter loads it: their paired difference, with an episode-bootstrap interval
+ADAPTERS = {"drive-clip-bev-tiny.lora-roundabout": "drive-clip-bev-tiny.sim (8-bit)"}
 SCENARIOS = ("highway-fast", "highway", "merge", "roundabout")
 
 
 def main() -> None:
-    parser = BenchmarkParser("reward_model_quality", __doc__, quick={"frames": 24, "scenarios": ["highway-fast"]})
+    parser = BenchmarkParser("reward_model_quality", __doc__, quick={"frames": 24, "scenarios": ["highway-fast"],
+                                                                            "replicates": 20})
     parser.add_argument("--datasets", nargs="*", default=None,
                         help="held-out captioned datasets to score (rows grouped by scenario); default: record "
                              "one per scenario under --data")
@@ -51,6 +56,10 @@ def main() -> None:
                         help="frames per simulated second when recording (the zoo's reward models train on 5 Hz)")
     parser.add_argument("--data", default="data/reward-quality", help="where recorded test datasets go")
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
+    parser.add_argument("--replicates", type=int, default=1000, help="bootstrap resamples of the adapters' gains")
+    parser.add_argument("--adapter", nargs=2, action="append", default=[], metavar=("LABEL", "FOLDER"),
+                        help="also score this adapter folder of drive-clip-bev-tiny.sim, beside its 8-bit base "
+                             "(e.g. one trained with other data); repeatable")
     args = parser.parse_args()
     if args.quick:
         args.data = str(args.out.parent / "reward-quality-data")
@@ -60,7 +69,7 @@ def main() -> None:
 
     from zoo.data.datamodule import CaptionDataset, frames_tensor
     from zoo.hub.resolve import resolve_model
-    from zoo.train.contrastive import split_quality
+    from zoo.train.contrastive import paired_gain, split_quality
     from zoo.vlm import load_dual_encoder
 
     recorded = [CaptionDataset(f"{args.data}/{s}", [s], frames=args.frames, seed=1_000_000,
@@ -73,8 +82,12 @@ def main() -> None:
     rows = datasets.concatenate_datasets([split for t in tables for split in t.values()])
     if min(rows["episode_seed"]) < 1_000_000:
         raise SystemExit("these datasets hold episodes with seeds < 1 000 000 (training seeds): not held out")
+    for label, folder in args.adapter:
+        MODELS[label] = {"model": folder}
+        ADAPTERS[label] = "drive-clip-bev-tiny.sim (8-bit)"
     encoders = {label: load_dual_encoder(resolve_model(source["model"], pretrained=source.get("pretrained", True)).path,
-                                         device="cpu") for label, source in MODELS.items()}
+                                         quantization=source.get("quantization"), device="cpu")
+                for label, source in MODELS.items()}
     results: dict[str, dict] = {}
     for scenario in sorted(set(rows["scenario"])):
         subset = rows.filter(lambda r, s=scenario: r["scenario"] == s)
@@ -86,6 +99,12 @@ def main() -> None:
             print(f"{scenario:13s} {label:38s} AUROC {quality['auroc_collision_1s']:.3f}  "
                   f"Spearman(TTC) {quality['spearman_ttc']:+.3f}  oracle(TTC) {quality['oracle_auroc_ttc']:.3f}  "
                   f"({int(quality['imminent_frames'])} imminent of {int(quality['frames'])})", flush=True)
+        for adapter, base in ADAPTERS.items():  # what the adapter changed, paired on the same episodes
+            gain = paired_gain(encoders[adapter], encoders[base], subset, frames, replicates=args.replicates)
+            results[scenario][f"{adapter} - {base}"] = gain
+            value, low, high = (f"{v:+.3f}" if v is not None else "n/a" for v in gain["auroc_collision_1s"].values())
+            print(f"{scenario:13s} {adapter} - {base}: AUROC {value} [{low}, {high}] over {gain['episodes']} episodes",
+                  flush=True)
     write_json(args.out, {
         "benchmark": "reward_model_quality", "date": dt.date.today().isoformat(),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", "datasets": paths,

@@ -98,3 +98,11 @@ def test_the_paired_gain_of_a_model_over_itself_is_zero_and_over_another_has_an_
     other = load_dual_encoder(str(build_drive_clip_bev(drive_clip.parent / "other", seed=1)), device="cpu")
     gain = paired_gain(other, model, rows, frames, replicates=50)["auroc_collision_1s"]
     assert gain["value"] != 0 and gain["low"] <= gain["high"]
+
+
+def test_the_shipped_roundabout_adapter_is_qlora_on_quantized_layers():
+    """The shipped adapter loads on its 8-bit base and every layer it adapts is one bitsandbytes quantized."""
+    encoder = load_dual_encoder("drive-clip-bev-tiny.lora-roundabout", device="cpu")
+    adapted = _adapted_layers(encoder)
+    assert adapted and all(type(m).__module__.startswith("bitsandbytes") for m in adapted.values()), adapted
+    assert any("visual_projection" in name for name in adapted)
