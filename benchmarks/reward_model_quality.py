@@ -33,15 +33,16 @@ from common import BenchmarkParser, write_json
 
 warnings.filterwarnings("ignore")
 
+BASE_8BIT = "drive-clip-bev-tiny.sim (8-bit)"
 MODELS = {
     "drive-clip-bev-tiny.sim": {"model": "drive-clip-bev-tiny.sim"},
-    "drive-clip-bev-tiny.sim (8-bit)": {"model": "drive-clip-bev-tiny.sim", "quantization": {"bits": 8}},
+    BASE_8BIT: {"model": "drive-clip-bev-tiny.sim", "quantization": {"bits": 8}},
     "drive-clip-bev-tiny.lora-roundabout": {"model": "drive-clip-bev-tiny.lora-roundabout"},
     "drive-clip-bev-tiny (untrained)": {"model": "drive-clip-bev-tiny", "pretrained": False},
     "random:clip-tiny": {"model": "random:clip-tiny"},
 }
 #: adapter -> its base as the adapter loads it: their paired difference, with an episode-bootstrap interval
-ADAPTERS = {"drive-clip-bev-tiny.lora-roundabout": "drive-clip-bev-tiny.sim (8-bit)"}
+ADAPTERS = {"drive-clip-bev-tiny.lora-roundabout": BASE_8BIT}
 SCENARIOS = ("highway-fast", "highway", "merge", "roundabout")
 
 
@@ -68,8 +69,9 @@ def main() -> None:
     import datasets
 
     from zoo.data.datamodule import CaptionDataset, frames_tensor
+    from zoo.evaluation.reward_quality import reward_quality
     from zoo.hub.resolve import resolve_model
-    from zoo.train.contrastive import paired_gain, split_quality
+    from zoo.train.contrastive import paired_gain, split_rewards
     from zoo.vlm import load_dual_encoder
 
     recorded = [CaptionDataset(f"{args.data}/{s}", [s], frames=args.frames, seed=1_000_000,
@@ -84,7 +86,7 @@ def main() -> None:
         raise SystemExit("these datasets hold episodes with seeds < 1 000 000 (training seeds): not held out")
     for label, folder in args.adapter:
         MODELS[label] = {"model": folder}
-        ADAPTERS[label] = "drive-clip-bev-tiny.sim (8-bit)"
+        ADAPTERS[label] = BASE_8BIT
     encoders = {label: load_dual_encoder(resolve_model(source["model"], pretrained=source.get("pretrained", True)).path,
                                          quantization=source.get("quantization"), device="cpu")
                 for label, source in MODELS.items()}
@@ -93,14 +95,15 @@ def main() -> None:
         subset = rows.filter(lambda r, s=scenario: r["scenario"] == s)
         frames = frames_tensor(subset)
         results[scenario] = {}
-        for label, encoder in encoders.items():
-            quality = split_quality(encoder, subset, frames)
+        rewards = {label: split_rewards(encoder, frames) for label, encoder in encoders.items()}
+        for label in encoders:
+            quality = reward_quality(rewards[label], subset)
             results[scenario][label] = quality
             print(f"{scenario:13s} {label:38s} AUROC {quality['auroc_collision_1s']:.3f}  "
                   f"Spearman(TTC) {quality['spearman_ttc']:+.3f}  oracle(TTC) {quality['oracle_auroc_ttc']:.3f}  "
                   f"({int(quality['imminent_frames'])} imminent of {int(quality['frames'])})", flush=True)
         for adapter, base in ADAPTERS.items():  # what the adapter changed, paired on the same episodes
-            gain = paired_gain(encoders[adapter], encoders[base], subset, frames, replicates=args.replicates)
+            gain = paired_gain(rewards[adapter], rewards[base], subset, replicates=args.replicates)
             results[scenario][f"{adapter} - {base}"] = gain
             value, low, high = (f"{v:+.3f}" if v is not None else "n/a" for v in gain["auroc_collision_1s"].values())
             print(f"{scenario:13s} {adapter} - {base}: AUROC {value} [{low}, {high}] over {gain['episodes']} episodes",

@@ -10,6 +10,7 @@ import torch
 
 from zoo.vlm import load_dual_encoder
 from zoo.vlm.architectures import build_drive_clip_bev
+from zoo.vlm.lora import _is_quantized
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +40,9 @@ def test_qlora_adapts_exactly_the_quantized_layers_of_the_image_path(drive_clip)
     encoder = load_dual_encoder(str(drive_clip), device="cpu", quantization={"bits": 8},
                                 lora={"r": 4, "alpha": 8, "towers": ["vision"]})
     adapted = _adapted_layers(encoder)
-    assert adapted and all(type(m).__module__.startswith("bitsandbytes") for m in adapted.values()), adapted
+    assert adapted and all(map(_is_quantized, adapted.values())), adapted
     assert [name.rsplit(".", 1)[-1] for name in adapted] == ["visual_projection"]
-    quantized = [name for name, m in encoder.model.named_modules()
-                 if type(m).__module__.startswith("bitsandbytes") and "visual_projection" in name]
+    quantized = [name for name, m in encoder.model.named_modules() if _is_quantized(m) and "visual_projection" in name]
     assert quantized  # the layer the adapter sits on is stored in 8 bits
     for name, p in encoder.model.named_parameters():
         p.requires_grad_(".lora_" in name)
@@ -56,7 +56,7 @@ def test_qlora_on_both_towers_adapts_only_quantized_layers(drive_clip):
                                 lora={"r": 4, "towers": ["vision", "text"]})
     adapted = _adapted_layers(encoder)
     assert any("text_model" in name for name in adapted) and any("visual_projection" in name for name in adapted)
-    assert all(type(m).__module__.startswith("bitsandbytes") for m in adapted.values())
+    assert all(map(_is_quantized, adapted.values()))
 
 
 def test_lora_without_quantization_adapts_the_convolutions_of_the_image_tower(drive_clip):
@@ -85,18 +85,18 @@ def test_an_untrained_build_is_cached_per_architecture_definition(tmp_path, monk
 def test_the_paired_gain_of_a_model_over_itself_is_zero_and_over_another_has_an_interval(drive_clip):
     import datasets
 
-    from zoo.train.contrastive import paired_gain
+    from zoo.train.contrastive import paired_gain, split_rewards
 
     generator = torch.Generator().manual_seed(0)
     frames = torch.randint(0, 256, (40, 3, 96, 96), dtype=torch.uint8, generator=generator)
     within = [i % 10 >= 8 for i in range(40)]  # the last 2 frames of each 10-frame episode precede a collision
     rows = datasets.Dataset.from_dict({"episode_seed": [i // 10 for i in range(40)], "collision_within_horizon": within,
                                        "crashed": [False] * 40, "time_to_collision": [1.0 + i % 10 for i in range(40)]})
-    model = load_dual_encoder(str(drive_clip), device="cpu")
-    same = paired_gain(model, model, rows, frames, replicates=50)
+    model = split_rewards(load_dual_encoder(str(drive_clip), device="cpu"), frames)
+    same = paired_gain(model, model, rows, replicates=50)
     assert same["episodes"] == 4 and same["auroc_collision_1s"] == {"value": 0.0, "low": 0.0, "high": 0.0}
     other = load_dual_encoder(str(build_drive_clip_bev(drive_clip.parent / "other", seed=1)), device="cpu")
-    gain = paired_gain(other, model, rows, frames, replicates=50)["auroc_collision_1s"]
+    gain = paired_gain(split_rewards(other, frames), model, rows, replicates=50)["auroc_collision_1s"]
     assert gain["value"] != 0 and gain["low"] <= gain["high"]
 
 
@@ -104,5 +104,5 @@ def test_the_shipped_roundabout_adapter_is_qlora_on_quantized_layers():
     """The shipped adapter loads on its 8-bit base and every layer it adapts is one bitsandbytes quantized."""
     encoder = load_dual_encoder("drive-clip-bev-tiny.lora-roundabout", device="cpu")
     adapted = _adapted_layers(encoder)
-    assert adapted and all(type(m).__module__.startswith("bitsandbytes") for m in adapted.values()), adapted
+    assert adapted and all(map(_is_quantized, adapted.values())), adapted
     assert any("visual_projection" in name for name in adapted)

@@ -191,16 +191,21 @@ class ContrastiveRewardTraining(LightningModule):
         if self.export is None:
             return
 
+        from zoo.evaluation.reward_quality import reward_quality  # lazy: would load torchrl
+
         data = self.trainer.datamodule
         splits = ["validation", *(["test"] if "test" in data.splits else [])]
         start = load_dual_encoder(str(self.source.path), quantization=self.hparams.quantization, device="cpu")
 
-        frames = {s: frames_tensor(data.splits[s]) for s in splits}
-        results = {"trained": {s: split_quality(self.encoder, data.splits[s], frames[s]) for s in splits},
-                   "start": {s: split_quality(start, data.splits[s], frames[s]) for s in splits},
-                   "gain": {splits[-1]: paired_gain(self.encoder, start, data.splits[splits[-1]], frames[splits[-1]])}}
+        rewards = {}  # each model scores each split's frames once: the card's metrics and the gain share them
+        for s in splits:
+            frames = frames_tensor(data.splits[s])
+            rewards[s] = {"trained": split_rewards(self.encoder, frames), "start": split_rewards(start, frames)}
+        final = splits[-1]
+        results = {model: {s: reward_quality(rewards[s][model], data.splits[s]) for s in splits}
+                   for model in ("trained", "start")}
+        results["gain"] = {final: paired_gain(rewards[final]["trained"], rewards[final]["start"], data.splits[final])}
         if self.logger is not None:
-            final = splits[-1]
             self.logger.log_metrics({**{f"{final}/{k}": v for k, v in results["trained"][final].items()},
                                      **{f"{final}/start_{k}": v for k, v in results["start"][final].items()}})
 
@@ -228,18 +233,23 @@ def clg_rewards(encoder, frames: torch.Tensor) -> torch.Tensor:
     return cos[:, 0] - cos[:, 1]
 
 
-def paired_gain(trained, start, rows, frames: torch.Tensor, replicates: int = 2000,
+def split_rewards(encoder, frames: torch.Tensor) -> np.ndarray:
+    """:func:`clg_rewards` of a split's decoded frames (:func:`zoo.data.datamodule.frames_tensor`), in chunks."""
+    return torch.cat([clg_rewards(encoder, chunk) for chunk in frames.split(256)]).numpy()
+
+
+def paired_gain(trained: np.ndarray, start: np.ndarray, rows, replicates: int = 2000,
                 confidence: float = 0.95) -> dict[str, dict[str, float | None]]:
-    """What training changed on the same frames: AUROC and Spearman (:func:`split_quality`) of ``trained`` minus
-    ``start``, each with a paired episode-bootstrap interval (whole episodes resampled, both models on every draw).
+    """What training changed on the same frames: AUROC and Spearman (:func:`split_quality`) of the ``trained``
+    rewards minus the ``start`` rewards (one per frame of ``rows``, :func:`split_rewards`), each with a paired
+    episode-bootstrap interval (whole episodes resampled, both models on every draw).
 
     Returns:
         ``{"auroc_collision_1s": {"value", "low", "high"}, "spearman_ttc": {…}, "episodes": n, "confidence": c}``
     """
     from zoo.evaluation.reward_evaluation import episodes_of, measure  # lazy: would load torchrl
 
-    scores = {name: {"reward": torch.cat([clg_rewards(encoder, chunk) for chunk in frames.split(256)]).numpy()}
-              for name, encoder in (("start", start), ("trained", trained))}
+    scores = {"start": {"reward": start}, "trained": {"reward": trained}}
     strata = [episodes_of(np.asarray(rows["episode_seed"]), np.arange(len(rows)))]
     measured = measure(scores, rows, strata, replicates, confidence, seed=0, reference="start")
     return {**measured["differences"]["trained - start"], "episodes": measured["episodes"], "confidence": confidence}
@@ -253,6 +263,4 @@ def split_quality(encoder, rows, frames: torch.Tensor | None = None) -> dict[str
     """
     from zoo.evaluation.reward_quality import reward_quality  # lazy: would load torchrl
 
-    frames = frames_tensor(rows) if frames is None else frames
-    rewards = torch.cat([clg_rewards(encoder, chunk) for chunk in frames.split(256)]).numpy()
-    return reward_quality(rewards, rows)
+    return reward_quality(split_rewards(encoder, frames_tensor(rows) if frames is None else frames), rows)

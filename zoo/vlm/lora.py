@@ -66,11 +66,10 @@ def _tower_targets(model: nn.Module, tower: str) -> list[str]:
     """The layers of a tower that get adapters by default.
 
     On a quantized base (QLoRA), the layers bitsandbytes quantized, its projection included: the adapters
-    are the trainable part of exactly the layers that were made small and frozen. A tower without quantized
-    layers (bitsandbytes quantizes linear layers only; ``zoo-bev-conv`` is all convolutions) then gets
-    adapters on its projection alone. Without quantization: the tower's attention projections, for a tower
-    without attention its linear layers, else its convolutions. Among the chosen layers, the attention
-    projections when there are any.
+    are the trainable part of exactly the layers that were made small and frozen (bitsandbytes quantizes linear
+    layers only, so a ``zoo-bev-conv`` image path, all convolutions, is adapted at its projection alone).
+    Without quantization, or in a tower where nothing was quantized: the tower's linear layers but its
+    projection, else its convolutions. Among the chosen layers, the attention projections when there are any.
     """
     modules = [(name.rsplit(".", 1)[-1], module) for name, module in model.named_modules() if tower_of(name) == tower]
     present = {suffix for suffix, module in modules if _is_quantized(module)}
