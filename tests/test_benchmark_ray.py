@@ -63,8 +63,8 @@ def test_a_ray_worker_killed_mid_cell_is_retried_and_the_grid_ends_with_one_fini
         ray_head, own_mlflow_server):
     env = {**ENV, "MLFLOW_TRACKING_URI": own_mlflow_server.uri}  # one tracking server for every node
     client = mlflow.MlflowClient(own_mlflow_server.uri)
-    methods = ["sparse", "engineered", "vlm-rl", "vlm-sr"]
-    # 400 steps: a cell trains for tens of seconds after its run exists, time to kill its worker mid-cell
+    methods = ["sparse", "engineered"]
+    # 400 steps: a cell trains for seconds after its run exists, time to kill its worker mid-cell
     grid = [*GRID, "--address", ray_head, "--steps", "400", "--curve-every", "400", "--methods", *methods]
     out = Path("grid.log")
     parent = _start_grid(grid, env, out)
@@ -79,7 +79,7 @@ def test_a_ray_worker_killed_mid_cell_is_retried_and_the_grid_ends_with_one_fini
 
     assert client.get_run(victim.info.run_id).info.lifecycle_stage == "deleted"  # killed mid-cell: not FINISHED
     assert f"{name}: an attempt's worker died; its unfinished run {victim.info.run_id} was deleted" in text
-    assert "ran 4, skipped 0 finished, failed 0" in text
+    assert "ran 2, skipped 0 finished, failed 0" in text
     experiment_id = victim.info.experiment_id
     runs = client.search_runs([experiment_id])
     assert sorted(r.info.run_name for r in runs) == sorted(f"{m}/highway-fast/seed0" for m in methods)
@@ -92,7 +92,7 @@ def test_a_ray_worker_killed_mid_cell_is_retried_and_the_grid_ends_with_one_fini
 
     rerun = subprocess.run([sys.executable, "-m", "zoo.cli", *grid], capture_output=True, text=True, env=env,
                            timeout=600)
-    assert rerun.returncode == 0 and "ran 0, skipped 4 finished, failed 0" in rerun.stderr, rerun.stderr[-3000:]
+    assert rerun.returncode == 0 and "ran 0, skipped 2 finished, failed 0" in rerun.stderr, rerun.stderr[-3000:]
 
 
 @pytest.mark.slow
