@@ -60,6 +60,43 @@ def _isolated_cwd(tmp_path, monkeypatch):
     monkeypatch.setattr(registry_utils, "_registry_uri", None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_sqlite_stores_from_a_template(tmp_path_factory):
+    """MLflow makes a new SQLite store by running its ~60 schema migrations, 5-9 s on 2 cores, and the suite makes
+    well over a hundred stores in this process (every fit with the MLflow logger, every registry test). Here MLflow
+    migrates one template store once; each new SQLite store in this process gets the template's tables through
+    SQLite's backup API instead: the same schema at the same alembic head (MLflow still verifies it), and MLflow then
+    adds its default experiment as usual. Stores made by ``zoo`` subprocesses and tracking servers still migrate."""
+    import sqlite3
+
+    import mlflow.store.db.utils as db_utils
+    import mlflow.store.model_registry.sqlalchemy_store as registry_store
+
+    migrate = db_utils._initialize_tables
+    template = tmp_path_factory.mktemp("mlflow-template") / "template.db"
+
+    def initialize(engine) -> None:
+        database = engine.url.database
+        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            return migrate(engine)
+        if not template.exists():
+            made = db_utils.create_sqlalchemy_engine_with_retry(f"sqlite:///{template}")
+            migrate(made)
+            made.dispose()
+        raw = engine.raw_connection()
+        try:
+            with contextlib.closing(sqlite3.connect(template)) as source:
+                source.backup(raw.driver_connection)
+        finally:
+            raw.close()
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(db_utils, "_initialize_tables", initialize)
+    patch.setattr(registry_store, "_initialize_tables", initialize)
+    yield
+    patch.undo()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """The filters ``import zoo`` installs (zoo/_noise.py), again for each test, inside pytest's own warning capture
