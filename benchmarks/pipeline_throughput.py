@@ -22,7 +22,7 @@ frames, scored per collected batch: render included on both sides).
 Usage::
 
     python benchmarks/pipeline_throughput.py                    # ~25 min on 2 CPU cores
-    python benchmarks/pipeline_throughput.py --quick --out /tmp/pt.json   # tiny sizes (a test runs it)
+    python benchmarks/pipeline_throughput.py --quick --out /tmp/pt.json   # tiny sizes, sac-vlmrl-bev only (a test runs it)
 
 Results go to ``--out`` (default ``benchmarks/results/pipeline_throughput.json``, which docs/performance.md quotes).
 """
@@ -108,7 +108,7 @@ def learner_speed(agent, updates: int) -> dict:
 def main() -> None:
     parser = BenchmarkParser("pipeline_throughput", __doc__,
                              quick={"frames": 96, "frames_per_batch": 32, "learning_starts": 32, "learner_updates": 4,
-                                    "tasks": ["dqn-kinematics", "sac-vlmrl-bev"]})
+                                    "tasks": ["sac-vlmrl-bev"]})
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--frames", type=int, default=2048, help="env steps per run")
     parser.add_argument("--frames-per-batch", type=int, default=64,
