@@ -64,7 +64,8 @@ def test_a_ray_env_worker_that_dies_ends_the_run_and_its_workers(make_agent, ray
 
     agent = make_agent("dqn", collector="ray", ray_address=ray_head, collector_workers=2, total_frames=100_000,
                        learning_starts=32, updates_per_batch=4)
-    with pytest.raises(ActorDiedError, match="The actor died unexpectedly"):
+    # whichever notices first ends the run: Ray (the actor died) or the weight sync's gloo connection to that actor
+    with pytest.raises((ActorDiedError, RuntimeError), match="The actor died unexpectedly|Connection closed by peer"):
         L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                   enable_model_summary=False, callbacks=[KillAWorker()]).fit(agent)
     deadline = time.monotonic() + 30
