@@ -1,8 +1,8 @@
-"""Benchmark: one 4-cell grid with ``zoo benchmark --backend ray`` vs ``--workers N`` on the same machine.
+"""Benchmark: one grid with ``zoo benchmark --backend ray`` vs ``--workers N`` on the same machine.
 
-Each repetition runs the same grid (sparse and engineered × ``--seeds`` seeds, DQN with meta-actions, ``--steps`` env steps,
-1 held-out episode, no reference policies) twice, each time in a fresh folder with its own SQLite store (no cell
-is skipped): once with ``--workers N`` (N = this machine's cores), once with ``--backend ray --address local``
+Each repetition runs the same grid (sparse and engineered × ``--seeds`` seeds, DQN with meta-actions, ``--steps``
+env steps, 1 held-out episode, no reference policies) twice, each time in a fresh folder with its own SQLite store
+(no cell is skipped): once with ``--workers N`` (N = this machine's cores), once with ``--backend ray --address local``
 (a Ray instance started for the grid, as many CPUs as Ray detects, 1 per cell). The order alternates between
 repetitions. Reported: the wall time of each ``zoo benchmark`` command (Python start, Ray start and stop included),
 its cells per hour, and the ratio ray / workers of cells per hour per repetition and over all.
@@ -35,7 +35,8 @@ def run_grid(backend: list[str], steps: int, seeds: int) -> dict:
     """One ``zoo benchmark`` of the grid's cells in a fresh folder; its wall time, cells/hour and Ray's CPUs."""
     cells = len(METHODS) * seeds
     command = [sys.executable, "-m", "zoo.cli", "benchmark", "--suite", "paper", "--scenarios", "highway-fast",
-               "--methods", *METHODS, "--seeds", str(seeds), "--steps", str(steps), "--curve-every", str(steps), "--curve-episodes", "1",
+               "--methods", *METHODS, "--seeds", str(seeds), "--steps", str(steps), "--curve-every", str(steps),
+               "--curve-episodes", "1",
                "--eval-episodes", "1", "--action", "discrete", "--algorithm", "dqn", "--references", "none", *backend]
     env = {**os.environ, "COLUMNS": "300", "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT.parent), os.environ.get("PYTHONPATH")]))}
@@ -54,7 +55,7 @@ def run_grid(backend: list[str], steps: int, seeds: int) -> dict:
 def main() -> None:
     parser = BenchmarkParser("ray_grid", __doc__, quick={"steps": 64, "seeds": 1, "repeats": 1})
     parser.add_argument("--steps", type=int, default=1000, help="training env steps per cell")
-    parser.add_argument("--seeds", type=int, default=2, help="training seeds per method (cells: 2 × seeds)")
+    parser.add_argument("--seeds", type=int, default=2, help="training seeds per method (cells: sparse and engineered × seeds)")
     parser.add_argument("--repeats", type=int, default=2, help="repetitions (each runs both backends)")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="--workers of the local backend")
     args = parser.parse_args()
