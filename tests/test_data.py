@@ -15,6 +15,7 @@ from zoo.data.bev_captions import (
     TTC_NONE,
     _window_dynamics,
     dynamic_risk_category,
+    make_bev_captions,
     parse_dynamic_risk,
     record_episode,
     risk_category,
@@ -132,6 +133,21 @@ def test_decision_windows_are_one_policy_decision_apart_and_rows_keep_the_boxes(
     np.testing.assert_array_equal(consecutive[11]["window"][0], consecutive[9]["image"])
 
 
+def test_a_stalled_episode_stops_the_car_ahead_and_the_windows_say_so():
+    """highway-env's traffic stops only behind a crash; the recorder's stall brakes the car ahead to a standstill,
+    so `stopped_obstacle` windows occur. An episode drawn not to stall drives as it would without the option."""
+    rows = record_episode("highway-fast", seed=0, policy="cautious", bev_size=48, stall_probability=1.0)
+    stalled = [r["step"] for r in rows if r["stalled"]]
+    assert stalled and stalled == list(range(stalled[0], len(rows)))  # from the stall on, to the episode's end
+    assert any(r["dynamic_risk"] == "stopped_obstacle" for r in rows if r["stalled"])
+    assert not any(r["dynamic_risk"] == "stopped_obstacle" for r in rows if not r["stalled"])
+    plain = record_episode("highway-fast", seed=0, policy="cautious", bev_size=48)
+    never = record_episode("highway-fast", seed=0, policy="cautious", bev_size=48, stall_probability=0.0)
+    assert [r["speed"] for r in never] == [r["speed"] for r in plain] and not any(r["stalled"] for r in never)
+    with pytest.raises(ZooError, match=r"stall_probability must be within \[0, 1\], got 1.5"):
+        make_bev_captions(["highway-fast"], 5, "unused", stall_probability=1.5, progress=False)
+
+
 def test_a_frame_rate_the_simulator_cannot_step_is_refused():
     with pytest.raises(ZooError, match=r"frame_rate_hz 4 .*simulation frequency \(15 Hz\)"):
         record_episode("merge", seed=0, policy="random", bev_size=48, frame_rate_hz=4)
@@ -146,14 +162,11 @@ def test_existing_output_is_never_overwritten(dataset, capsys):
 
 
 def test_scenarios_without_meta_actions_are_refused(tmp_path):
-    from zoo.data.bev_captions import make_bev_captions
-
     with pytest.raises(ZooError, match="racetrack"):
         make_bev_captions(["racetrack"], 5, tmp_path / "x", progress=False)
 
 
 def test_a_recording_too_short_for_both_splits_keeps_one_and_training_on_it_says_why(tmp_path):
-    from zoo.data.bev_captions import make_bev_captions
     from zoo.data.datamodule import BEVCaptionsData, CaptionDataset
 
     out = tmp_path / "short"

@@ -12,7 +12,9 @@ that near-misses and collisions are common. Each row is one step:
 * ``risk``: the category the caption describes, ``caption``: a template of that category, drawn with
   paraphrase variety;
 * ``episode_seed``, ``step``, ``scenario``, ``policy``;
-* with ``objects``: the simulator's boxes of the other road users (what the oracle attention gate reads).
+* with ``objects``: the simulator's boxes of the other road users (what the oracle attention gate reads);
+* ``stalled``: whether the recorder has stopped a vehicle ahead in this episode by this step (``stall_probability``:
+  highway-env's traffic only stops behind a crash, so stopped obstacles are otherwise missing from the data).
 
 Splits are by episode seed: an episode goes to ``validation`` when its seed is a multiple of
 ``validation_every``, so no validation frame comes from a training episode.
@@ -87,6 +89,8 @@ DYNAMIC_RISK_KEYWORDS = {
     "closing_fast": ("closing", "shrinking", "too fast"),
     "clear": ("clear", "no danger", "smoothly"),
 }
+STALL_STEPS = (2, 10)  # the step at which a stalled episode stops a vehicle ahead, drawn uniformly
+STALL_SEARCH = 150.0  # m: the vehicle stopped is the nearest ahead of the ego car within this distance
 CUT_IN_GAP = 30.0  # m: a vehicle entering the ego lane closer than this ahead is a cut-in
 HARD_BRAKING = -3.0  # m/s²: the leader decelerating harder than this brakes hard
 STOPPED_SPEED = 2.0  # m/s: a leader slower than this is a stopped obstacle …
@@ -183,6 +187,27 @@ def window_indices(length: int, window: int, stride: int) -> list[int]:
     return [max(0, length - 1 - (window - 1 - i) * stride) for i in range(window)]
 
 
+def stall_vehicle_ahead(env: Any) -> bool:
+    """Make the vehicle nearest ahead of the ego car (its own lane first, then any lane, within
+    :data:`STALL_SEARCH`) brake to a standstill and stay in its lane; False when there is none.
+
+    highway-env's IDM driver brakes towards its target speed (at most 6 m/s²) and keeps still at 0; the traffic
+    behind it brakes or changes lanes around it as for any slow leader.
+    """
+    unwrapped = env.unwrapped
+    ego = unwrapped.vehicle
+    leader, _ = unwrapped.road.neighbour_vehicles(ego, ego.lane_index)
+    ahead = [(ego.lane_distance_to(v), v) for v in unwrapped.road.vehicles
+             if v is not ego and hasattr(v, "target_speed") and 0 < ego.lane_distance_to(v) < STALL_SEARCH]
+    if leader is None or not 0 < ego.lane_distance_to(leader) < STALL_SEARCH:
+        leader = min(ahead, key=lambda pair: pair[0])[1] if ahead else None
+    if leader is None:
+        return False
+    leader.target_speed = 0.0
+    leader.enable_lane_change = False
+    return True
+
+
 def _row(env: Any, obs: dict, frames: list[np.ndarray], scenes: list[dict[str, Any]], step: int, window: int,
          dt: float, stride: int = 1) -> dict[str, Any]:
     _, gap, ttc = _leader_state(env)
@@ -263,7 +288,8 @@ def _recording_rates(preset: Any, frame_rate_hz: float | None) -> tuple[dict[str
 
 def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, horizon_s: float = 1.0,
                    bev_size: int = 96, max_steps: int = 200, objects: bool = False,
-                   frame_rate_hz: float | None = None, decision_windows: bool = False) -> list[dict[str, Any]]:
+                   frame_rate_hz: float | None = None, decision_windows: bool = False,
+                   stall_probability: float = 0.0) -> list[dict[str, Any]]:
     """Drive one episode with ``policy`` and return its rows (without captions).
 
     ``objects``: also keep each frame's boxes of the other road users (``objects`` column, see
@@ -272,6 +298,9 @@ def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, ho
     ``decision_windows``: a window's frames are one policy decision apart (the rate the env renders windows at
     in training, and the risk describer's), not consecutive recorded frames; its dynamic risk is read over the
     same frames. The same unless ``frame_rate_hz`` is faster than the scenario's policy frequency.
+    ``stall_probability``: the chance that the episode stops the vehicle nearest ahead (:func:`stall_vehicle_ahead`)
+    at a policy decision drawn from :data:`STALL_STEPS`; drawn from its own generator, so the driving of an
+    episode that does not stall is the same as without it.
     """
     from zoo.envs.config import EnvConfig  # lazy: would load gymnasium
     from zoo.envs.driving import DrivingEnv  # lazy: would load highway_env, matplotlib, gymnasium
@@ -288,14 +317,19 @@ def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, ho
     frames = [obs["pixels"].transpose(1, 2, 0)]
     scenes = [_scene(env)]
     stride = per_decision if decision_windows else 1
-    rows = [_row(env, obs, frames, scenes, 0, window, dt, stride)]
+    stall_rng = random.Random(f"stall:{seed}")
+    stall_at = stall_rng.randint(*STALL_STEPS) * per_decision if stall_rng.random() < stall_probability else None
+    stalled = False
+    rows = [_row(env, obs, frames, scenes, 0, window, dt, stride) | {"stalled": stalled}]
     for step in range(1, max_steps):
         decides = (step - 1) % per_decision == 0
+        if step == stall_at:
+            stalled = stall_vehicle_ahead(env)
         action = rng.choices(actions, weights=weights)[0] if decides else idle
         obs, _, terminated, truncated, _ = env.step(action)
         frames.append(obs["pixels"].transpose(1, 2, 0))
         scenes.append(_scene(env))
-        rows.append(_row(env, obs, frames, scenes, step, window, dt, stride))
+        rows.append(_row(env, obs, frames, scenes, step, window, dt, stride) | {"stalled": stalled})
         if terminated or truncated:
             break
     env.close()
@@ -344,8 +378,8 @@ def recorded_episodes(scenarios: list[str], frames: int, rng: random.Random, *, 
 
 def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, seed: int = 0, window: int = 4,
                       horizon_s: float = 1.0, bev_size: int = 96, frame_rate_hz: float | None = None,
-                      decision_windows: bool = False, objects: bool = False, validation_every: int = 5,
-                      overwrite: bool = False, progress: bool = True):
+                      decision_windows: bool = False, objects: bool = False, stall_probability: float = 0.0,
+                      validation_every: int = 5, overwrite: bool = False, progress: bool = True):
     """Record about ``frames`` captioned BEV frames over ``scenarios`` and save a ``datasets.DatasetDict``.
 
     Args:
@@ -361,6 +395,8 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
         decision_windows: space a window's frames one policy decision apart (see :func:`record_episode`).
         objects: add the ``objects`` column, the simulator's boxes of the other road users in each frame (what
             the oracle attention gate reads).
+        stall_probability: the fraction of episodes in which a vehicle ahead brakes to a standstill (column
+            ``stalled``; see :func:`record_episode`): the ``stopped_obstacle`` windows a risk describer needs.
         validation_every: episodes whose seed is a multiple of this go to ``validation``.
         overwrite: replace an existing non-empty ``out``.
         progress: show a progress bar.
@@ -377,6 +413,8 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
 
     if window < 1:
         raise ZooError(f"need window >= 1, got {window}")
+    if not 0.0 <= stall_probability <= 1.0:
+        raise ZooError(f"stall_probability must be within [0, 1], got {stall_probability}")
     out = Path(out)
     check_output_folder(out, overwrite)
     rng = random.Random(seed)
@@ -384,7 +422,7 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
     for split, rows in recorded_episodes(scenarios, frames, rng, seed=seed, validation_every=validation_every,
                                          progress=progress, window=window, horizon_s=horizon_s, bev_size=bev_size,
                                          frame_rate_hz=frame_rate_hz, decision_windows=decision_windows,
-                                         objects=objects):
+                                         objects=objects, stall_probability=stall_probability):
         encode_frames(rows)
         for row in rows:
             row["risk"] = risk_category(row["crashed"], row["collision_within_horizon"],
@@ -401,7 +439,7 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
         "episode_seed": datasets.Value("int64"), "scenario": datasets.Value("string"),
         "policy": datasets.Value("string"), "leader_accel": datasets.Value("float32"),
         "cut_in": datasets.Value("bool"), "dynamic_risk": datasets.ClassLabel(names=list(DYNAMIC_CAPTIONS)),
-        "dynamic_caption": datasets.Value("string"),
+        "dynamic_caption": datasets.Value("string"), "stalled": datasets.Value("bool"),
         **({"objects": datasets.Array2D((MAX_OBJECTS, len(OBJECT_FIELDS)), "float32")} if objects else {}),
     })
     dataset = datasets.DatasetDict({  # a split no episode went to is left out (a short held-out recording)
@@ -412,8 +450,8 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
 
 def record_bev_captions(*, scenarios: tuple[str, ...] = ("highway-fast",), frames: int, out: str, seed: int = 0,
                         window: int = 4, horizon: float = 1.0, bev_size: int = 96, frame_rate: float | None = None,
-                        decision_windows: bool = False, objects: bool = False, validation_every: int = 5,
-                        overwrite: bool = False) -> None:
+                        decision_windows: bool = False, objects: bool = False, stall: float = 0.0,
+                        validation_every: int = 5, overwrite: bool = False) -> None:
     """BEV frames and windows with ground truth and captions.
 
     Drive scenarios with a mix of policies (collisions are common) and save a Hugging Face dataset of BEV frames,
@@ -432,11 +470,14 @@ def record_bev_captions(*, scenarios: tuple[str, ...] = ("highway-fast",), frame
         decision_windows: space a window's frames one policy decision apart (the rate the env renders windows at
             in training) rather than one recorded frame apart
         objects: add the simulator's boxes of the other road users (column objects: the oracle gate's input)
+        stall: fraction of episodes in which a vehicle ahead brakes to a standstill (stopped obstacles; column
+            stalled)
         validation_every: episodes whose seed is a multiple of this go to validation
         overwrite: replace a non-empty --out folder
     """
     dataset = make_bev_captions(list(scenarios), frames, out, seed=seed, window=window, horizon_s=horizon,
                                 bev_size=bev_size, frame_rate_hz=frame_rate, decision_windows=decision_windows,
-                                objects=objects, validation_every=validation_every, overwrite=overwrite)
+                                objects=objects, stall_probability=stall, validation_every=validation_every,
+                                overwrite=overwrite)
     sizes = ", ".join(f"{name} {len(split)}" for name, split in dataset.items())
     Console(stderr=True).print(f"wrote {out}: {sizes} rows")

@@ -34,6 +34,8 @@ class CaptionDataset:
         frames: frames to record.
         seed: first episode seed.
         frame_rate_hz: frames per simulated second (``None``: one per policy decision, the scenario's own rate).
+        stall_probability: fraction of episodes in which a vehicle ahead brakes to a standstill (stopped
+            obstacles; :func:`zoo.data.bev_captions.make_bev_captions`).
     """
 
     path: str
@@ -41,6 +43,7 @@ class CaptionDataset:
     frames: int = 2000
     seed: int = 0
     frame_rate_hz: float | None = None
+    stall_probability: float = 0.0
 
     #: columns the dataset must have, and what makes such a dataset (for the error messages)
     columns: ClassVar[tuple[str, ...]] = COLUMNS
@@ -48,7 +51,8 @@ class CaptionDataset:
 
     def record(self) -> None:
         """Record the dataset into :attr:`path`."""
-        make_bev_captions(self.scenarios, self.frames, self.path, seed=self.seed, frame_rate_hz=self.frame_rate_hz)
+        make_bev_captions(self.scenarios, self.frames, self.path, seed=self.seed, frame_rate_hz=self.frame_rate_hz,
+                          stall_probability=self.stall_probability)
 
     def load(self):
         """Record the dataset if its folder is missing, then load it (checked for the expected columns)."""
