@@ -3,6 +3,7 @@ fragment composes with every base recipe, and a composed recipe is its parts."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,10 @@ def test_reward_recipe_trains_and_exports_on_tiny_data(recipe: Path, tiny_captio
     card = read_card(out)
     if card["kind"] == "describer":
         assert card["metrics"]["test"]["windows"] > 0 and 0 <= card["metrics"]["test"]["accuracy"] <= 1
+        generation = json.loads((out / "generation_config.json").read_text())  # what the scores were measured with
+        assert generation["num_beams"] == card["decoding"]["num_beams"] == 4
+        biased = {tuple(ids): bias for ids, bias in generation.get("sequence_bias") or []}
+        assert set(biased.values()) == {b for b in card["decoding"]["type_biases"].values() if b}
         return
     assert card["metrics"]["trained"]["test"]["frames"] > 0
     gain = card["metrics"]["gain"]["test"]  # trained minus before, paired over the test episodes

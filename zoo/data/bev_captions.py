@@ -91,6 +91,7 @@ DYNAMIC_RISK_KEYWORDS = {
 }
 STALL_STEPS = (2, 10)  # the step at which a stalled episode stops a vehicle ahead, drawn uniformly
 STALL_SEARCH = 150.0  # m: the vehicle stopped is the nearest ahead of the ego car within this distance
+STALL_SPEED = 0.5  # m/s: its target speed (not 0: highway-env's merge reward divides by every target speed)
 CUT_IN_GAP = 30.0  # m: a vehicle entering the ego lane closer than this ahead is a cut-in
 HARD_BRAKING = -3.0  # m/s²: the leader decelerating harder than this brakes hard
 STOPPED_SPEED = 2.0  # m/s: a leader slower than this is a stopped obstacle …
@@ -191,8 +192,9 @@ def stall_vehicle_ahead(env: Any) -> bool:
     """Make the vehicle nearest ahead of the ego car (its own lane first, then any lane, within
     :data:`STALL_SEARCH`) brake to a standstill and stay in its lane; False when there is none.
 
-    highway-env's IDM driver brakes towards its target speed (at most 6 m/s²) and keeps still at 0; the traffic
-    behind it brakes or changes lanes around it as for any slow leader.
+    highway-env's IDM driver brakes towards its target speed (:data:`STALL_SPEED`, at most 6 m/s²) and crawls
+    there, a stopped obstacle for the labels; the traffic behind it brakes or changes lanes around it as for any
+    slow leader.
     """
     unwrapped = env.unwrapped
     ego = unwrapped.vehicle
@@ -203,7 +205,7 @@ def stall_vehicle_ahead(env: Any) -> bool:
         leader = min(ahead, key=lambda pair: pair[0])[1] if ahead else None
     if leader is None:
         return False
-    leader.target_speed = 0.0
+    leader.target_speed = STALL_SPEED
     leader.enable_lane_change = False
     return True
 

@@ -78,6 +78,7 @@ CARD_SCHEMA: dict[str, tuple[type, ...]] = {
     "training": (dict,),
     "calibration": (dict,),    # a reward model's per-head windows/thresholds (zoo reward calibrate --write-card)
     "pins": (dict,),           # a policy's reward-model digests and scenario preset version (zoo.hub.pins)
+    "decoding": (dict,),       # a describer's beams and per-risk-type biases (as applied: its generation_config.json)
 }
 #: the ``reward`` section: head arguments a card may set as defaults, and their JSON types. How the model loads
 #: (``trust_remote_code``, ``adapter``, ``lora``, ``quantization``, ``device``, ``describer_options``, ``gate``)

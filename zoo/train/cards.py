@@ -85,6 +85,7 @@ def export_describer(module: Any, results: dict[str, dict[str, Any]]) -> None:
     export, data, hp = module.export, module.trainer.datamodule, module.hparams
     card: dict[str, Any] = {
         "name": export.name, "kind": "describer", "summary": export.summary, "metrics": results,
+        "decoding": {"num_beams": hp.num_beams, "type_biases": module.type_biases},
         "training": {"command": export.command, "frames": hp.frames, "size": hp.size, "epochs": module.current_epoch,
                      "best_epoch": module.best["epoch"], "train_data": asdict(data.train_spec),
                      "test_data": asdict(data.test_spec) if data.test_spec else None,
@@ -102,7 +103,12 @@ def export_describer(module: Any, results: dict[str, dict[str, Any]]) -> None:
 def render_describer_readme(card: dict[str, Any], notes: list[str]) -> str:
     """The human card of a risk describer: accuracy of the described risk type per type, next to the majority class."""
     training = card["training"]
-    measured = ("Each window is described by greedy decoding; the description is parsed back to a risk type "
+    decoding = card.get("decoding", {})
+    biases = ", ".join(f"{t} {b:+.2f}" for t, b in decoding.get("type_biases", {}).items() if b)
+    prior = (f" with the prior over risk types corrected on the validation split (log-odds biases in "
+             f"`generation_config.json`: {biases or 'none needed'})" if decoding.get("type_biases") else "")
+    measured = (f"Each window is described by beam search ({decoding.get('num_beams', 1)} beams){prior}; the "
+                "description is parsed back to a risk type "
                 "(`zoo.data.bev_captions.parse_dynamic_risk`) and compared with the simulator's ground truth. The "
                 f"test split's episodes (seeds from {(training['test_data'] or {}).get('seed', '—')}) were never used "
                 "for training or model selection (the validation split's balanced accuracy selected the epoch). "

@@ -5,9 +5,15 @@ of a window's dynamic risk (``zoo data bev-captions``' ``dynamic_caption``) with
 is for is saying the right risk, so it is measured by describing windows through the same
 :class:`zoo.vlm.describer.RiskDescriber` users load, parsing each description back to a risk type
 (:func:`zoo.data.bev_captions.parse_dynamic_risk`), and scoring the types: the epoch with the best
-balanced accuracy (mean recall over the types) on the validation split is kept, then scored on the
-held-out test episodes next to the majority-class baseline and — if ``export`` is set — written as a zoo
-model folder (card kind ``describer``).
+balanced accuracy (mean recall over the types) on the validation split is kept. Its prior over the types is
+then corrected on the same split (:mod:`zoo.train.type_prior`: a bias per type in the generation config, which
+beam search applies), and it is scored on the held-out test episodes next to the majority-class baseline and —
+if ``export`` is set — written as a zoo model folder (card kind ``describer``).
+
+Decoding is beam search (``num_beams``): each type has three paraphrased templates, and greedy decoding splits
+a type's probability among its paraphrases' first words, so it picks the type whose first word is shared by
+the most templates (on the held-out windows of the previous describer, greedy decoding said the right type on
+54 % of the windows, beam search with 4 beams on 70 %).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from lightning.pytorch import LightningModule
 from zoo.data.bev_captions import DYNAMIC_CAPTIONS, parse_dynamic_risk
 from zoo.train.cards import export_describer
 from zoo.train.contrastive import Export
+from zoo.train.type_prior import choose_type_biases, sequence_bias, type_log_likelihoods
 from zoo.vlm.architectures import risk_describer_parts
 from zoo.vlm.describer import RiskDescriber
 from zoo.vlm.loading import FrameTransform
@@ -55,6 +62,9 @@ class RiskDescriberTraining(LightningModule):
         learning_rate: AdamW learning rate.
         weight_decay: AdamW weight decay.
         max_new_tokens: most tokens per generated description when scoring.
+        num_beams: beams of the describer's decoding (stored in its generation config).
+        type_prior: correct the prior over risk types on the validation split after the fit
+            (:mod:`zoo.train.type_prior`).
         export: write the best model as a zoo model folder at the end of the fit.
         seed: initialisation seed.
 
@@ -63,13 +73,16 @@ class RiskDescriberTraining(LightningModule):
     """
 
     def __init__(self, frames: int = 4, size: str = "tiny", learning_rate: float = 1e-3, weight_decay: float = 0.01,
-                 max_new_tokens: int = 16, export: Export | None = None, seed: int = 0) -> None:
+                 max_new_tokens: int = 16, num_beams: int = 4, type_prior: bool = True, export: Export | None = None,
+                 seed: int = 0) -> None:
         super().__init__()
 
         self.save_hyperparameters(ignore=["export"])
         self.export = export
         captions = [c for texts in DYNAMIC_CAPTIONS.values() for c in texts]
         self.model, self.tokenizer, self.image_processor = risk_describer_parts(captions, frames, size, seed)
+        self.model.generation_config.num_beams = num_beams
+        self.type_biases: dict[str, float] = {}
         self.transform = FrameTransform(self.image_processor)
         self.best: dict[str, Any] = {"score": -1.0, "epoch": -1, "state": None}
         self._val: list[tuple[list[str | None], list[str]]] = []
@@ -128,6 +141,8 @@ class RiskDescriberTraining(LightningModule):
         names = data.risk_names
         train_types = [names[i] for i in data.splits["train"][data.risk_column]]
         majority = max(set(train_types), key=train_types.count)
+        if self.hparams.type_prior:
+            self._correct_type_prior(majority)
         results = {}
         for split in ("validation", "test"):
             if split not in data.splits:
@@ -138,3 +153,21 @@ class RiskDescriberTraining(LightningModule):
         self.results = results
         if self.export is not None:
             export_describer(self, results)
+
+    @torch.no_grad()
+    def _correct_type_prior(self, majority: str) -> None:
+        """Choose the per-type biases on the validation split and put them in the generation config."""
+        data = self.trainer.datamodule
+        windows, _, risk = data.tensors("validation").tensors
+        n, k, c, h, w = windows.shape
+        pixels = torch.cat([self.transform(chunk.to(self.device).reshape(-1, k * c, h, w))
+                            for chunk in windows.split(256)])
+        types = list(DYNAMIC_CAPTIONS)
+        self.model.eval()
+        scores = type_log_likelihoods(self.model, self.tokenizer, pixels, DYNAMIC_CAPTIONS)
+        self.model.train(self.training)
+        truth = np.array([types.index(data.risk_names[i]) for i in risk.tolist()])
+        biases = choose_type_biases(scores, truth, types.index(majority))
+        self.type_biases = {t: float(b) for t, b in zip(types, biases, strict=True)}
+        self.model.generation_config.sequence_bias = sequence_bias(
+            self.tokenizer, self.model.config.decoder_start_token_id, DYNAMIC_CAPTIONS, self.type_biases) or None

@@ -163,10 +163,11 @@ class RiskDescriber:
                 "max_new_tokens": self.max_new_tokens, "timeout_s": self.timeout_s}
 
     def _generate(self, windows: torch.Tensor) -> tuple[list[str], list[bool]]:
-        """Greedy texts for ``windows``, and whether each ran out of time before ending."""
+        """Deterministic texts for ``windows`` (greedy, or beam search where the model's generation config sets
+        ``num_beams``), and whether each ran out of time before ending."""
         inputs = self._chat_inputs(windows) if self.backend == "chat" else self._captioner_inputs(windows)
         start = time.monotonic()
-        sequences = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
+        sequences = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
                                         max_time=self.timeout_s)
         late = self.timeout_s is not None and time.monotonic() - start >= self.timeout_s
         if self.backend == "chat":  # decoder-only: the prompt comes back first
