@@ -8,6 +8,7 @@ import pytest
 
 import zoo
 from zoo.cli import main
+from zoo.data.bev_boxes import make_bev_boxes
 from zoo.data.bev_captions import (
     CAPTIONS,
     DYNAMIC_CAPTIONS,
@@ -20,6 +21,7 @@ from zoo.data.bev_captions import (
     record_episode,
     risk_category,
 )
+from zoo.envs.driving import OBJECT_CLASSES
 from zoo.envs.presets import SCENARIOS
 from zoo.errors import ZooError
 
@@ -131,6 +133,25 @@ def test_decision_windows_are_one_policy_decision_apart_and_rows_keep_the_boxes(
     consecutive = record_episode("highway-fast", seed=3, policy="cautious", bev_size=48, window=3, frame_rate_hz=5,
                                  max_steps=12)
     np.testing.assert_array_equal(consecutive[11]["window"][0], consecutive[9]["image"])
+
+
+def test_a_crash_ahead_puts_a_crashed_car_on_the_road():
+    """Crashed cars are otherwise in a frame only when the episode ends; the recorder's crash marks the car ahead
+    crashed (highway-env stops it and draws it red), a `crashed_car` box from then on. An episode drawn not to crash
+    drives as it would without the option."""
+    crashed_car = OBJECT_CLASSES.index("crashed_car")
+    rows = record_episode("highway-fast", seed=3, policy="cautious", bev_size=48, objects=True,
+                          crash_probability=1.0)
+    crash = [r["step"] for r in rows if r["crash_ahead"]]
+    assert crash and crash == list(range(crash[0], len(rows)))
+    assert not any(((r["objects"][:, 4] == crashed_car) & (r["objects"][:, 5] > 0)).any() for r in rows[:crash[0]])
+    first = rows[crash[0]]["objects"]
+    assert ((first[:, 4] == crashed_car) & (first[:, 5] > 0)).sum() == 1
+    plain = record_episode("highway-fast", seed=3, policy="cautious", bev_size=48)
+    never = record_episode("highway-fast", seed=3, policy="cautious", bev_size=48, crash_probability=0.0)
+    assert [r["speed"] for r in never] == [r["speed"] for r in plain] and not any(r["crash_ahead"] for r in never)
+    with pytest.raises(ZooError, match=r"crash_probability must be within \[0, 1\], got -0.1"):
+        make_bev_boxes(["highway-fast"], 5, "unused", crash_probability=-0.1, progress=False)
 
 
 def test_a_stalled_episode_stops_the_car_ahead_and_the_windows_say_so():

@@ -26,8 +26,8 @@ from zoo.errors import ZooError
 
 
 def make_bev_boxes(scenarios: list[str], frames: int, out: str | Path, *, seed: int = 0, bev_size: int = 96,
-                   frame_rate_hz: float | None = None, validation_every: int = 5, overwrite: bool = False,
-                   progress: bool = True):
+                   frame_rate_hz: float | None = None, crash_probability: float = 0.0, validation_every: int = 5,
+                   overwrite: bool = False, progress: bool = True):
     """Record about ``frames`` BEV frames with their ground-truth boxes and save a ``datasets.DatasetDict``.
 
     Args:
@@ -37,6 +37,9 @@ def make_bev_boxes(scenarios: list[str], frames: int, out: str | Path, *, seed: 
         seed: first episode seed; episode ``i`` uses ``seed + i``.
         bev_size: frame side in pixels.
         frame_rate_hz: frames per simulated second (``None``: one per policy decision, the scenario's own rate).
+        crash_probability: the fraction of episodes in which the vehicle nearest ahead crashes (stops where it is,
+            drawn red) at a decision drawn from 2..10 (column ``crash_ahead``;
+            :func:`zoo.data.bev_captions.crash_vehicle_ahead`): the ``crashed_car`` boxes a detector needs.
         validation_every: episodes whose seed is a multiple of this go to ``validation``.
         overwrite: replace an existing non-empty ``out``.
         progress: show a progress bar.
@@ -51,20 +54,24 @@ def make_bev_boxes(scenarios: list[str], frames: int, out: str | Path, *, seed: 
 
     from zoo.envs.driving import MAX_OBJECTS, OBJECT_FIELDS  # lazy: would load highway_env, gymnasium, pandas
 
+    if not 0.0 <= crash_probability <= 1.0:
+        raise ZooError(f"crash_probability must be within [0, 1], got {crash_probability}")
     out = Path(out)
     check_output_folder(out, overwrite)
     splits: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
     for split, rows in recorded_episodes(scenarios, frames, random.Random(seed), seed=seed,
                                          validation_every=validation_every, progress=progress, window=1,
-                                         bev_size=bev_size, frame_rate_hz=frame_rate_hz, objects=True):
+                                         bev_size=bev_size, frame_rate_hz=frame_rate_hz, objects=True,
+                                         crash_probability=crash_probability):
         rows = [{"image": r["image"], "objects": r["objects"], "step": r["step"], "scenario": r["scenario"],
-                 "policy": r["policy"], "episode_seed": r["episode_seed"]} for r in rows]
+                 "policy": r["policy"], "episode_seed": r["episode_seed"], "crash_ahead": r["crash_ahead"]}
+                for r in rows]
         encode_frames(rows)
         splits[split].extend(rows)
     features = datasets.Features({
         "image": datasets.Image(), "objects": datasets.Array2D((MAX_OBJECTS, len(OBJECT_FIELDS)), "float32"),
         "step": datasets.Value("int32"), "scenario": datasets.Value("string"), "policy": datasets.Value("string"),
-        "episode_seed": datasets.Value("int64"),
+        "episode_seed": datasets.Value("int64"), "crash_ahead": datasets.Value("bool"),
     })
     dataset = datasets.DatasetDict({  # a split no episode went to is left out (a short held-out recording)
         name: datasets.Dataset.from_list(rows, features=features) for name, rows in splits.items() if rows})
@@ -82,13 +89,16 @@ class BoxDataset(CaptionDataset):
         frames: frames to record.
         seed: first episode seed.
         frame_rate_hz: frames per simulated second (``None``: one per policy decision, the scenario's own rate).
+        crash_probability: fraction of episodes in which the vehicle ahead crashes (see :func:`make_bev_boxes`).
     """
 
+    crash_probability: float = 0.0
     columns: ClassVar[tuple[str, ...]] = ("image", "objects")
     made_by: ClassVar[str] = "zoo.data.bev_boxes.make_bev_boxes"
 
     def record(self) -> None:
-        make_bev_boxes(self.scenarios, self.frames, self.path, seed=self.seed, frame_rate_hz=self.frame_rate_hz)
+        make_bev_boxes(self.scenarios, self.frames, self.path, seed=self.seed, frame_rate_hz=self.frame_rate_hz,
+                       crash_probability=self.crash_probability)
 
 
 def objects_tensor(split) -> torch.Tensor:

@@ -188,14 +188,8 @@ def window_indices(length: int, window: int, stride: int) -> list[int]:
     return [max(0, length - 1 - (window - 1 - i) * stride) for i in range(window)]
 
 
-def stall_vehicle_ahead(env: Any) -> bool:
-    """Make the vehicle nearest ahead of the ego car (its own lane first, then any lane, within
-    :data:`STALL_SEARCH`) brake to a standstill and stay in its lane; False when there is none.
-
-    highway-env's IDM driver brakes towards its target speed (:data:`STALL_SPEED`, at most 6 m/s²) and crawls
-    there, a stopped obstacle for the labels; the traffic behind it brakes or changes lanes around it as for any
-    slow leader.
-    """
+def _vehicle_ahead(env: Any) -> Any | None:
+    """The vehicle nearest ahead of the ego car: its own lane first, then any lane, within :data:`STALL_SEARCH`."""
     unwrapped = env.unwrapped
     ego = unwrapped.vehicle
     leader, _ = unwrapped.road.neighbour_vehicles(ego, ego.lane_index)
@@ -203,10 +197,37 @@ def stall_vehicle_ahead(env: Any) -> bool:
              if v is not ego and hasattr(v, "target_speed") and 0 < ego.lane_distance_to(v) < STALL_SEARCH]
     if leader is None or not 0 < ego.lane_distance_to(leader) < STALL_SEARCH:
         leader = min(ahead, key=lambda pair: pair[0])[1] if ahead else None
+    return leader
+
+
+def stall_vehicle_ahead(env: Any) -> bool:
+    """Make the vehicle nearest ahead of the ego car (:func:`_vehicle_ahead`) brake to a standstill and stay in
+    its lane; False when there is none.
+
+    highway-env's IDM driver brakes towards its target speed (:data:`STALL_SPEED`, at most 6 m/s²) and crawls
+    there, a stopped obstacle for the labels; the traffic behind it brakes or changes lanes around it as for any
+    slow leader.
+    """
+    leader = _vehicle_ahead(env)
     if leader is None:
         return False
     leader.target_speed = STALL_SPEED
     leader.enable_lane_change = False
+    return True
+
+
+def crash_vehicle_ahead(env: Any) -> bool:
+    """Mark the vehicle nearest ahead of the ego car (:func:`_vehicle_ahead`) as crashed; False when there is none.
+
+    highway-env then does with it what it does with any crashed vehicle: brakes it to a stop where it is and draws
+    it red, a ``crashed_car`` box (:data:`zoo.envs.driving.OBJECT_CLASSES`). Without this, a crashed car is in a
+    frame only when the episode ends (the ego car's own crash), or after the rare crash between two other cars:
+    too few for a detector to learn the class a gate must not miss.
+    """
+    vehicle = _vehicle_ahead(env)
+    if vehicle is None:
+        return False
+    vehicle.crashed = True
     return True
 
 
@@ -291,7 +312,7 @@ def _recording_rates(preset: Any, frame_rate_hz: float | None) -> tuple[dict[str
 def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, horizon_s: float = 1.0,
                    bev_size: int = 96, max_steps: int = 200, objects: bool = False,
                    frame_rate_hz: float | None = None, decision_windows: bool = False,
-                   stall_probability: float = 0.0) -> list[dict[str, Any]]:
+                   stall_probability: float = 0.0, crash_probability: float = 0.0) -> list[dict[str, Any]]:
     """Drive one episode with ``policy`` and return its rows (without captions).
 
     ``objects``: also keep each frame's boxes of the other road users (``objects`` column, see
@@ -303,6 +324,8 @@ def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, ho
     ``stall_probability``: the chance that the episode stops the vehicle nearest ahead (:func:`stall_vehicle_ahead`)
     at a policy decision drawn from :data:`STALL_STEPS`; drawn from its own generator, so the driving of an
     episode that does not stall is the same as without it.
+    ``crash_probability``: the same for :func:`crash_vehicle_ahead` (its own generator and step), column
+    ``crash_ahead``: a crashed car stands on the road ahead from that step on.
     """
     from zoo.envs.config import EnvConfig  # lazy: would load gymnasium
     from zoo.envs.driving import DrivingEnv  # lazy: would load highway_env, matplotlib, gymnasium
@@ -321,17 +344,22 @@ def record_episode(scenario: str, seed: int, policy: str, *, window: int = 4, ho
     stride = per_decision if decision_windows else 1
     stall_rng = random.Random(f"stall:{seed}")
     stall_at = stall_rng.randint(*STALL_STEPS) * per_decision if stall_rng.random() < stall_probability else None
-    stalled = False
-    rows = [_row(env, obs, frames, scenes, 0, window, dt, stride) | {"stalled": stalled}]
+    crash_rng = random.Random(f"crash:{seed}")
+    crash_at = crash_rng.randint(*STALL_STEPS) * per_decision if crash_rng.random() < crash_probability else None
+    stalled = crash_ahead = False
+    rows = [_row(env, obs, frames, scenes, 0, window, dt, stride) | {"stalled": False, "crash_ahead": False}]
     for step in range(1, max_steps):
         decides = (step - 1) % per_decision == 0
         if step == stall_at:
             stalled = stall_vehicle_ahead(env)
+        if step == crash_at:
+            crash_ahead = crash_vehicle_ahead(env)
         action = rng.choices(actions, weights=weights)[0] if decides else idle
         obs, _, terminated, truncated, _ = env.step(action)
         frames.append(obs["pixels"].transpose(1, 2, 0))
         scenes.append(_scene(env))
-        rows.append(_row(env, obs, frames, scenes, step, window, dt, stride) | {"stalled": stalled})
+        rows.append(_row(env, obs, frames, scenes, step, window, dt, stride)
+                    | {"stalled": stalled, "crash_ahead": crash_ahead})
         if terminated or truncated:
             break
     env.close()
@@ -442,6 +470,7 @@ def make_bev_captions(scenarios: list[str], frames: int, out: str | Path, *, see
         "policy": datasets.Value("string"), "leader_accel": datasets.Value("float32"),
         "cut_in": datasets.Value("bool"), "dynamic_risk": datasets.ClassLabel(names=list(DYNAMIC_CAPTIONS)),
         "dynamic_caption": datasets.Value("string"), "stalled": datasets.Value("bool"),
+        "crash_ahead": datasets.Value("bool"),
         **({"objects": datasets.Array2D((MAX_OBJECTS, len(OBJECT_FIELDS)), "float32")} if objects else {}),
     })
     dataset = datasets.DatasetDict({  # a split no episode went to is left out (a short held-out recording)
