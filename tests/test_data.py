@@ -204,3 +204,39 @@ def test_every_meta_action_scenario_records_with_every_policy(scenario):
     for policy in ("random", "reckless", "cautious"):
         rows = record_episode(scenario, seed=1, policy=policy, bev_size=32, max_steps=12)
         assert len(rows) >= 2 and [r["step"] for r in rows] == list(range(len(rows)))
+
+
+def test_captions_data_reads_the_describer_captions_with_the_clg_goal_beside(tmp_path):
+    """`captions: dynamic` trains the image tower against the risk describer's templates (the dual pathway's
+    dynamic goals); every batch still carries the frame's CLG goal, from the static risk category."""
+    import lightning as L
+
+    from zoo.data.bev_captions import SEVERITY
+    from zoo.data.datamodule import BEVCaptionsData, CaptionDataset
+    from zoo.train.contrastive import ContrastiveRewardTraining, Export
+
+    make_bev_captions(["highway-fast"], 60, tmp_path / "train", seed=0, bev_size=48, progress=False)
+    make_bev_captions(["highway-fast"], 30, tmp_path / "test", seed=1_000_000, bev_size=48, progress=False)
+    data = BEVCaptionsData(CaptionDataset(str(tmp_path / "train")), test=CaptionDataset(str(tmp_path / "test")),
+                           batch_size=8, captions="dynamic")
+    data.setup()
+    templates = {t for texts in DYNAMIC_CAPTIONS.values() for t in texts}
+    assert data.captions and set(data.captions) <= templates and data.risk_names == list(DYNAMIC_CAPTIONS)
+    frames, caption, risk, dangerous = data.tensors("train").tensors
+    rows = data.splits["train"]
+    static = rows.features["risk"].names
+    assert dangerous.tolist() == [SEVERITY[static[i]] >= 2 for i in rows["risk"]]
+    assert [data.risk_names[i] for i in risk] == [data.risk_names[i] for i in rows["dynamic_risk"]]
+    assert [DYNAMIC_CAPTIONS[data.risk_names[r]].count(data.captions[c]) for c, r in zip(caption, risk)] \
+        == [1] * len(risk)
+    L.seed_everything(0)
+    module = ContrastiveRewardTraining("drive-clip-bev-tiny", pretrained=False, goal_loss_weight=1.0,
+                                       caption_loss_weight=1.0,
+                                       export=Export(folder=str(tmp_path / "out"), name="drive-clip-bev-tiny.t"))
+    L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False).fit(module, datamodule=data)
+    retrieval = zoo.hub.cards.read_card(tmp_path / "out")["metrics"]["risk_retrieval"]["test"]
+    assert set(retrieval) == {"trained", "start"}
+    assert 0 <= retrieval["trained"]["image_to_text_balanced_accuracy"] <= 1
+    with pytest.raises(ZooError, match="unknown captions 'dynamics'.*Valid choices: static, dynamic"):
+        BEVCaptionsData(CaptionDataset(str(tmp_path / "train")), captions="dynamics")

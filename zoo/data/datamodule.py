@@ -16,8 +16,9 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
-from zoo.data.bev_captions import make_bev_captions
+from zoo.data.bev_captions import SEVERITY, make_bev_captions
 from zoo.errors import ZooError
+from zoo.registry import unknown_choice
 
 #: columns a captioned BEV dataset must have
 COLUMNS = ("image", "caption", "risk", "collision_within_horizon", "crashed", "time_to_collision")
@@ -121,8 +122,9 @@ class RecordedData(LightningDataModule):
 class BEVCaptionsData(RecordedData):
     """Captioned BEV frames for contrastive reward-model training.
 
-    Batches are ``(frames uint8 [B, 3, H, W], caption index [B], risk category [B])``; the captions
-    themselves are in :attr:`captions`.
+    Batches are ``(frames uint8 [B, 3, H, W], caption index [B], the caption's risk category [B], dangerous
+    bool [B])``; the captions themselves are in :attr:`captions`. ``dangerous`` is the CLG goal of the frame
+    (:func:`dangerous`), whichever captions are read.
 
     Args:
         train: training dataset (its ``validation`` split selects the model).
@@ -131,22 +133,32 @@ class BEVCaptionsData(RecordedData):
         balance: sample rare risk categories more often (collisions are rare among driving frames).
         balance_power: a row is drawn with weight ``count(its category) ** -balance_power``: 1 draws every
             category equally often, 0.5 (the default) halfway, in log scale.
+        captions: which captions the batches carry: ``"static"`` (``caption`` / ``risk``: clear road, imminent
+            collision, collision, off-road) or ``"dynamic"`` (``dynamic_caption`` / ``dynamic_risk``: the risk
+            describer's types and templates, the dual pathway's dynamic goals).
 
     Example:
         >>> data = BEVCaptionsData(CaptionDataset("data/bev", ["highway-fast"], frames=500))  # doctest: +SKIP
     """
 
-    #: the columns read: frames, caption, risk category
-    frame_column, caption_column, risk_column = "image", "caption", "risk"
+    #: the column of the frames
+    frame_column = "image"
+    #: per kind of captions: the columns of the caption and of its risk category
+    CAPTION_COLUMNS: ClassVar[dict[str, tuple[str, str]]] = {"static": ("caption", "risk"),
+                                                             "dynamic": ("dynamic_caption", "dynamic_risk")}
 
     def __init__(self, train: CaptionDataset, test: CaptionDataset | None = None, batch_size: int = 128,
-                 balance: bool = True, balance_power: float = 0.5) -> None:
+                 balance: bool = True, balance_power: float = 0.5, captions: str = "static") -> None:
         super().__init__(train, test)
         if batch_size < 2:
             raise ZooError(f"batch_size must be >= 2 for a contrastive loss, got {batch_size}")
+        if captions not in self.CAPTION_COLUMNS:
+            raise ZooError(unknown_choice("captions", captions, list(self.CAPTION_COLUMNS)))
         self.batch_size = batch_size
         self.balance = balance
         self.balance_power = balance_power
+        self.caption_kind = captions
+        self.caption_column, self.risk_column = self.CAPTION_COLUMNS[captions]
         self.captions: list[str] = []
         self.caption_risk: list[int] = []
         self.risk_names: list[str] = []
@@ -156,7 +168,7 @@ class BEVCaptionsData(RecordedData):
         if self.splits:
             return
         splits = self.train_splits()
-        needed = (self.frame_column, self.caption_column, self.risk_column)
+        needed = (self.frame_column, self.caption_column, self.risk_column, "risk")
         missing = [c for c in needed if c not in splits["train"].column_names]
         if missing:
             raise ZooError(f"dataset {self.train_spec.path} lacks column(s) {', '.join(missing)}: record it again "
@@ -172,7 +184,7 @@ class BEVCaptionsData(RecordedData):
         index = {c: i for i, c in enumerate(self.captions)}
         captions = torch.tensor([index.get(c, -1) for c in rows[self.caption_column]])
         frames = frames_tensor(rows) if self.frame_column == "image" else windows_tensor(rows)
-        return TensorDataset(frames, captions, torch.tensor(rows[self.risk_column]))
+        return TensorDataset(frames, captions, torch.tensor(rows[self.risk_column]), dangerous(rows))
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.tensors("train")
@@ -191,6 +203,14 @@ class BEVCaptionsData(RecordedData):
         return DataLoader(self.tensors("validation"), batch_size=self.batch_size * 2)
 
 
+def dangerous(rows) -> torch.Tensor:
+    """Per row of a captioned split, bool: the CLG goal is the negative one, i.e. its (static) risk category is of
+    severity 2 or more (imminent collision, collision, off-road; :data:`zoo.data.bev_captions.SEVERITY`)."""
+    names = rows.features["risk"].names
+    severe = torch.tensor([SEVERITY[name] >= 2 for name in names])
+    return severe[torch.tensor(rows["risk"], dtype=torch.long)]
+
+
 def concat_splits(data):
     """All splits of a held-out dataset as one (every one of its episodes is unseen)."""
     import datasets  # lazy: datasets is slow to import
@@ -201,11 +221,16 @@ def concat_splits(data):
 class WindowCaptionsData(BEVCaptionsData):
     """Frame windows with the description of their dynamic risk, for training a risk describer.
 
-    Batches are ``(windows uint8 [B, K+1, 3, H, W], caption index [B], dynamic risk type [B])``, read from
-    the ``window``, ``dynamic_caption`` and ``dynamic_risk`` columns of ``zoo data bev-captions``.
+    Batches are ``(windows uint8 [B, K+1, 3, H, W], caption index [B], dynamic risk type [B], dangerous [B])``,
+    read from the ``window``, ``dynamic_caption``, ``dynamic_risk`` (and ``risk``) columns of
+    ``zoo data bev-captions``.
 
     Example:
         >>> data = WindowCaptionsData(CaptionDataset("data/risk", ["highway-fast"], frames=500))  # doctest: +SKIP
     """
 
-    frame_column, caption_column, risk_column = "window", "dynamic_caption", "dynamic_risk"
+    frame_column = "window"
+
+    def __init__(self, train: CaptionDataset, test: CaptionDataset | None = None, batch_size: int = 128,
+                 balance: bool = True, balance_power: float = 0.5, captions: str = "dynamic") -> None:
+        super().__init__(train, test, batch_size, balance, balance_power, captions)

@@ -23,6 +23,7 @@ from lightning.pytorch import LightningModule
 from zoo.data.bev_captions import SEVERITY
 from zoo.data.datamodule import frames_tensor
 from zoo.errors import ZooError
+from zoo.evaluation.risk_retrieval import risk_retrieval
 from zoo.hub.resolve import resolve_model
 from zoo.train.cards import export_trained
 from zoo.vlm import load_dual_encoder
@@ -124,7 +125,7 @@ class ContrastiveRewardTraining(LightningModule):
         return torch.roll(frames, shifts=(dy, dx), dims=(-2, -1))
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        frames, caption, risk = batch
+        frames, caption, risk, dangerous = batch
         data = self.trainer.datamodule
         images = self.encoder.embed_images(self.augment(frames))
         scale = self.encoder.model.logit_scale.exp().clamp(max=100)
@@ -143,23 +144,22 @@ class ContrastiveRewardTraining(LightningModule):
             loss = loss + self.hparams.caption_loss_weight * loss_caption
         if self.hparams.goal_loss_weight > 0:
             goals = clg_goals(self.encoder)
-            loss_goal = F.cross_entropy(scale * images @ goals.T, self._dangerous(data.risk_names)[risk])
+            loss_goal = F.cross_entropy(scale * images @ goals.T, dangerous.long())
             self.log("train/goal_loss", loss_goal)
             loss = loss + self.hparams.goal_loss_weight * loss_goal
         self.log_dict({"train/loss": loss, "train/logit_scale": scale}, prog_bar=True)
         return loss
 
-    @staticmethod
-    def _dangerous(risk_names: list[str]) -> torch.Tensor:
-        """Per risk category: 1 (the negative goal) from severity 2 (imminent danger) on, else 0."""
-        return torch.tensor([int(SEVERITY[name] >= 2) for name in risk_names])
-
     def risk_affinity(self, risk_names: list[str]) -> torch.Tensor:
         """``exp(−ordinal_softness⁻¹·|severity_i − severity_j|)`` between risk categories (identity when 0)."""
+        if self.hparams.ordinal_softness <= 0:
+            return torch.eye(len(risk_names))
+        unranked = [name for name in risk_names if name not in SEVERITY]
+        if unranked:
+            raise ZooError(f"ordinal_softness needs captions whose categories have a severity; {unranked} have none "
+                           "(use captions: static, or ordinal_softness: 0)")
         severity = torch.tensor([float(SEVERITY[name]) for name in risk_names])
         distance = (severity[:, None] - severity[None, :]).abs()
-        if self.hparams.ordinal_softness <= 0:
-            return (distance == 0).float()
         return torch.exp(-distance / self.hparams.ordinal_softness)
 
     def configure_optimizers(self):
@@ -205,6 +205,12 @@ class ContrastiveRewardTraining(LightningModule):
         results = {model: {s: reward_quality(rewards[s][model], data.splits[s]) for s in splits}
                    for model in ("trained", "start")}
         results["gain"] = {final: paired_gain(rewards[final]["trained"], rewards[final]["start"], data.splits[final])}
+        rows = data.splits[final]
+        if "dynamic_risk" in rows.column_names:  # the dual pathway's dynamic goals: does the image tower read them?
+            names = rows.features["dynamic_risk"].names
+            labels = [names[i] for i in rows["dynamic_risk"]]
+            results["risk_retrieval"] = {final: {"trained": risk_retrieval(self.encoder, frames, labels),
+                                                 "start": risk_retrieval(start, frames, labels)}}
         if self.logger is not None:
             self.logger.log_metrics({**{f"{final}/{k}": v for k, v in results["trained"][final].items()},
                                      **{f"{final}/start_{k}": v for k, v in results["start"][final].items()}})

@@ -92,7 +92,7 @@ class RiskDescriberTraining(LightningModule):
                                  weight_decay=self.hparams.weight_decay)
 
     def _loss(self, batch) -> torch.Tensor:
-        windows, caption_index, _ = batch
+        windows, caption_index, *_ = batch
         captions = self.trainer.datamodule.captions
         texts = [captions[i] + " [EOS]" for i in caption_index.tolist()]
         tokens = self.tokenizer(texts, padding=True, return_tensors="pt").to(self.device)
@@ -147,7 +147,7 @@ class RiskDescriberTraining(LightningModule):
         for split in ("validation", "test"):
             if split not in data.splits:
                 continue
-            windows, _, risk = data.tensors(split).tensors
+            windows, _, risk, _ = data.tensors(split).tensors
             predicted = [t for chunk in windows.split(256) for t in self._types(chunk.to(self.device))]
             results[split] = risk_type_scores(predicted, [names[i] for i in risk.tolist()], majority)
         self.results = results
@@ -158,8 +158,8 @@ class RiskDescriberTraining(LightningModule):
     def _correct_type_prior(self, majority: str) -> None:
         """Choose the per-type biases on the validation split and put them in the generation config."""
         data = self.trainer.datamodule
-        windows, _, risk = data.tensors("validation").tensors
-        n, k, c, h, w = windows.shape
+        windows, _, risk, _ = data.tensors("validation").tensors
+        _, k, c, h, w = windows.shape
         pixels = torch.cat([self.transform(chunk.to(self.device).reshape(-1, k * c, h, w))
                             for chunk in windows.split(256)])
         types = list(DYNAMIC_CAPTIONS)
