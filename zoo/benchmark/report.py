@@ -174,7 +174,10 @@ def write_report(results: GridResults, page: Path, results_path: str | Path, com
     note = grid.get("note", "") if note is None else note
     trained = [r for r in results.records if r["kind"] == "run"]
     dates = sorted(r["date"] for r in trained)
-    span = f"{dates[0][:16].replace('T', ' ')}–{dates[-1][11:16]} UTC" if dates else "no runs"
+    span = "no runs"
+    if dates:
+        first, last = (d[:16].replace("T", " ") for d in (dates[0], dates[-1]))
+        span = f"{first}–{last[11:] if last[:10] == first[:10] else last} UTC"  # the end's date when it differs
     episodes = sorted({len(r["episodes"]["SR"]) for r in trained})
     machines = sorted({r["machine"] for r in results.records if r.get("machine")})
     commits = sorted({r["git_commit"] for r in trained if r.get("git_commit")})
