@@ -23,6 +23,7 @@ QUICK_SCRIPTS: dict[str, tuple[set[str], str | None]] = {
                                     "heavy_async_over_static"}, None),
     "env_profile.py": ({"runs"}, None),
     "env_workers.py": ({"runs"}, "ray"),
+    "gate_roi.py": ({"results"}, None),
     "mlflow_sqlite_writers.py": ({"runs"}, None),
     "pipeline_throughput.py": ({"runs"}, None),
     "policy_latency.py": ({"policy", "reward_model"}, None),

@@ -22,6 +22,7 @@ from zoo.perception import (
     Detector,
 )
 from zoo.perception.detector import OracleDetector, load_detector
+from zoo.perception.gate import REGIONS, SCENARIO_REGIONS
 from zoo.perception.metrics import box_iou, detection_quality, gate_agreement
 
 SIZE = 96
@@ -114,6 +115,19 @@ def test_gate_opens_on_a_critical_object_inside_the_roi_only():
     assert gate.stats() == {"gate_rate": 0.25, "gate_calls": 4.0}
     whole_frame = AttentionGate("oracle", roi=None)
     assert whole_frame(state).squeeze(-1).tolist() == [True, True, True, False]
+
+
+def test_gate_watches_a_named_region():
+    """Around the ego car (the roundabout's and the intersection's region) a car behind counts, one far ahead not."""
+    far_ahead = (80.0, 46.0, 88.0, 50.0, 0)
+    around = AttentionGate("oracle", roi="around-ego")
+    assert around.roi == REGIONS["around-ego"]
+    state = _state(_objects(AHEAD), _objects(BEHIND), _objects(far_ahead))
+    assert around(state).squeeze(-1).tolist() == [True, True, False]
+    assert AttentionGate("oracle", roi="whole-frame").roi is None
+    assert set(SCENARIO_REGIONS.values()) <= set(REGIONS)
+    with pytest.raises(ZooError, match="unknown region of interest 'around-eg'.*Did you mean 'around-ego'"):
+        AttentionGate("oracle", roi="around-eg")
 
 
 def test_gate_ignores_classes_that_are_not_critical():

@@ -50,6 +50,7 @@ from zoo.evaluation.reward_quality import danger_auroc, danger_scores, episode_b
 from zoo.hub.cards import edit_card
 from zoo.hub.resolve import resolve_model
 from zoo.perception import AttentionGate
+from zoo.perception.gate import DEFAULT_ROI, REGIONS, SCENARIO_REGIONS
 from zoo.rewards.cache import EmbeddingCache
 from zoo.rewards.factory import create_reward_model
 from zoo.rewards.oracle import OracleDescriber
@@ -102,16 +103,17 @@ def recording(data: str, scenario: str, frames: int, seed: int, frame_rate_hz: f
     return HeldOutWindows(folder, [scenario], frames=frames, seed=seed, frame_rate_hz=frame_rate_hz, window=window)
 
 
-def build_variants(model: str, detector: str, describer: str, device: str = "cpu") -> tuple[dict[str, Any], Any]:
-    """The reward module of each variant of :data:`VARIANTS`, and the oracle describer (to be given each batch's
-    ground truth before the oracle variant scores it)."""
+def build_variants(model: str, detector: str, describer: str, device: str = "cpu",
+                   roi: str | tuple[float, float, float, float] | None = DEFAULT_ROI) -> tuple[dict[str, Any], Any]:
+    """The reward module of each variant of :data:`VARIANTS`, both gates watching ``roi``, and the oracle describer
+    (to be given each batch's ground truth before the oracle variant scores it)."""
     oracle = OracleDescriber()
     rewards: dict[str, Any] = {
         STATIC: create_reward_model(model, head="clg", device=device),
-        DUAL: create_reward_model(model, head="dual-pathway", gate=AttentionGate(detector), describer=describer,
-                                  device=device),
-        ORACLE: create_reward_model(model, head="dual-pathway", gate=AttentionGate("oracle"), describer=oracle,
-                                    device=device),
+        DUAL: create_reward_model(model, head="dual-pathway", gate=AttentionGate(detector, roi=roi),
+                                  describer=describer, device=device),
+        ORACLE: create_reward_model(model, head="dual-pathway", gate=AttentionGate("oracle", roi=roi),
+                                    describer=oracle, device=device),
     }
     shared = EmbeddingCache(rewards[STATIC].cache_size)  # one backbone: each frame is embedded once, for all three
     for reward in rewards.values():
@@ -248,10 +250,16 @@ def evaluate_rewards(model: str = "drive-clip-bev-tiny", detector: str = "bev-de
     machine = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                "load_average_at_start": list(os.getloadavg())}
     recordings = [recording(data, s, frames, seed, frame_rate_hz, window) for s in scenarios]
-    rows = datasets.concatenate_datasets([concat_splits(r.load()) for r in recordings])
+    parts = [concat_splits(r.load()) for r in recordings]
+    rows = datasets.concatenate_datasets(parts)
     recorded = time.monotonic()
-    rewards, oracle = build_variants(model, detector, describer)
-    scores = score(rewards, oracle, rows, batch_size)
+    regions = {s: SCENARIO_REGIONS.get(s, "ego-lane-ahead") for s in scenarios}
+    per_scenario = []  # each scenario's gates watch its own region (zoo.perception.gate.SCENARIO_REGIONS)
+    for scenario, part in zip(scenarios, parts, strict=True):
+        rewards, oracle = build_variants(model, detector, describer, roi=regions[scenario])
+        per_scenario.append(score(rewards, oracle, part, batch_size))
+    scores = {name: {key: np.concatenate([p[name][key] for p in per_scenario]) for key in per_scenario[0][name]}
+              for name in per_scenario[0]}
     scored = time.monotonic()
     truth = {c: np.asarray(rows[c]) for c in ("collision_within_horizon", "crashed", "time_to_collision")}
     seeds, names = np.asarray(rows["episode_seed"]), np.asarray(rows["scenario"])
@@ -264,6 +272,7 @@ def evaluate_rewards(model: str = "drive-clip-bev-tiny", detector: str = "bev-de
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "machine": machine,
         "model": model, "detector": detector, "describer": describer, "descriptions": VARIANTS,
+        "regions_of_interest": {s: {"name": r, "roi": REGIONS[r]} for s, r in regions.items()},
         "recording": {"scenarios": list(scenarios), "frames_per_scenario": frames, "seed": seed,
                       "frame_rate_hz": frame_rate_hz, "window": window, "window_spacing": "one policy decision",
                       "folders": [r.path for r in recordings]},

@@ -10,6 +10,11 @@ world's orientation, so on the highway and merge scenarios (traffic to the right
 of the ego car. The default region, ``(0.3, 0.455, 0.7, 0.545)``, is the ego lane ahead: from the ego car's
 centre 40 % of the frame forward (24 m of the default 60 m frame) and ±4.5 % of it sideways (±2.7 m, the
 ego lane plus a little of the neighbours', so a car cutting in counts).
+
+The ego lane ahead misses danger: on held-out highway-fast episodes the gate on it is closed on a fifth of the
+frames within 1 s of a collision (cars from the side and from behind). :data:`REGIONS` names the regions the zoo
+measured, and :data:`SCENARIO_REGIONS` the one each scenario's gate should watch, chosen by
+``benchmarks/gate_roi.py`` on training-seed recordings (docs/perception.md#regions-of-interest-per-scenario).
 """
 
 from __future__ import annotations
@@ -27,6 +32,25 @@ from zoo.registry import unknown_choice
 DEFAULT_DETECTOR = "bev-detector-tiny.sim"
 #: the ego lane ahead on highway-env's BEV frame (see the module docstring)
 DEFAULT_ROI = (0.3, 0.455, 0.7, 0.545)
+#: named regions of interest, ``(x1, y1, x2, y2)`` in fractions of the frame (the default 96 px frame spans 60 m,
+#: so 0.1 is 6 m); ``None`` is the whole frame. highway-env draws the ego car at (0.3, 0.5) on highway-fast,
+#: highway and merge, at (0.5, 0.6) on the roundabout and the intersection (their ``centering_position``)
+REGIONS: dict[str, tuple[float, float, float, float] | None] = {
+    "ego-lane-ahead": DEFAULT_ROI,
+    "road-ahead": (0.3, 0.38, 0.7, 0.62),  # the ego lane and about a lane and a half either side, 24 m ahead
+    "around-ego": (0.1, 0.3, 0.5, 0.7),  # 12 m around the ego car, any direction (ego at (0.3, 0.5))
+    "around-ego-wide": (0.0, 0.2, 0.6, 0.8),  # 18 m around it (ego at (0.3, 0.5))
+    "around-ego-centred": (0.3, 0.4, 0.7, 0.8),  # 12 m around the ego car drawn at (0.5, 0.6)
+    "around-ego-centred-wide": (0.2, 0.3, 0.8, 0.9),  # 18 m around it
+    "whole-frame": None,
+}
+#: the region each scenario's gate should watch: the fewest gated frames among the regions whose gate opens on
+#: >= 90 % of the frames within 1 s of a collision, on training-seed recordings (benchmarks/gate_roi.py;
+#: docs/perception.md#regions-of-interest-per-scenario). ``highway`` has highway-fast's layout, not measured apart.
+SCENARIO_REGIONS: dict[str, str] = {
+    "highway": "around-ego", "highway-fast": "around-ego", "merge": "around-ego",
+    "roundabout": "around-ego-centred", "intersection": "around-ego-centred",
+}
 
 
 class AttentionGate:
@@ -36,7 +60,8 @@ class AttentionGate:
         detector: a :class:`Detector` or a name for :func:`zoo.perception.load_detector` (``"oracle"``, a zoo
             detector name, folder or ``models:/`` URI).
         critical_classes: classes that open the gate (a subset of the detector's classes).
-        roi: region of interest ``(x1, y1, x2, y2)`` in fractions of the frame; ``None``: the whole frame.
+        roi: region of interest ``(x1, y1, x2, y2)`` in fractions of the frame, a name of :data:`REGIONS`
+            (``"around-ego"``), or ``None``: the whole frame.
         min_score: detections scoring lower are ignored.
 
     Example:
@@ -48,7 +73,7 @@ class AttentionGate:
 
     def __init__(self, detector: Detector | str = DEFAULT_DETECTOR,
                  critical_classes: tuple[str, ...] | list[str] = ("car", "crashed_car"),
-                 roi: tuple[float, float, float, float] | list[float] | None = DEFAULT_ROI,
+                 roi: tuple[float, float, float, float] | list[float] | str | None = DEFAULT_ROI,
                  min_score: float = 0.5) -> None:
         self.detector_source = detector if isinstance(detector, str) else None
         self.detector = load_detector(detector)
@@ -58,6 +83,10 @@ class AttentionGate:
         for name in self.critical_classes:
             if name not in self.detector.classes:
                 raise ZooError(unknown_choice("critical class", name, list(self.detector.classes)))
+        if isinstance(roi, str):
+            if roi not in REGIONS:
+                raise ZooError(unknown_choice("region of interest", roi, list(REGIONS)))
+            roi = REGIONS[roi]
         self.roi = None if roi is None else tuple(float(v) for v in roi)
         if self.roi is not None and not (len(self.roi) == 4 and 0 <= self.roi[0] < self.roi[2] <= 1
                                          and 0 <= self.roi[1] < self.roi[3] <= 1):
