@@ -51,26 +51,23 @@ def gate_columns(rows: Any, detector: Any, regions: dict[str, Any], batch_size: 
     return {name: np.asarray(values, dtype=bool) for name, values in opened.items()}
 
 
-def recall_interval(opened: np.ndarray, danger: np.ndarray, seeds: np.ndarray, replicates: int,
-                    rng: np.random.Generator) -> list[float | None]:
-    """95 % interval of the danger recall, whole episodes resampled (``None`` without danger frames)."""
-    episodes = [np.flatnonzero((seeds == s) & danger) for s in np.unique(seeds[danger])]
-    if not episodes:
-        return [None, None]
-    draws = []
-    for _ in range(replicates):
-        index = np.concatenate([episodes[i] for i in rng.integers(len(episodes), size=len(episodes))])
-        draws.append(opened[index].mean())
-    return [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))]
-
-
 def measure(opened: dict[str, np.ndarray], danger: np.ndarray, seeds: np.ndarray, replicates: int,
             seed: int) -> dict[str, dict[str, Any]]:
-    rng = np.random.default_rng(seed)
-    return {name: {"gate_rate": float(gate.mean()),
-                   "danger_recall": float(gate[danger].mean()) if danger.any() else None,
-                   "danger_recall_ci": recall_interval(gate, danger, seeds, replicates, rng)}
-            for name, gate in opened.items()}
+    """Per region: gate rate, danger recall and its 95 % interval (the episodes with a danger frame resampled whole,
+    every region on the same resamples; ``None`` without danger frames)."""
+    from zoo.evaluation.reward_quality import episode_bootstrap
+
+    names = list(opened)
+    low = high = [None] * len(names)
+    if danger.any():
+        episodes = [[np.flatnonzero((seeds == s) & danger) for s in np.unique(seeds[danger])]]
+        draws = episode_bootstrap(lambda i: np.array([opened[n][i].mean() for n in names]), episodes, replicates,
+                                  seed)
+        low, high = np.percentile(draws, 2.5, axis=0).tolist(), np.percentile(draws, 97.5, axis=0).tolist()
+    return {name: {"gate_rate": float(opened[name].mean()),
+                   "danger_recall": float(opened[name][danger].mean()) if danger.any() else None,
+                   "danger_recall_ci": [low[k], high[k]]}
+            for k, name in enumerate(names)}
 
 
 def choose(selection: dict[str, dict[str, Any]], min_recall: float) -> str:

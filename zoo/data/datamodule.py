@@ -157,7 +157,6 @@ class BEVCaptionsData(RecordedData):
         self.batch_size = batch_size
         self.balance = balance
         self.balance_power = balance_power
-        self.caption_kind = captions
         self.caption_column, self.risk_column = self.CAPTION_COLUMNS[captions]
         self.captions: list[str] = []
         self.caption_risk: list[int] = []

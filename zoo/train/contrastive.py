@@ -197,10 +197,10 @@ class ContrastiveRewardTraining(LightningModule):
         splits = ["validation", *(["test"] if "test" in data.splits else [])]
         start = load_dual_encoder(str(self.source.path), quantization=self.hparams.quantization, device="cpu")
 
-        rewards = {}  # each model scores each split's frames once: the card's metrics and the gain share them
-        for s in splits:
-            frames = frames_tensor(data.splits[s])
-            rewards[s] = {"trained": split_rewards(self.encoder, frames), "start": split_rewards(start, frames)}
+        frames = {s: frames_tensor(data.splits[s]) for s in splits}
+        # each model scores each split's frames once: the card's metrics and the gain share them
+        rewards = {s: {"trained": split_rewards(self.encoder, frames[s]), "start": split_rewards(start, frames[s])}
+                   for s in splits}
         final = splits[-1]
         results = {model: {s: reward_quality(rewards[s][model], data.splits[s]) for s in splits}
                    for model in ("trained", "start")}
@@ -209,8 +209,8 @@ class ContrastiveRewardTraining(LightningModule):
         if "dynamic_risk" in rows.column_names:  # the dual pathway's dynamic goals: does the image tower read them?
             names = rows.features["dynamic_risk"].names
             labels = [names[i] for i in rows["dynamic_risk"]]
-            results["risk_retrieval"] = {final: {"trained": risk_retrieval(self.encoder, frames, labels),
-                                                 "start": risk_retrieval(start, frames, labels)}}
+            results["risk_retrieval"] = {final: {"trained": risk_retrieval(self.encoder, frames[final], labels),
+                                                 "start": risk_retrieval(start, frames[final], labels)}}
         if self.logger is not None:
             self.logger.log_metrics({**{f"{final}/{k}": v for k, v in results["trained"][final].items()},
                                      **{f"{final}/start_{k}": v for k, v in results["start"][final].items()}})
